@@ -1,0 +1,319 @@
+"""The WebSocket transport: the only module that imports websocket-client.
+
+websocket-client performs the opening handshake (headers, TLS, proxies) and every
+send (framing, masking, its own send lock). Frames are *read* here, from the raw
+socket, through one buffer: websocket-client's reader issues two or three ``recv``
+calls per frame (each preceded by a ``poll`` when the socket has a timeout) and
+validates UTF-8 in pure Python, while this reader takes whatever the kernel has in
+one call and splits it into frames. UTF-8 is validated later, in C, when the JSON
+layer decodes the payload.
+
+Only the client's reader thread calls :meth:`Transport.receive`. ``send_*`` may be
+called from any thread; the caller serialises them with its own send lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import struct
+from typing import Mapping
+
+import websocket
+
+from .exceptions import (
+    AuthenticationError,
+    ConnectionLost,
+    HandshakeError,
+    ProtocolError,
+)
+
+__all__ = [
+    "OP_BINARY",
+    "OP_CLOSE",
+    "OP_PING",
+    "OP_PONG",
+    "OP_TEXT",
+    "Transport",
+    "parse_close",
+]
+
+logger = logging.getLogger(__name__)
+
+OP_CONT = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+_CONTROL = frozenset({OP_CLOSE, OP_PING, OP_PONG})
+_DATA = frozenset({OP_TEXT, OP_BINARY})
+
+_RECV_SIZE = 256 * 1024
+_unpack_16 = struct.Struct("!H").unpack_from
+_unpack_64 = struct.Struct("!Q").unpack_from
+
+
+def parse_close(payload: bytes) -> tuple[int | None, str]:
+    """Split a close frame payload into (code, reason)."""
+    if len(payload) < 2:
+        return None, ""
+    return _unpack_16(payload)[0], payload[2:].decode("utf-8", "replace")
+
+
+class Transport:
+    """One open WebSocket connection.
+
+    Use :meth:`connect` to open one. ``receive`` returns the frames that arrived,
+    answering pings itself; ``send_*`` write frames; ``abort`` wakes a blocked reader.
+    """
+
+    def __init__(self, ws: websocket.WebSocket, tick: float) -> None:
+        self._ws = ws
+        self._sock: socket.socket = ws.sock
+        self._sock.settimeout(tick)
+        # Bytes of an incomplete frame, kept across calls; _need is that frame's size
+        # once its header is known (0 before), _have the bytes held.
+        self._pieces: list[bytes] = []
+        self._have = 0
+        self._need = 0
+        self._fragments: list[bytes] = []
+        self._fragment_opcode = 0
+        self._close_sent = False
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        timeout: float,
+        tick: float,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> Transport:
+        """Open a connection and perform the handshake.
+
+        Args:
+            url: ws:// or wss:// URL.
+            headers: Extra handshake headers (Kalshi's signed auth headers).
+            timeout: Seconds for TCP connect, TLS and the HTTP upgrade together.
+            tick: Socket timeout used afterwards by :meth:`receive`.
+            ssl_context: TLS settings for wss://; default verifies certificate and host.
+
+        Raises:
+            AuthenticationError: the server answered 401 or 403.
+            HandshakeError: any other failure to open (refused, DNS, TLS, other status).
+        """
+        options: dict[str, object] = {
+            "header": dict(headers),
+            "suppress_origin": True,  # Kalshi's CDN answers 403 to an Origin header
+            "timeout": timeout,
+            "skip_utf8_validation": True,
+            "enable_multithread": True,
+        }
+        if url.startswith("wss://"):
+            options["sslopt"] = {"context": ssl_context or ssl.create_default_context()}
+        try:
+            ws = websocket.create_connection(url, **options)
+        except websocket.WebSocketBadStatusException as exc:
+            raise _status_error(exc) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise HandshakeError(
+                f"TLS certificate verification failed for {url}: {exc.verify_message or exc}; "
+                "pass ssl_context= with the right CA to trust this server"
+            ) from exc
+        except (OSError, websocket.WebSocketException) as exc:
+            raise HandshakeError(f"could not connect to {url}: {exc}") from exc
+        if ws.frame_buffer.recv_buffer:  # pragma: no cover - websocket-client never over-reads
+            raise ProtocolError("handshake left unread bytes in websocket-client's buffer")
+        return cls(ws, tick)
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive(self) -> list[tuple[int, bytes]]:
+        """Return the frames available now, or wait up to one tick for some.
+
+        Pings are answered here (pong with the same payload) and also returned, so the
+        caller sees every sign of life. Fragmented messages are reassembled.
+
+        Returns:
+            A list of (opcode, payload); empty when the tick passed with no frame.
+
+        Raises:
+            ConnectionLost: the peer closed the TCP connection or it failed.
+            ProtocolError: the bytes are not valid WebSocket framing.
+        """
+        frames: list[tuple[int, bytes]] = []
+        while True:
+            want = self._need - self._have
+            try:
+                chunk = self._sock.recv(want if want > _RECV_SIZE else _RECV_SIZE)
+            except (socket.timeout, ssl.SSLWantReadError):
+                return frames
+            except OSError as exc:
+                raise ConnectionLost(f"connection failed: {exc}") from exc
+            if not chunk:
+                raise ConnectionLost("connection closed by peer without a close frame (EOF)")
+            pieces = self._pieces
+            if not pieces:
+                buffer = chunk
+            else:
+                pieces.append(chunk)
+                self._have += len(chunk)
+                if self._have < self._need:
+                    continue  # a large frame is still arriving: join once, at the end
+                buffer = b"".join(pieces)
+            rest = self._split(buffer, frames)
+            if rest:
+                self._pieces = [rest]
+                self._have = len(rest)
+                self._need = self._frame_length(rest) if len(rest) >= 10 else 0
+            else:
+                self._pieces = []
+                self._have = self._need = 0
+            if frames:
+                return frames
+
+    @staticmethod
+    def _frame_length(buffer: bytes) -> int:
+        """Total bytes of the frame starting at ``buffer[0]`` (header of 10+ bytes given)."""
+        length = buffer[1] & 0x7F
+        masked = 4 if buffer[1] & 0x80 else 0
+        if length == 126:
+            return 4 + masked + _unpack_16(buffer, 2)[0]
+        if length == 127:
+            return 10 + masked + _unpack_64(buffer, 2)[0]
+        return 2 + masked + length
+
+    def _split(self, buffer: bytes, frames: list[tuple[int, bytes]]) -> bytes:
+        """Move every complete frame of ``buffer`` into ``frames``; return the rest."""
+        pos = 0
+        size = len(buffer)
+        append = frames.append
+        while size - pos >= 2:
+            b0 = buffer[pos]
+            b1 = buffer[pos + 1]
+            length = b1 & 0x7F
+            start = pos + 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length = _unpack_16(buffer, start)[0]
+                start += 2
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length = _unpack_64(buffer, start)[0]
+                start += 8
+            if b1 & 0x80:
+                raise ProtocolError("the server sent a masked frame")
+            end = start + length
+            if end > size:
+                break
+            payload = buffer[start:end]
+            pos = end
+            if b0 & 0x70:
+                raise ProtocolError("the server set reserved frame bits (no extension agreed)")
+            opcode = b0 & 0x0F
+            if b0 & 0x80 and not self._fragments:
+                if opcode in _DATA:
+                    append((opcode, payload))
+                    continue
+            self._frame(opcode, bool(b0 & 0x80), payload, append)
+        return buffer[pos:] if pos else buffer
+
+    def _frame(self, opcode: int, fin: bool, payload: bytes, append: object) -> None:
+        """Handle the rare frames: control frames and fragments."""
+        if opcode in _CONTROL:
+            if not fin or len(payload) > 125:
+                raise ProtocolError("fragmented or oversized control frame")
+            if opcode == OP_PING and not self._close_sent:
+                try:
+                    self._ws.pong(payload)
+                except (OSError, websocket.WebSocketException) as exc:
+                    raise ConnectionLost(f"could not answer a ping: {exc}") from exc
+            append((opcode, payload))  # type: ignore[operator]
+            return
+        if opcode in _DATA:
+            if self._fragments:
+                raise ProtocolError("new data frame before the last fragmented message ended")
+            self._fragment_opcode = opcode
+            self._fragments = [payload]
+        elif opcode == OP_CONT:
+            if not self._fragments:
+                raise ProtocolError("continuation frame without a message to continue")
+            self._fragments.append(payload)
+        else:
+            raise ProtocolError(f"unknown frame opcode {opcode:#x}")
+        if fin:
+            message = b"".join(self._fragments)
+            self._fragments = []
+            append((self._fragment_opcode, message))  # type: ignore[operator]
+
+    # ------------------------------------------------------------------ sending
+
+    def send_text(self, text: str) -> None:
+        """Send one text frame.
+
+        Raises:
+            ConnectionLost: the socket failed.
+        """
+        try:
+            self._ws.send(text)
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ConnectionLost(f"send failed: {exc}") from exc
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """Send a ping frame. Raises ConnectionLost if the socket failed."""
+        try:
+            self._ws.ping(payload)
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ConnectionLost(f"ping failed: {exc}") from exc
+
+    def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame (once). Errors are ignored: the socket may be gone."""
+        if self._close_sent:
+            return
+        self._close_sent = True
+        try:
+            self._ws.send_close(code, reason.encode("utf-8")[:120])
+        except (OSError, websocket.WebSocketException) as exc:
+            logger.debug("x could not send close frame: %s", exc)
+
+    @property
+    def close_sent(self) -> bool:
+        """Whether a close frame was sent on this connection."""
+        return self._close_sent
+
+    def abort(self) -> None:
+        """Shut the socket down, waking a reader blocked in :meth:`receive`."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close_socket(self) -> None:
+        """Release the socket. Call once no thread uses the transport any more."""
+        self.abort()
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+
+def _status_error(exc: websocket.WebSocketBadStatusException) -> HandshakeError:
+    status = exc.status_code
+    headers = {str(k).lower(): str(v) for k, v in (exc.resp_headers or {}).items()}
+    raw = exc.resp_body or b""
+    body = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    if status in (401, 403):
+        hint = ("check the API key id, the private key and the clock"
+                if status == 401 else "the key lacks access, or an Origin header was sent")
+        return AuthenticationError(
+            f"Kalshi refused the credentials: HTTP {status} ({hint}); body: {body[:200]!r}",
+            status_code=status, headers=headers, body=body)
+    return HandshakeError(f"handshake failed: HTTP {status}; body: {body[:200]!r}",
+                          status_code=status, headers=headers, body=body)

@@ -1,0 +1,381 @@
+"""Wire format: JSON text to typed messages, commands to JSON text.
+
+Two ways from a payload dict to a message class, with the same leaf rules:
+
+* the **fast path**, a structure function generated once per class from its attrs
+  fields, used for every message on the hot path. It fills the slots directly and
+  calls the leaf converters only where a value needs converting;
+* the private **cattrs converter** (leaf hooks registered first, as cattrs requires),
+  used when the fast path raises, to say precisely which field was wrong. Its result
+  becomes a :class:`MalformedMessage`.
+
+A test checks that both paths build equal objects for every example Kalshi publishes.
+JSON numbers with a fraction are parsed straight to Decimal (``parse_float``), so no
+float is ever created from a message.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import json
+import logging
+import typing
+from decimal import Decimal, InvalidOperation
+from functools import partial
+from typing import Any, Callable, Mapping
+
+import attrs
+import cattrs
+
+from . import models
+from .models import Channel, MalformedMessage, UnknownMessage
+
+__all__ = [
+    "MESSAGE_CLASSES",
+    "TYPE_CHANNELS",
+    "build_message",
+    "decode",
+    "encode",
+    "structure_strict",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Wire ``type`` to message class.
+MESSAGE_CLASSES: dict[str, type] = {
+    "orderbook_snapshot": models.OrderbookSnapshot,
+    "orderbook_delta": models.OrderbookDelta,
+    "ticker": models.Ticker,
+    "ticker_v2": models.TickerV2,
+    "trade": models.Trade,
+    "fill": models.Fill,
+    "market_position": models.MarketPosition,
+    "user_order": models.UserOrder,
+    "order_group_updates": models.OrderGroupUpdate,
+    "market_lifecycle_v2": models.MarketLifecycle,
+    "multivariate_market_lifecycle": models.MultivariateMarketLifecycle,
+    "event_lifecycle": models.EventLifecycle,
+    "event_fee_update": models.EventFeeUpdate,
+    "rfq_created": models.RfqCreated,
+    "rfq_deleted": models.RfqDeleted,
+    "quote_created": models.QuoteCreated,
+    "quote_accepted": models.QuoteAccepted,
+    "quote_executed": models.QuoteExecuted,
+    "cfbenchmarks_value": models.CfbenchmarksValue,
+    "cfbenchmarks_value_5hz": models.CfbenchmarksValue5hz,
+    "cfbenchmarks_value_indexlist": models.IndexList,
+    "cfbenchmarks_value_5hz_indexlist": models.IndexList,
+    "pyth_value": models.PythValue,
+    "pyth_value_underlying_list": models.UnderlyingList,
+    "multivariate_lookup": models.MultivariateLookup,
+}
+
+#: Wire ``type`` to the channel that carries it, for frames whose sid we do not know.
+#: (``event_lifecycle`` also travels on multivariate_market_lifecycle; the sid decides.)
+TYPE_CHANNELS: dict[str, Channel | str] = {
+    "orderbook_snapshot": Channel.ORDERBOOK_DELTA,
+    "orderbook_delta": Channel.ORDERBOOK_DELTA,
+    "ticker": Channel.TICKER,
+    "ticker_v2": "ticker_v2",
+    "trade": Channel.TRADE,
+    "fill": Channel.FILL,
+    "market_position": Channel.MARKET_POSITIONS,
+    "user_order": Channel.USER_ORDERS,
+    "order_group_updates": Channel.ORDER_GROUP_UPDATES,
+    "market_lifecycle_v2": Channel.MARKET_LIFECYCLE_V2,
+    "event_lifecycle": Channel.MARKET_LIFECYCLE_V2,
+    "event_fee_update": Channel.MARKET_LIFECYCLE_V2,
+    "multivariate_market_lifecycle": Channel.MULTIVARIATE_MARKET_LIFECYCLE,
+    "rfq_created": Channel.COMMUNICATIONS,
+    "rfq_deleted": Channel.COMMUNICATIONS,
+    "quote_created": Channel.COMMUNICATIONS,
+    "quote_accepted": Channel.COMMUNICATIONS,
+    "quote_executed": Channel.COMMUNICATIONS,
+    "cfbenchmarks_value": Channel.CFBENCHMARKS_VALUE,
+    "cfbenchmarks_value_indexlist": Channel.CFBENCHMARKS_VALUE,
+    "cfbenchmarks_value_5hz": Channel.CFBENCHMARKS_VALUE_5HZ,
+    "cfbenchmarks_value_5hz_indexlist": Channel.CFBENCHMARKS_VALUE_5HZ,
+    "pyth_value": Channel.PYTH_VALUE,
+    "pyth_value_underlying_list": Channel.PYTH_VALUE,
+    "multivariate_lookup": Channel.MULTIVARIATE,
+}
+
+
+# --------------------------------------------------------------------------- leaf rules
+
+
+def to_decimal(value: Any) -> Decimal:
+    """Convert a wire value to a finite Decimal: from a string, an int, or a Decimal.
+
+    Raises:
+        ValueError: for anything else (bool, None, objects), or a non-finite value.
+    """
+    if type(value) is str:
+        try:
+            result = Decimal(value)
+        except InvalidOperation:
+            raise ValueError(f"not a decimal number: {value!r}") from None
+    elif type(value) is Decimal:
+        result = value
+    elif type(value) is int:
+        return Decimal(value)
+    elif type(value) is float:  # only reachable for dicts not parsed by decode()
+        result = Decimal(repr(value))
+    else:
+        raise ValueError(f"expected a decimal string, got {type(value).__name__}")
+    if not result.is_finite() or not -_MAX_EXPONENT <= result.adjusted() <= _MAX_EXPONENT:
+        raise ValueError(f"not a finite number in range: {value!r}")
+    return result
+
+
+# No Kalshi price or count is anywhere near 10**30; refusing absurd exponents keeps a
+# hostile frame from turning later arithmetic into a memory bomb.
+_MAX_EXPONENT = 30
+
+
+def to_int(value: Any) -> int:
+    """Accept an int (not a bool), or an integral Decimal parsed from JSON."""
+    if type(value) is int:
+        return value
+    if type(value) is Decimal and value == value.to_integral_value():
+        return int(value)
+    raise ValueError(f"expected an integer, got {value!r}")
+
+
+def to_str(value: Any) -> str:
+    """Accept a string only."""
+    if type(value) is str:
+        return value
+    raise ValueError(f"expected a string, got {type(value).__name__}")
+
+
+def to_bool(value: Any) -> bool:
+    """Accept a JSON boolean only."""
+    if type(value) is bool:
+        return value
+    raise ValueError(f"expected a boolean, got {value!r}")
+
+
+def to_mapping(value: Any) -> Mapping[str, Any]:
+    """Accept a JSON object (kept as a dict)."""
+    if type(value) is dict:
+        return value
+    raise ValueError(f"expected an object, got {type(value).__name__}")
+
+
+_LEAVES: dict[Any, Callable[[Any], Any]] = {
+    Decimal: to_decimal,
+    int: to_int,
+    str: to_str,
+    bool: to_bool,
+}
+
+
+# --------------------------------------------------------------------------- cattrs path
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=False)
+    # Leaf hooks first: cattrs builds class hooks eagerly from what is registered.
+    for leaf, fn in _LEAVES.items():
+        converter.register_structure_hook(leaf, lambda v, _t, fn=fn: fn(v))
+    converter.register_structure_hook_func(
+        lambda t: t == Mapping[str, Any], lambda v, _t: to_mapping(v))
+    converter.register_structure_hook_func(
+        lambda t: t == tuple[Decimal, Decimal], lambda v, _t: _level(v))
+    converter.register_structure_hook(UnknownMessage, lambda v, _t: UnknownMessage(
+        type=str(v.get("type", "")), raw=v))
+    return converter
+
+
+def _level(value: Any) -> tuple[Decimal, Decimal]:
+    if type(value) not in (list, tuple) or len(value) != 2:
+        raise ValueError(f"expected a [price, size] pair, got {value!r}")
+    return (to_decimal(value[0]), to_decimal(value[1]))
+
+
+_converter = _make_converter()
+
+
+def structure_strict(payload: Any, cls: type) -> Any:
+    """Structure ``payload`` into ``cls`` with the cattrs converter (detailed errors).
+
+    Raises:
+        cattrs.BaseValidationError: naming each bad field.
+    """
+    return _converter.structure(payload, cls)
+
+
+def _describe_error(exc: BaseException) -> str:
+    if isinstance(exc, cattrs.BaseValidationError):
+        return "; ".join(cattrs.transform_error(exc))
+    return f"{type(exc).__name__}: {exc}"
+
+
+# --------------------------------------------------------------------------- fast path
+
+_MISSING = object()
+
+
+def _converter_for(tp: Any) -> tuple[Callable[[Any], Any] | None, bool]:
+    """Return (convert, optional) for a field type; convert None means "no conversion"."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, _UnionType) and type(None) in args:
+        inner = [a for a in args if a is not type(None)]
+        assert len(inner) == 1, tp
+        convert, _ = _converter_for(inner[0])
+        return convert, True
+    if tp in _LEAVES:
+        return _LEAVES[tp], False
+    if tp == tuple[Decimal, Decimal]:
+        return _level, False
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item, _ = _converter_for(args[0])
+        return partial(_tuple_of, item), False
+    if origin is tuple:
+        items = [_converter_for(a)[0] for a in args]
+        return partial(_fixed_tuple, items), False
+    if origin in (collections.abc.Mapping, dict) or tp in (dict, Mapping):
+        return to_mapping, False
+    if attrs.has(tp):
+        builder = _build_fast_structure(tp)
+        return partial(_nested, builder), False
+    raise TypeError(f"no wire rule for {tp!r}")
+
+
+try:  # Python >= 3.10: ``X | None`` is a types.UnionType
+    from types import UnionType as _UnionType
+except ImportError:  # pragma: no cover
+    _UnionType = typing.Union  # type: ignore[assignment,misc]
+
+
+def _tuple_of(item: Callable[[Any], Any] | None, value: Any) -> tuple:
+    if type(value) not in (list, tuple):
+        raise ValueError(f"expected an array, got {type(value).__name__}")
+    if item is None:
+        return tuple(value)
+    return tuple([item(v) for v in value])
+
+
+def _fixed_tuple(items: list, value: Any) -> tuple:
+    if type(value) not in (list, tuple) or len(value) != len(items):
+        raise ValueError(f"expected an array of {len(items)} items, got {value!r}")
+    return tuple(fn(v) if fn else v for fn, v in zip(items, value))
+
+
+def _nested(builder: Callable[[dict], Any], value: Any) -> Any:
+    if type(value) is not dict:
+        raise ValueError(f"expected an object, got {type(value).__name__}")
+    return builder(value)
+
+
+_FAST: dict[type, Callable[[dict], Any]] = {}
+
+
+def _build_fast_structure(cls: type) -> Callable[[dict], Any]:
+    """Generate ``build(payload_dict) -> cls`` that fills the slots directly.
+
+    Skipping ``__init__`` is safe here: these classes have no validators, converters or
+    post-init hooks, and the generated code sets every field exactly once.
+    """
+    if cls in _FAST:
+        return _FAST[cls]
+    hints = typing.get_type_hints(cls)
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_MISSING": _MISSING}
+    lines = ["def build(m):", "    g = m.get", "    o = _new(_cls)"]
+    for index, field in enumerate(attrs.fields(cls)):
+        convert, optional = _converter_for(hints[field.name])
+        setter = f"_set{index}"
+        namespace[setter] = getattr(cls, field.name).__set__
+        conv = f"_conv{index}"
+        namespace[conv] = convert
+        name = repr(field.name)
+        if field.default is attrs.NOTHING:
+            lines.append(f"    v = m[{name}]")
+        else:
+            default = f"_default{index}"
+            namespace[default] = field.default
+            lines.append(f"    v = g({name}, _MISSING)")
+            lines.append("    if v is _MISSING:")
+            lines.append(f"        v = {default}")
+            if convert is not None:
+                lines.append("    elif v is not None:" if optional else "    else:")
+                lines.append(f"        v = {conv}(v)")
+            convert = None  # handled above
+        if convert is not None:
+            if optional:
+                lines.append(f"    if v is not None: v = {conv}(v)")
+            else:
+                lines.append(f"    v = {conv}(v)")
+        if field.default is attrs.NOTHING and not optional:
+            lines.append("    if v is None: raise ValueError('required field is null')")
+        lines.append(f"    {setter}(o, v)")
+    lines.append("    return o")
+    exec("\n".join(lines), namespace)  # noqa: S102 - generated from our own class fields
+    builder = namespace["build"]
+    _FAST[cls] = builder
+    return builder
+
+
+_BUILDERS: dict[str, Callable[[dict], Any]] = {
+    wire_type: _build_fast_structure(cls) for wire_type, cls in MESSAGE_CLASSES.items()
+}
+
+
+def build_message(wire_type: str, payload: Any, frame: Mapping[str, Any]) -> Any:
+    """Turn the ``msg`` payload of a frame of type ``wire_type`` into its message class.
+
+    Never raises: an unknown type gives :class:`UnknownMessage`, a payload that does
+    not fit its class gives :class:`MalformedMessage` naming the bad field.
+
+    Args:
+        wire_type: The frame's ``type``.
+        payload: The frame's ``msg`` value.
+        frame: The whole frame, kept in the fallback messages.
+    """
+    builder = _BUILDERS.get(wire_type)
+    if builder is None:
+        return UnknownMessage(type=wire_type, raw=frame)
+    try:
+        return builder(payload)
+    except Exception as fast_error:  # noqa: BLE001 - any bad payload must not escape
+        return _malformed(wire_type, payload, frame, fast_error)
+
+
+def _malformed(wire_type: str, payload: Any, frame: Mapping[str, Any],
+               fast_error: BaseException) -> Any:
+    cls = MESSAGE_CLASSES[wire_type]
+    if type(payload) is not dict:
+        error = f"msg must be an object, got {type(payload).__name__}"
+        return MalformedMessage(type=wire_type, raw=frame, error=error)
+    try:
+        structure_strict(payload, cls)
+    except Exception as exc:  # noqa: BLE001
+        return MalformedMessage(type=wire_type, raw=frame, error=_describe_error(exc))
+    # The converter accepted what the fast path refused: report the fast path's reason.
+    logger.debug("fast path refused a %s payload the converter accepted", wire_type)
+    return MalformedMessage(type=wire_type, raw=frame, error=_describe_error(fast_error))
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+_decoder = json.JSONDecoder(parse_float=Decimal)
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def decode(data: str | bytes) -> Any:
+    """Parse one JSON frame; numbers with a fraction become Decimal.
+
+    Raises:
+        ValueError: when the text is not valid JSON or not valid UTF-8.
+    """
+    if type(data) is not str:
+        data = data.decode("utf-8")
+    return _decoder.decode(data)
+
+
+def encode(command: Mapping[str, Any]) -> str:
+    """Serialise a command dict to compact JSON (Decimals as strings)."""
+    return _encoder.encode(command)

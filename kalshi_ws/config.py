@@ -1,0 +1,284 @@
+"""User-facing configuration: credentials and URL, health checks, connect and reconnect policy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, ClassVar, Mapping
+from urllib.parse import urlparse
+
+import attrs
+
+from .auth import KeyInput, Signer, load_private_key
+from .exceptions import ConfigurationError
+
+__all__ = [
+    "DEMO_WS_URL",
+    "PROD_WS_URL",
+    "Backoff",
+    "ConnectStrategy",
+    "HealthConfig",
+    "KalshiConfig",
+    "ReconnectPolicy",
+]
+
+PROD_WS_URL = "wss://external-api-ws.kalshi.com/trade-api/ws/v2"
+DEMO_WS_URL = "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2"
+
+_ENVIRONMENTS = {"demo": DEMO_WS_URL, "prod": PROD_WS_URL, "production": PROD_WS_URL}
+
+
+class KalshiConfig:
+    """Credentials and endpoint for one Kalshi account.
+
+    The private key is loaded and checked here, at construction, so a bad key fails at
+    once. It never appears in ``repr``, ``str``, logs or exceptions.
+
+    Args:
+        api_key_id: The API key id (a UUID shown when the key was created).
+        private_key: PEM text or bytes (PKCS#1 or PKCS#8), or a ``cryptography`` RSA
+            private key object.
+        environment: ``"demo"`` (default) or ``"prod"``; picks Kalshi's URL.
+        ws_url: Overrides the URL (``ws://`` is allowed, for local servers).
+        private_key_password: The password of an encrypted PEM, if any.
+
+    Raises:
+        ConfigurationError: a missing key id, an unusable key, an unknown environment
+            or a URL that is not ws:// or wss://.
+    """
+
+    __slots__ = ("_api_key_id", "_private_key", "_environment", "_url")
+
+    def __init__(
+        self,
+        api_key_id: str,
+        private_key: KeyInput,
+        *,
+        environment: str = "demo",
+        ws_url: str | None = None,
+        private_key_password: str | bytes | None = None,
+    ) -> None:
+        if not isinstance(api_key_id, str) or not api_key_id.strip():
+            raise ConfigurationError("api_key_id must be a non-empty string")
+        env = str(environment).strip().lower()
+        if env not in _ENVIRONMENTS:
+            raise ConfigurationError(
+                f"environment must be 'demo' or 'prod', not {environment!r}"
+            )
+        url = ws_url if ws_url is not None else _ENVIRONMENTS[env]
+        _check_url(url)
+        self._api_key_id = api_key_id.strip()
+        self._private_key = load_private_key(private_key, private_key_password)
+        self._environment = "prod" if env == "production" else env
+        self._url = url
+
+    @classmethod
+    def from_key_file(
+        cls,
+        api_key_id: str,
+        path: str | os.PathLike[str],
+        *,
+        environment: str = "demo",
+        ws_url: str | None = None,
+        private_key_password: str | bytes | None = None,
+    ) -> KalshiConfig:
+        """Build a config from a PEM key file.
+
+        Raises:
+            ConfigurationError: the file cannot be read, or holds no usable key.
+        """
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read private key file {os.fspath(path)!r}: {exc.strerror or exc}"
+            ) from None
+        return cls(api_key_id, data, environment=environment, ws_url=ws_url,
+                   private_key_password=private_key_password)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> KalshiConfig:
+        """Build a config from environment variables.
+
+        Reads ``KALSHI_API_KEY_ID``; ``KALSHI_PRIVATE_KEY_PATH`` (a PEM file) or
+        ``KALSHI_PRIVATE_KEY`` (the PEM text itself); optionally ``KALSHI_ENV``
+        (``demo`` or ``prod``), ``KALSHI_WS_URL`` and ``KALSHI_PRIVATE_KEY_PASSWORD``.
+
+        Args:
+            environ: The variables to read (default ``os.environ``).
+
+        Raises:
+            ConfigurationError: naming each missing or unusable variable.
+        """
+        env = os.environ if environ is None else environ
+        key_id = env.get("KALSHI_API_KEY_ID", "").strip()
+        key_path = env.get("KALSHI_PRIVATE_KEY_PATH", "").strip()
+        key_text = env.get("KALSHI_PRIVATE_KEY", "")
+        missing = []
+        if not key_id:
+            missing.append("KALSHI_API_KEY_ID")
+        if not key_path and not key_text.strip():
+            missing.append("KALSHI_PRIVATE_KEY_PATH (or KALSHI_PRIVATE_KEY)")
+        if missing:
+            raise ConfigurationError("missing environment variable(s): " + ", ".join(missing))
+        options = {
+            "environment": env.get("KALSHI_ENV", "demo").strip() or "demo",
+            "ws_url": env.get("KALSHI_WS_URL", "").strip() or None,
+            "private_key_password": env.get("KALSHI_PRIVATE_KEY_PASSWORD") or None,
+        }
+        try:
+            if key_path:
+                return cls.from_key_file(key_id, key_path, **options)
+            return cls(key_id, key_text.replace("\\n", "\n"), **options)
+        except ConfigurationError as exc:
+            source = "KALSHI_PRIVATE_KEY_PATH" if key_path else "KALSHI_PRIVATE_KEY"
+            if "environment must be" in str(exc):
+                source = "KALSHI_ENV"
+            elif "URL" in str(exc):
+                source = "KALSHI_WS_URL"
+            raise ConfigurationError(f"{source}: {exc}") from None
+
+    @property
+    def api_key_id(self) -> str:
+        """The API key id."""
+        return self._api_key_id
+
+    @property
+    def environment(self) -> str:
+        """``"demo"`` or ``"prod"``."""
+        return self._environment
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL to connect to."""
+        return self._url
+
+    def signer(self, clock: Callable[[], float] | None = None) -> Signer:
+        """Return a :class:`Signer` for the handshake headers of this account."""
+        if clock is None:
+            return Signer(self._api_key_id, self._private_key)
+        return Signer(self._api_key_id, self._private_key, clock)
+
+    def public_key_pem(self) -> bytes:
+        """The PEM of the public half of the key (to configure a test server)."""
+        from cryptography.hazmat.primitives import serialization
+
+        return self._private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def __repr__(self) -> str:
+        bits = self._private_key.key_size
+        return (
+            f"KalshiConfig(api_key_id={self._api_key_id!r}, environment={self._environment!r}, "
+            f"url={self._url!r}, private_key=<RSA {bits}-bit, hidden>)"
+        )
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> object:
+        raise TypeError("KalshiConfig holds a private key and cannot be pickled")
+
+
+def _check_url(url: object) -> None:
+    if not isinstance(url, str):
+        raise ConfigurationError(f"ws_url must be a string, not {type(url).__name__}")
+    parsed = urlparse(url)
+    if parsed.scheme not in ("ws", "wss") or not parsed.hostname:
+        raise ConfigurationError(
+            f"ws_url must be a ws:// or wss:// URL with a host, not {url!r}"
+        )
+
+
+def _positive(name: str) -> Callable[[object, attrs.Attribute, object], None]:
+    def check(_instance: object, _attribute: attrs.Attribute, value: object) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigurationError(f"{name} must be a positive number of seconds, not {value!r}")
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class HealthConfig:
+    """Liveness checks for a connection.
+
+    Kalshi pings every 10 s, but possibly only while the connection is idle. The
+    client therefore also pings on its own and watches for silence.
+
+    Attributes:
+        ping_interval: Seconds between the client's own pings (None: never ping).
+        pong_timeout: Seconds to wait for the pong of a client ping before declaring
+            the connection dead.
+        idle_timeout: Seconds without any frame at all (data, ping or pong) after which
+            the connection is dead (None: no idle check). A dead connection is reported
+            within idle_timeout plus the reader's one-second tick.
+    """
+
+    ping_interval: float | None = attrs.field(default=10.0, validator=_positive("ping_interval"))
+    pong_timeout: float = attrs.field(default=10.0, validator=_positive("pong_timeout"))
+    idle_timeout: float | None = attrs.field(default=30.0, validator=_positive("idle_timeout"))
+
+
+@attrs.frozen(kw_only=True)
+class Backoff:
+    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**n)).
+
+    Attributes:
+        base: Seconds; the ceiling of the first wait.
+        cap: Seconds; no wait is longer.
+        max_attempts: How many attempts in all (None: no limit).
+    """
+
+    base: float = attrs.field(default=0.5, validator=_positive("base"))
+    cap: float = attrs.field(default=30.0, validator=_positive("cap"))
+    max_attempts: int | None = attrs.field(default=None)
+
+    @max_attempts.validator
+    def _check_attempts(self, _attribute: attrs.Attribute, value: object) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise ConfigurationError(f"max_attempts must be a positive int or None, not {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class ConnectStrategy:
+    """How the first connection is made.
+
+    ``ConnectStrategy.SIMPLE`` tries once and raises. ``ConnectStrategy.RETRY`` retries
+    failed attempts with :class:`Backoff` (10 attempts, 0.5 s base, 30 s cap); build
+    another with :meth:`retry`. Authentication failures are never retried.
+    """
+
+    retries: bool = False
+    backoff: Backoff = Backoff()
+
+    SIMPLE: ClassVar[ConnectStrategy]
+    RETRY: ClassVar[ConnectStrategy]
+
+    @classmethod
+    def retry(
+        cls, *, base: float = 0.5, cap: float = 30.0, max_attempts: int | None = 10
+    ) -> ConnectStrategy:
+        """A retrying strategy with the given backoff."""
+        return cls(retries=True, backoff=Backoff(base=base, cap=cap, max_attempts=max_attempts))
+
+
+ConnectStrategy.SIMPLE = ConnectStrategy(retries=False)
+ConnectStrategy.RETRY = ConnectStrategy.retry()
+
+
+@attrs.frozen(kw_only=True)
+class ReconnectPolicy:
+    """Automatic reconnection after an unexpected loss (pass ``reconnect=`` to connect).
+
+    Attributes:
+        backoff: Delay between attempts; its ``max_attempts`` ends the client after so
+            many failed attempts in a row (None: keep trying until close()).
+        restore_timeout: Seconds to wait for Kalshi to acknowledge the restored
+            subscriptions on a new connection before trying again.
+    """
+
+    backoff: Backoff = Backoff()
+    restore_timeout: float = attrs.field(default=10.0, validator=_positive("restore_timeout"))

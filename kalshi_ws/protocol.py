@@ -1,0 +1,1040 @@
+"""Sans-I/O Kalshi WebSocket protocol: the rules, with no socket, thread or clock.
+
+:class:`KalshiProtocol` turns commands into text and incoming frames (parsed JSON
+objects) into three output lists the I/O layer drains:
+
+* ``deliveries``: :class:`StreamUpdate` and system messages for the user, in order;
+* ``completions``: ``(command_id, result, error)`` for user commands that finished;
+* ``outgoing``: command texts the protocol itself wants sent (resynchronisation,
+  resubscription, restoring subscriptions after a reconnect).
+
+It owns command ids and their pending replies (one reply per channel for
+``subscribe``, one per sid for ``unsubscribe``), the subscription table (sid to
+channel, markets, options, last seq), per-sid sequence checking, order-book
+resynchronisation and the restore plan after a reconnect.
+
+Not thread-safe: the client serialises every call under one lock. Time enters only
+through :meth:`tick`, so every rule is testable with plain dicts and strings.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Mapping, Sequence
+
+import attrs
+
+from . import _wire
+from .exceptions import CommandError, InvalidCommand
+from .models import (
+    Channel,
+    ErrorCode,
+    MalformedMessage,
+    Resubscribed,
+    SequenceGap,
+    StreamUpdate,
+    SubscribeFailure,
+    SubscribeResult,
+    Subscription,
+    SubscriptionError,
+    SubscriptionInfo,
+    Unsubscribed,
+    channel_of,
+)
+
+__all__ = ["KalshiProtocol", "RestoreDone", "SUBSCRIBE_OPTIONS", "UPDATE_ACTIONS"]
+
+logger = logging.getLogger(__name__)
+
+#: Subscribe parameters accepted besides channels and market tickers, with their types.
+SUBSCRIBE_OPTIONS: Mapping[str, type | tuple[type, ...]] = {
+    "send_initial_snapshot": bool,
+    "skip_ticker_ack": bool,
+    "use_yes_price": bool,
+    "market_ids": list,
+    "shard_factor": int,
+    "shard_key": int,
+    "user_filter": str,
+    "index_ids": list,
+    "underlying_tickers": list,
+}
+
+#: update_subscription actions and the list parameter each one needs (None: none).
+UPDATE_ACTIONS: Mapping[str, str | None] = {
+    "add_markets": "market_tickers",
+    "delete_markets": "market_tickers",
+    "get_snapshot": "market_tickers",
+    "subscribe_indices": "index_ids",
+    "unsubscribe_indices": "index_ids",
+    "indexlist": None,
+    "subscribe_underlyings": "underlying_tickers",
+    "unsubscribe_underlyings": "underlying_tickers",
+    "underlying_list": None,
+}
+
+# Errors that answer a whole command rather than one of its channels or sids.
+_COMMAND_LEVEL_ERRORS = frozenset({1, 2, 3, 4, 5})
+_REPLY_TYPES = frozenset({"subscribed", "unsubscribed", "ok", "error"})
+_LIST_REPLY_TYPES = frozenset({
+    "cfbenchmarks_value_indexlist", "cfbenchmarks_value_5hz_indexlist",
+    "pyth_value_underlying_list",
+})
+_SUBSCRIBE_KINDS = frozenset({"subscribe", "restore", "resubscribe", "unsub_resub",
+                              "abandoned_subscribe"})
+_UNKNOWN_SID_BUFFER = 100_000
+INTERNAL_COMMAND_TIMEOUT = 15.0
+
+
+@attrs.define(slots=True, eq=False)
+class _Sub:
+    """One live subscription on the current connection (or one to restore)."""
+
+    sid: int
+    channel: Channel | str
+    params: dict[str, Any]  # subscribe options to replay (no channels, no market filter)
+    markets: list[str] | None = None  # market_tickers filter; None = no filter
+    market_ids: list[str] | None = None
+    last_seq: int | None = None
+    # orderbook_delta only: markets whose book is trustworthy on this sid, and
+    # markets for which a snapshot has been asked for (or is expected).
+    snapshotted: set[str] = attrs.Factory(set)
+    awaiting: set[str] = attrs.Factory(set)
+
+    @property
+    def is_book(self) -> bool:
+        return self.channel == Channel.ORDERBOOK_DELTA
+
+    def subscribe_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"channels": [str(self.channel)]}
+        if self.markets:
+            params["market_tickers"] = list(self.markets)
+        if self.market_ids:
+            params["market_ids"] = list(self.market_ids)
+        params.update(self.params)
+        return params
+
+    def public(self) -> Subscription:
+        return Subscription(channel=self.channel, sid=self.sid,
+                            market_tickers=tuple(self.markets or ()))
+
+
+@attrs.define(slots=True, eq=False)
+class _Pending:
+    """A command waiting for replies."""
+
+    id: int
+    kind: str  # subscribe | unsubscribe | update | list | resync | resubscribe | unsub_resub | restore
+    user: bool
+    params: dict[str, Any] = attrs.Factory(dict)
+    channels: list[str] = attrs.Factory(list)  # subscribe: channels still unanswered
+    successes: list[Subscription] = attrs.Factory(list)
+    failures: list[SubscribeFailure] = attrs.Factory(list)
+    sids: list[int] = attrs.Factory(list)  # unsubscribe: sids still unanswered
+    done_sids: list[int] = attrs.Factory(list)
+    errors: list[CommandError] = attrs.Factory(list)
+    sid: int | None = None  # update / resync / resubscribe: the sid concerned
+    markets: set[str] = attrs.Factory(set)  # get_snapshot: snapshots still expected
+    template: _Sub | None = None  # resubscribe / restore: what to re-create
+    deadline: float | None = None  # internal commands only
+
+
+@attrs.frozen
+class RestoreDone:
+    """Every subscription to restore after a reconnect has been answered."""
+
+    sid_map: Mapping[int, int]
+    failed: tuple[tuple[int, str], ...]
+
+
+def _listify(name: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    try:
+        items = list(value)
+    except TypeError:
+        raise InvalidCommand(f"{name} must be a string or a list of strings, not "
+                             f"{type(value).__name__}") from None
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise InvalidCommand(f"{name} must hold non-empty strings, got {item!r}")
+    return list(dict.fromkeys(items))
+
+
+class _Counters:
+    __slots__ = ("received", "duplicates", "gaps", "held_back")
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.duplicates = 0
+        self.gaps = 0
+        self.held_back = 0
+
+
+class KalshiProtocol:
+    """The Kalshi application protocol state machine for one client.
+
+    Args:
+        resync: Repair order books after sequence gaps (get_snapshot, then
+            resubscribe) and re-create subscriptions Kalshi ends with errors 10/25.
+            When False, gaps are only reported and ended subscriptions are reported
+            with :class:`Unsubscribed`.
+    """
+
+    def __init__(self, *, resync: bool = True) -> None:
+        self.resync = resync
+        self.deliveries: list[Any] = []
+        self.completions: list[tuple[int, Any, BaseException | None]] = []
+        self.outgoing: list[str] = []
+        self.restored: RestoreDone | None = None
+        self.counters: dict[str, _Counters] = {}
+        self._next_id = 1
+        self._now = 0.0
+        self._pending: dict[int, _Pending] = {}
+        self._subs: dict[int, _Sub] = {}
+        self._retired: set[int] = set()
+        self._unknown: dict[int, list[dict[str, Any]]] = {}
+        self._warned_unknown_sids: set[int] = set()
+        self._warned_types: set[str] = set()
+        self._to_restore: list[_Sub] = []
+        self._restoring = False
+        self._held: list[Any] = []
+        self._sid_map: dict[int, int] = {}
+        self._restore_failed: list[tuple[int, str]] = []
+
+    # ------------------------------------------------------------------ queries
+
+    def subscriptions(self) -> list[Subscription]:
+        """The live subscriptions, by sid."""
+        return [s.public() for s in sorted(self._subs.values(), key=lambda s: s.sid)]
+
+    def subscription(self, sid: int) -> Subscription | None:
+        """The live subscription with this sid, if any."""
+        sub = self._subs.get(sid)
+        return None if sub is None else sub.public()
+
+    def subscription_options(self, sid: int) -> dict[str, Any]:
+        """The options a live subscription was made with (e.g. ``use_yes_price``)."""
+        sub = self._subs.get(sid)
+        return dict(sub.params) if sub is not None else {}
+
+    def channel_of_sid(self, sid: int) -> Channel | str | None:
+        sub = self._subs.get(sid)
+        return None if sub is None else sub.channel
+
+    @property
+    def pending_count(self) -> int:
+        return sum(1 for p in self._pending.values() if p.user)
+
+    def book_synced(self, sid: int, market: str) -> bool:
+        """Whether the order book of ``market`` on ``sid`` is trustworthy right now."""
+        sub = self._subs.get(sid)
+        return sub is not None and market in sub.snapshotted
+
+    # ------------------------------------------------------------------ commands
+
+    def _new_id(self) -> int:
+        command_id = self._next_id
+        self._next_id += 1
+        return command_id
+
+    def subscribe(
+        self,
+        channels: Sequence[Channel | str] | Channel | str,
+        market_tickers: Iterable[str] | str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> tuple[int, str]:
+        """Build a ``subscribe`` command.
+
+        Returns:
+            (command id, JSON text to send).
+
+        Raises:
+            InvalidCommand: no channels, a bad channel name, a market-filtered channel
+                without markets, or an unknown or ill-typed option.
+        """
+        names = self._check_channels(channels)
+        params: dict[str, Any] = {"channels": names}
+        if market_tickers is not None:
+            markets = _listify("market_tickers", market_tickers)
+            if not markets:
+                raise InvalidCommand("market_tickers is empty; pass None for all markets")
+            params["market_tickers"] = markets
+        params.update(self._check_options(options or {}))
+        for name in names:
+            if channel_of(name) == Channel.ORDERBOOK_DELTA:
+                if "market_tickers" not in params:
+                    raise InvalidCommand(
+                        "channel 'orderbook_delta' requires market_tickers (Kalshi answers "
+                        "error 14 without them)")
+                # Always say which price convention we want, and remember it.
+                params.setdefault("use_yes_price", False)
+        pending = _Pending(id=self._new_id(), kind="subscribe", user=True,
+                           params=params, channels=list(names))
+        return self._register(pending, "subscribe", params)
+
+    def _check_channels(self, channels: Any) -> list[str]:
+        if isinstance(channels, (str, Channel)):
+            channels = [channels]
+        try:
+            items = list(channels)
+        except TypeError:
+            raise InvalidCommand(
+                f"channels must be a Channel, a channel name or a list of them, not "
+                f"{type(channels).__name__}") from None
+        if not items:
+            raise InvalidCommand("subscribe needs at least one channel")
+        names = []
+        for item in items:
+            if isinstance(item, Channel):
+                names.append(item.value)
+            elif isinstance(item, str) and item.strip():
+                names.append(item.strip())
+            else:
+                raise InvalidCommand(f"not a channel: {item!r}")
+        return list(dict.fromkeys(names))
+
+    @staticmethod
+    def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
+        checked: dict[str, Any] = {}
+        for name, value in options.items():
+            if value is None:
+                continue
+            expected = SUBSCRIBE_OPTIONS.get(name)
+            if expected is None:
+                raise InvalidCommand(
+                    f"unknown subscribe option {name!r}; known: {', '.join(SUBSCRIBE_OPTIONS)}")
+            if expected is list:
+                checked[name] = _listify(name, value)
+                continue
+            if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InvalidCommand(f"{name} must be an int, not {value!r}")
+            if not isinstance(value, expected):
+                raise InvalidCommand(f"{name} must be {expected.__name__}, not {value!r}")
+            checked[name] = value
+        if "shard_factor" in checked and not 1 <= checked["shard_factor"] <= 100:
+            raise InvalidCommand("shard_factor must be between 1 and 100")
+        if "shard_key" in checked:
+            if "shard_factor" not in checked:
+                raise InvalidCommand("shard_key requires shard_factor")
+            if not 0 <= checked["shard_key"] < checked["shard_factor"]:
+                raise InvalidCommand("shard_key must be >= 0 and < shard_factor")
+        if checked.get("user_filter") not in (None, "", "self"):
+            raise InvalidCommand("user_filter must be '' or 'self'")
+        return checked
+
+    def unsubscribe(self, sids: Iterable[int] | int) -> tuple[int, str]:
+        """Build an ``unsubscribe`` command for one or more sids.
+
+        Raises:
+            InvalidCommand: no sids, or a sid that is not a positive int.
+        """
+        sid_list = self._check_sids(sids)
+        pending = _Pending(id=self._new_id(), kind="unsubscribe", user=True,
+                           sids=list(sid_list))
+        return self._register(pending, "unsubscribe", {"sids": sid_list})
+
+    @staticmethod
+    def _check_sids(sids: Any) -> list[int]:
+        if isinstance(sids, int) and not isinstance(sids, bool):
+            sids = [sids]
+        try:
+            items = list(sids)
+        except TypeError:
+            raise InvalidCommand(f"sids must be an int or a list of ints, not {sids!r}") from None
+        if not items:
+            raise InvalidCommand("unsubscribe needs at least one sid")
+        for sid in items:
+            if isinstance(sid, bool) or not isinstance(sid, int) or sid < 1:
+                raise InvalidCommand(f"not a subscription id: {sid!r}")
+        return list(dict.fromkeys(items))
+
+    def update_subscription(
+        self,
+        sid: int,
+        action: str,
+        market_tickers: Iterable[str] | str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> tuple[int, str]:
+        """Build an ``update_subscription`` command.
+
+        Raises:
+            InvalidCommand: a bad sid or action, or an action without the list it needs.
+        """
+        (sid,) = self._check_sids(sid)
+        if not isinstance(action, str) or not action:
+            raise InvalidCommand(f"action must be a non-empty string, not {action!r}")
+        extra = dict(params or {})
+        wire: dict[str, Any] = {"sids": [sid], "action": action}
+        if market_tickers is not None:
+            wire["market_tickers"] = _listify("market_tickers", market_tickers)
+        for name in ("market_ids", "index_ids", "underlying_tickers"):
+            if extra.get(name) is not None:
+                wire[name] = _listify(name, extra.pop(name))
+        for name, value in extra.items():
+            if value is not None:
+                wire[name] = value
+        needed = UPDATE_ACTIONS.get(action, None)
+        if action in ("add_markets", "delete_markets"):
+            if not wire.get("market_tickers") and not wire.get("market_ids"):
+                raise InvalidCommand(f"{action} needs market_tickers (or market_ids)")
+        elif needed is not None and not wire.get(needed):
+            raise InvalidCommand(f"{action} needs {needed}")
+        pending = _Pending(id=self._new_id(), kind="update", user=True, params=wire, sid=sid)
+        sub = self._subs.get(sid)
+        if action == "get_snapshot":
+            pending.markets = set(wire["market_tickers"])
+        elif action == "add_markets" and sub is not None and sub.is_book:
+            # Deltas of the new markets wait for their first snapshot.
+            known = set(sub.markets or ())
+            sub.awaiting.update(m for m in wire.get("market_tickers", ()) if m not in known)
+        return self._register(pending, "update_subscription", wire)
+
+    def list_subscriptions(self) -> tuple[int, str]:
+        """Build a ``list_subscriptions`` command."""
+        pending = _Pending(id=self._new_id(), kind="list", user=True)
+        self._pending[pending.id] = pending
+        return pending.id, _wire.encode({"id": pending.id, "cmd": "list_subscriptions"})
+
+    def _register(self, pending: _Pending, cmd: str, params: dict[str, Any]) -> tuple[int, str]:
+        self._pending[pending.id] = pending
+        return pending.id, _wire.encode({"id": pending.id, "cmd": cmd, "params": params})
+
+    def abandon(self, command_id: int) -> None:
+        """Forget a user command whose caller stopped waiting; a late reply is ignored.
+
+        A subscription that a late ``subscribed`` reply creates is still tracked,
+        because it exists on the server.
+        """
+        pending = self._pending.get(command_id)
+        if pending is not None and pending.user:
+            pending.user = False
+            pending.kind = "abandoned_" + pending.kind
+
+    def _send_internal(self, pending: _Pending, cmd: str, params: dict[str, Any]) -> None:
+        if pending.kind != "restore":  # the client times out a restore as a whole
+            pending.deadline = self._now + INTERNAL_COMMAND_TIMEOUT
+        self._pending[pending.id] = pending
+        self.outgoing.append(_wire.encode({"id": pending.id, "cmd": cmd, "params": params}))
+
+    # ------------------------------------------------------------------ time
+
+    def tick(self, now: float) -> None:
+        """Advance the protocol clock; internal commands that went unanswered are retried.
+
+        A resynchronisation whose get_snapshot was never answered falls back to
+        resubscribing.
+        """
+        self._now = now
+        for pending in list(self._pending.values()):
+            if pending.deadline is None or pending.deadline > now:
+                continue
+            del self._pending[pending.id]
+            logger.warning("internal %s command %d was not answered in %.0f s",
+                           pending.kind, pending.id, INTERNAL_COMMAND_TIMEOUT)
+            if pending.kind == "resync" and pending.sid in self._subs:
+                self._resubscribe(self._subs[pending.sid], "resync timed out", unsubscribe=True)
+            elif pending.kind in ("resubscribe", "unsub_resub") and pending.template is not None:
+                self._start_resubscribe(pending.template, "retry after timeout")
+
+    # ------------------------------------------------------------------ connection lifecycle
+
+    def connection_lost(self) -> list[int]:
+        """The connection is gone: forget sids and in-flight commands.
+
+        Subscriptions are kept as the plan for :meth:`begin_restore`. Returns the ids
+        of user commands that were waiting, which the caller must fail.
+        """
+        failed = [p.id for p in self._pending.values() if p.user]
+        keep = {id(s): s for s in self._to_restore}
+        for sub in self._subs.values():
+            keep[id(sub)] = sub
+        for pending in self._pending.values():
+            if pending.template is not None and pending.kind in (
+                    "resubscribe", "unsub_resub", "restore"):
+                keep[id(pending.template)] = pending.template
+        self._to_restore = sorted(keep.values(), key=lambda s: s.sid)
+        self._pending.clear()
+        self._subs.clear()
+        self._retired.clear()
+        self._unknown.clear()
+        self._held.clear()
+        self._restoring = False
+        return failed
+
+    def forget_subscriptions(self) -> None:
+        """Drop the restore plan (the client will not reconnect)."""
+        self._to_restore = []
+
+    def begin_restore(self) -> int:
+        """On a new connection, queue one subscribe per subscription to restore.
+
+        Data that arrives before every reply is in is held back, so that the caller
+        can announce the reconnection before it. Returns how many subscribes were queued
+        (0 means nothing to restore; :attr:`restored` is then set at once).
+        """
+        plan, self._to_restore = self._to_restore, []
+        self._sid_map = {}
+        self._restore_failed = []
+        self.restored = None
+        if not plan:
+            self.restored = RestoreDone(sid_map={}, failed=())
+            return 0
+        self._restoring = True
+        for template in plan:
+            pending = _Pending(id=self._new_id(), kind="restore", user=False,
+                               channels=[str(template.channel)], template=template)
+            self._send_internal(pending, "subscribe", template.subscribe_params())
+        return len(plan)
+
+    def finish_restore(self, announcement: Any) -> None:
+        """Deliver ``announcement`` (the Reconnected message), then the data held back."""
+        self.deliveries.append(announcement)
+        self.deliveries.extend(self._held)
+        self._held = []
+        self.restored = None
+
+    def _check_restore_done(self) -> None:
+        if self._restoring and not any(p.kind == "restore" for p in self._pending.values()):
+            self._restoring = False
+            self.restored = RestoreDone(sid_map=dict(self._sid_map),
+                                        failed=tuple(self._restore_failed))
+
+    # ------------------------------------------------------------------ receiving
+
+    def _deliver(self, item: Any) -> None:
+        if self._restoring:
+            self._held.append(item)
+        else:
+            self.deliveries.append(item)
+
+    def _counter(self, channel: Any) -> _Counters:
+        counters = self.counters.get(channel)
+        if counters is None:
+            counters = self.counters[channel] = _Counters()
+        return counters
+
+    def receive(self, frame: Any) -> None:
+        """Process one parsed frame from the server. Never raises for bad input.
+
+        Args:
+            frame: The JSON value of one text frame (normally a dict).
+        """
+        if type(frame) is not dict:
+            self._deliver_malformed("", frame, "frame is not a JSON object")
+            return
+        wire_type = frame.get("type")
+        if type(wire_type) is not str:
+            self._deliver_malformed("", frame, "frame has no 'type' string")
+            return
+        if wire_type in _REPLY_TYPES:
+            self._receive_reply(wire_type, frame)
+            return
+        sid = frame.get("sid")
+        sub = self._subs.get(sid)  # type: ignore[arg-type]
+        if sub is None:
+            self._receive_orphan(sid, wire_type, frame)
+            return
+        counters = self.counters.get(sub.channel) or self._counter(sub.channel)
+        counters.received += 1
+        seq = frame.get("seq")
+        if seq is not None and type(seq) is int:
+            last = sub.last_seq
+            if last is not None and seq != last + 1:
+                if seq <= last:
+                    counters.duplicates += 1
+                    return
+                self._gap(sub, counters, last + 1, seq)
+            sub.last_seq = seq
+        payload = frame.get("msg")
+        if sub.is_book:
+            if not self._accept_book_frame(sub, counters, wire_type, payload, frame):
+                return
+        elif wire_type in _LIST_REPLY_TYPES and frame.get("id") is not None:
+            self._complete_list_reply(frame, payload)
+        self._deliver(StreamUpdate(
+            channel=sub.channel, type=wire_type, sid=sid, seq=seq,
+            msg=_wire.build_message(wire_type, payload, frame),
+            sending_ts_ms=frame.get("sending_ts_ms"),
+        ))
+
+    def receive_invalid(self, data: bytes | str, error: str) -> None:
+        """Report a frame that is not JSON (or not UTF-8) as a MalformedMessage."""
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        self._deliver_malformed("", {"text": text[:2000]}, f"invalid JSON: {error}")
+
+    def _deliver_malformed(self, wire_type: str, frame: Any, error: str) -> None:
+        logger.warning("malformed frame from server: %s", error)
+        raw = frame if isinstance(frame, dict) else {"value": frame}
+        self._deliver(StreamUpdate(channel="", type=wire_type, sid=None, seq=None,
+                                   msg=MalformedMessage(type=wire_type, raw=raw, error=error)))
+
+    def _accept_book_frame(self, sub: _Sub, counters: _Counters, wire_type: str,
+                           payload: Any, frame: dict[str, Any]) -> bool:
+        market = payload.get("market_ticker") if type(payload) is dict else None
+        if wire_type == "orderbook_delta":
+            if market in sub.snapshotted:
+                return True
+            counters.held_back += 1
+            if market is not None and market not in sub.awaiting and self.resync:
+                # A delta for a book we never had a snapshot of: ask for one.
+                logger.warning("orderbook_delta for %s on sid %d before any snapshot; "
+                               "requesting one", market, sub.sid)
+                self._request_snapshots(sub, [market])
+            return False
+        if wire_type == "orderbook_snapshot" and market is not None:
+            sub.snapshotted.add(market)
+            sub.awaiting.discard(market)
+            self._snapshot_arrived(sub.sid, market, frame)
+        return True
+
+    def _snapshot_arrived(self, sid: int, market: str, frame: dict[str, Any]) -> None:
+        for pending in list(self._pending.values()):
+            if pending.kind in ("update", "resync") and pending.sid == sid and pending.markets:
+                pending.markets.discard(market)
+                if not pending.markets:
+                    self._finish_update(pending, list(pending.params["market_tickers"]))
+
+    def _gap(self, sub: _Sub, counters: _Counters, expected: int, received: int) -> None:
+        counters.gaps += 1
+        logger.warning("sequence gap on sid %d (%s): expected %d, received %d",
+                       sub.sid, sub.channel, expected, received)
+        self._deliver(SequenceGap(sid=sub.sid, channel=sub.channel,
+                                  expected=expected, received=received))
+        if sub.is_book:
+            # Every book of the sid is now untrusted: we cannot tell which market lost
+            # the delta. Hold all deltas until fresh snapshots arrive.
+            sub.snapshotted.clear()
+            sub.awaiting = set(sub.markets or ())
+            if self.resync and sub.markets:
+                self._request_snapshots(sub, list(sub.markets))
+
+    def _request_snapshots(self, sub: _Sub, markets: list[str]) -> None:
+        sub.awaiting.update(markets)
+        pending = _Pending(id=self._new_id(), kind="resync", user=False, sid=sub.sid,
+                           markets=set(markets),
+                           params={"action": "get_snapshot", "market_tickers": markets})
+        self._send_internal(pending, "update_subscription",
+                            {"sids": [sub.sid], "action": "get_snapshot",
+                             "market_tickers": markets})
+
+    def _subscribe_in_flight(self) -> bool:
+        return any(p.kind in _SUBSCRIBE_KINDS for p in self._pending.values())
+
+    def _receive_orphan(self, sid: Any, wire_type: str, frame: dict[str, Any],
+                        buffer: bool = True) -> None:
+        if sid in self._retired:
+            return  # frames in flight when the subscription ended
+        if wire_type in _LIST_REPLY_TYPES and frame.get("id") is not None:
+            self._complete_list_reply(frame, frame.get("msg"))
+        if buffer and type(sid) is int and self._subscribe_in_flight():
+            # Kalshi may send a sid's first frames before its "subscribed" reply.
+            buffered = self._unknown.setdefault(sid, [])
+            if len(buffered) < _UNKNOWN_SID_BUFFER:
+                buffered.append(frame)
+                return
+        if sid not in self._warned_unknown_sids:
+            self._warned_unknown_sids.add(sid)
+            logger.warning("%s frame for sid %r, which is not a subscription of this "
+                           "client; delivering it unchecked", wire_type, sid)
+        channel = self.channel_of_sid(sid) or _wire.TYPE_CHANNELS.get(wire_type, wire_type)
+        self._counter(channel).received += 1
+        seq = frame.get("seq")
+        self._deliver(StreamUpdate(
+            channel=channel, type=wire_type, sid=sid if type(sid) is int else None,
+            seq=seq if type(seq) is int else None,
+            msg=_wire.build_message(wire_type, frame.get("msg"), frame),
+            sending_ts_ms=frame.get("sending_ts_ms")))
+
+    def _flush_unknown(self, sid: int) -> None:
+        frames = self._unknown.pop(sid, None)
+        for frame in frames or ():
+            self.receive(frame)
+
+    def _flush_all_unknown(self) -> None:
+        """Once no subscribe is in flight, buffered frames of unknown sids go out unchecked."""
+        if not self._unknown or self._subscribe_in_flight():
+            return
+        unknown, self._unknown = self._unknown, {}
+        for sid, frames in unknown.items():
+            for frame in frames:
+                if sid in self._subs:
+                    self.receive(frame)
+                else:
+                    self._receive_orphan(sid, frame["type"], frame, buffer=False)
+
+    # ------------------------------------------------------------------ replies
+
+    def _receive_reply(self, wire_type: str, frame: dict[str, Any]) -> None:
+        command_id = frame.get("id")
+        sid = frame.get("sid")
+        seq = frame.get("seq")
+        payload = frame.get("msg")
+        sub = self._subs.get(sid) if type(sid) is int else None
+        if sub is not None and type(seq) is int:
+            # Sid-scoped replies consume sequence numbers too.
+            last = sub.last_seq
+            if last is not None and seq > last + 1:
+                self._gap(sub, self._counter(sub.channel), last + 1, seq)
+            if last is None or seq > last:
+                sub.last_seq = seq
+        pending = self._pending.get(command_id) if type(command_id) is int else None
+        if wire_type == "subscribed":
+            self._on_subscribed(pending, payload)
+        elif wire_type == "unsubscribed":
+            self._on_unsubscribed(pending, sid)
+        elif wire_type == "ok":
+            self._on_ok(pending, frame, sid, payload)
+        else:
+            self._on_error(pending, frame, sid, payload)
+
+    def _on_subscribed(self, pending: _Pending | None, payload: Any) -> None:
+        if type(payload) is not dict or type(payload.get("sid")) is not int:
+            logger.warning("ignoring a 'subscribed' reply without msg.sid: %r", payload)
+            return
+        sid = payload["sid"]
+        channel = channel_of(str(payload.get("channel", "")))
+        if pending is None:
+            logger.warning("'subscribed' reply for sid %d matches no command", sid)
+            return
+        sub = self._add_sub(pending, sid, channel)
+        self._answer_channel(pending, str(channel), sub.public())
+        self._flush_unknown(sid)
+
+    def _add_sub(self, pending: _Pending, sid: int, channel: Channel | str) -> _Sub:
+        existing = self._subs.get(sid)
+        if pending.template is not None:
+            template = pending.template
+            sub = _Sub(sid=sid, channel=channel or template.channel, params=dict(template.params),
+                       markets=list(template.markets) if template.markets else None,
+                       market_ids=template.market_ids)
+        else:
+            params = {k: v for k, v in pending.params.items()
+                      if k not in ("channels", "market_tickers", "market_ids")}
+            markets = pending.params.get("market_tickers")
+            sub = _Sub(sid=sid, channel=channel, params=params,
+                       markets=list(markets) if markets else None,
+                       market_ids=pending.params.get("market_ids"))
+        if existing is not None:
+            # Kalshi merged this subscribe into an existing subscription.
+            if existing.markets is not None and sub.markets:
+                new = [m for m in sub.markets if m not in existing.markets]
+                existing.markets.extend(new)
+                if existing.is_book:
+                    existing.awaiting.update(new)
+            return existing
+        if sub.is_book:
+            sub.awaiting = set(sub.markets or ())
+        self._subs[sid] = sub
+        self._retired.discard(sid)
+        return sub
+
+    def _answer_channel(self, pending: _Pending, channel: str,
+                        success: Subscription | None = None,
+                        failure: SubscribeFailure | None = None) -> None:
+        if channel in pending.channels:
+            pending.channels.remove(channel)
+        elif pending.channels:
+            pending.channels.pop(0)
+        if success is not None:
+            pending.successes.append(success)
+        if failure is not None:
+            pending.failures.append(failure)
+        if pending.channels:
+            return
+        del self._pending[pending.id]
+        self._finish_subscribe(pending)
+
+    def _finish_subscribe(self, pending: _Pending) -> None:
+        kind = pending.kind
+        if kind == "subscribe":
+            self.completions.append((pending.id, SubscribeResult(
+                successful=tuple(pending.successes), failed=tuple(pending.failures)), None))
+        elif kind in ("restore", "resubscribe", "unsub_resub"):
+            template = pending.template
+            assert template is not None
+            if pending.successes:
+                new_sid = pending.successes[0].sid
+                if kind == "restore":
+                    self._sid_map[template.sid] = new_sid
+                else:
+                    self._deliver(Resubscribed(channel=template.channel, old_sid=template.sid,
+                                               new_sid=new_sid,
+                                               reason=str(pending.params.get("reason", ""))))
+            else:
+                failure = pending.failures[0] if pending.failures else None
+                text = f"error {failure.code}: {failure.message}" if failure else "no reply"
+                logger.warning("could not re-create %s subscription (old sid %d): %s",
+                               template.channel, template.sid, text)
+                if kind == "restore":
+                    self._restore_failed.append((template.sid, text))
+                else:
+                    self._deliver(Unsubscribed(sid=template.sid, channel=template.channel,
+                                               reason=f"resubscribe failed: {text}"))
+            if kind == "restore":
+                self._check_restore_done()
+        self._flush_all_unknown()
+
+    def _on_unsubscribed(self, pending: _Pending | None, sid: Any) -> None:
+        if type(sid) is not int:
+            logger.warning("ignoring an 'unsubscribed' reply without sid")
+            return
+        if pending is None:
+            pending = next((p for p in self._pending.values()
+                            if p.kind in ("unsubscribe", "abandoned_unsubscribe", "unsub_resub")
+                            and sid in p.sids), None)
+        sub = self._subs.pop(sid, None)
+        self._retired.add(sid)
+        self._unknown.pop(sid, None)
+        if pending is not None and pending.kind == "unsub_resub":
+            self._resubscribe_after_unsubscribe(pending)
+            return
+        if sub is not None:
+            self._deliver(Unsubscribed(sid=sid, channel=sub.channel))
+        if pending is not None:
+            self._answer_sid(pending, sid)
+
+    def _answer_sid(self, pending: _Pending, sid: int | None,
+                    error: CommandError | None = None) -> None:
+        if sid in pending.sids:
+            pending.sids.remove(sid)
+        elif pending.sids:
+            pending.sids.pop(0)
+        if error is None and sid is not None:
+            pending.done_sids.append(sid)
+        if error is not None:
+            pending.errors.append(error)
+        if pending.sids:
+            return
+        del self._pending[pending.id]
+        if pending.kind != "unsubscribe":
+            return
+        if pending.errors:
+            error = pending.errors[0]
+            if pending.done_sids:
+                error.args = (f"{error.args[0]}; unsubscribed {pending.done_sids}",)
+            self.completions.append((pending.id, None, error))
+        else:
+            self.completions.append((pending.id, list(pending.done_sids), None))
+
+    def _on_ok(self, pending: _Pending | None, frame: dict[str, Any], sid: Any,
+               payload: Any) -> None:
+        if pending is None and frame.get("id") is None and type(sid) is int:
+            # Older servers answered update_subscription without the id.
+            pending = self._pending_update_for(sid)
+        if pending is None:
+            logger.debug("'ok' reply %r matches no pending command", frame.get("id"))
+            return
+        kind = pending.kind
+        if kind in ("list", "abandoned_list"):
+            del self._pending[pending.id]
+            entries = payload if isinstance(payload, list) else frame.get("subscriptions", [])
+            infos = [SubscriptionInfo(channel=channel_of(str(e.get("channel", ""))),
+                                      sid=e.get("sid"))
+                     for e in entries or () if isinstance(e, dict)]
+            if kind == "list":
+                self.completions.append((pending.id, infos, None))
+            return
+        if kind in ("subscribe", "restore", "resubscribe", "unsub_resub",
+                    "abandoned_subscribe"):
+            # The merge case: a repeated subscribe answered with an ok for the existing sid.
+            existing = self._subs.get(sid) if type(sid) is int else None
+            if existing is None:
+                logger.warning("'ok' reply to subscribe %d without a known sid", pending.id)
+                return
+            reported = _reported_list(frame, payload)
+            if reported is not None and existing.markets is not None:
+                existing.markets = list(reported)
+            self._answer_channel(pending, str(existing.channel), existing.public())
+            return
+        if kind in ("update", "resync", "abandoned_update"):
+            reported = _reported_list(frame, payload)
+            self._apply_update(pending, reported)
+            self._finish_update(pending, self._update_result(pending, reported))
+
+    def _update_result(self, pending: _Pending, reported: list[str] | None) -> list[str]:
+        """What update_subscription returns: the server's list, else our own view."""
+        if reported is not None:
+            return reported
+        action = pending.params.get("action")
+        if action == "get_snapshot":
+            return list(pending.params.get("market_tickers", []))
+        sub = self._subs.get(pending.sid)  # type: ignore[arg-type]
+        if action in ("add_markets", "delete_markets") and sub is not None:
+            return list(sub.markets or sub.market_ids or [])
+        for key in ("index_ids", "underlying_tickers"):
+            if key in pending.params and sub is not None:
+                return list(sub.params.get(key, []))
+        return []
+
+    def _pending_update_for(self, sid: int) -> _Pending | None:
+        return next((p for p in self._pending.values()
+                     if p.kind in ("update", "resync", "abandoned_update") and p.sid == sid),
+                    None)
+
+    def _apply_update(self, pending: _Pending, reported: list[str] | None) -> None:
+        sub = self._subs.get(pending.sid)  # type: ignore[arg-type]
+        action = pending.params.get("action")
+        if sub is None:
+            return
+        if action == "add_markets":
+            requested = pending.params.get("market_tickers") or []
+            if reported is not None and pending.params.get("market_tickers"):
+                sub.markets = list(reported)
+            elif requested:
+                sub.markets = list(dict.fromkeys((sub.markets or []) + requested))
+            if pending.params.get("market_ids"):
+                sub.market_ids = list(dict.fromkeys((sub.market_ids or []) +
+                                                    pending.params["market_ids"]))
+        elif action == "delete_markets":
+            requested = set(pending.params.get("market_tickers") or [])
+            if reported is not None and pending.params.get("market_tickers"):
+                sub.markets = list(reported)
+            elif sub.markets is not None:
+                sub.markets = [m for m in sub.markets if m not in requested]
+            sub.snapshotted.difference_update(requested)
+            sub.awaiting.difference_update(requested)
+            if pending.params.get("market_ids") and sub.market_ids:
+                gone = set(pending.params["market_ids"])
+                sub.market_ids = [m for m in sub.market_ids if m not in gone]
+        elif action in ("subscribe_indices", "unsubscribe_indices", "subscribe_underlyings",
+                        "unsubscribe_underlyings"):
+            key = "index_ids" if "indices" in action else "underlying_tickers"
+            if reported is not None:
+                sub.params[key] = list(reported)
+            else:
+                current = list(sub.params.get(key, []))
+                changed = pending.params.get(key, [])
+                if action.startswith("subscribe"):
+                    current = list(dict.fromkeys(current + changed))
+                else:
+                    current = [c for c in current if c not in changed]
+                sub.params[key] = current
+
+    def _finish_update(self, pending: _Pending, result: list[str]) -> None:
+        if self._pending.pop(pending.id, None) is None:
+            return
+        if pending.kind == "update":
+            self.completions.append((pending.id, list(result), None))
+
+    def _complete_list_reply(self, frame: dict[str, Any], payload: Any) -> None:
+        pending = self._pending.get(frame.get("id"))  # type: ignore[arg-type]
+        if pending is None or pending.kind not in ("update", "abandoned_update"):
+            return
+        values = None
+        if type(payload) is dict:
+            values = payload.get("index_ids", payload.get("underlying_tickers"))
+        self._finish_update(pending, list(values or []))
+
+    def _on_error(self, pending: _Pending | None, frame: dict[str, Any], sid: Any,
+                  payload: Any) -> None:
+        code = payload.get("code") if type(payload) is dict else None
+        text = payload.get("msg") if type(payload) is dict else None
+        code = code if type(code) is int else 0
+        text = text if isinstance(text, str) else "(no message)"
+        command_id = frame.get("id") if type(frame.get("id")) is int else None
+        error = CommandError(code, text, command_id=command_id,
+                             sid=sid if type(sid) is int else None)
+        sub = self._subs.get(sid) if type(sid) is int else None
+        if pending is None and command_id is None and type(sid) is int:
+            pending = self._pending_update_for(sid)
+        if pending is not None:
+            self._fail_pending(pending, code, text, error, sid)
+        elif sub is not None:
+            self._subscription_error(sub, code, text)
+        else:
+            logger.warning("Kalshi error %d (%s) for command %r matches nothing pending",
+                           code, text, command_id)
+        if pending is not None and sub is not None and code in (10, 25) and \
+                pending.kind in ("update", "abandoned_update"):
+            self._subscription_error(sub, code, text)
+
+    def _fail_pending(self, pending: _Pending, code: int, text: str, error: CommandError,
+                      sid: Any) -> None:
+        kind = pending.kind
+        if kind in ("subscribe", "restore", "resubscribe", "unsub_resub",
+                    "abandoned_subscribe"):
+            if kind == "unsub_resub" and not pending.channels:
+                # The unsubscribe half failed (e.g. unknown sid): subscribe anyway.
+                self._resubscribe_after_unsubscribe(pending)
+                return
+            whole = code in _COMMAND_LEVEL_ERRORS
+            targets = list(pending.channels) if whole else pending.channels[:1]
+            for channel in targets:
+                self._answer_channel(pending, channel,
+                                     failure=SubscribeFailure(channel=channel_of(channel),
+                                                              code=code, message=text))
+            return
+        if kind in ("unsubscribe", "abandoned_unsubscribe"):
+            if code in _COMMAND_LEVEL_ERRORS:
+                pending.sids = pending.sids[-1:]
+            self._answer_sid(pending, sid if type(sid) is int else None, error)
+            return
+        if kind == "resync":
+            del self._pending[pending.id]
+            sub = self._subs.get(pending.sid)  # type: ignore[arg-type]
+            if sub is not None and code not in (10, 25):
+                logger.warning("get_snapshot on sid %d failed (error %d: %s); resubscribing",
+                               sub.sid, code, text)
+                self._resubscribe(sub, f"get_snapshot failed: error {code}", unsubscribe=True)
+            return
+        self._pending.pop(pending.id, None)
+        if kind in ("update", "list"):
+            sub = self._subs.get(pending.sid) if pending.sid is not None else None
+            if sub is not None and pending.params.get("action") == "add_markets":
+                sub.awaiting.difference_update(pending.params.get("market_tickers") or [])
+            self.completions.append((pending.id, None, error))
+
+    def _subscription_error(self, sub: _Sub, code: int, text: str) -> None:
+        self._deliver(SubscriptionError(sid=sub.sid, channel=sub.channel, code=code,
+                                        message=text))
+        if code not in (10, 17, 25):
+            logger.warning("Kalshi error %d on sid %d (%s): %s", code, sub.sid, sub.channel, text)
+            return
+        name = ErrorCode(code).name.lower().replace("_", " ")
+        logger.warning("Kalshi ended subscription %d (%s): error %d (%s)", sub.sid,
+                       sub.channel, code, name)
+        if self.resync:
+            self._resubscribe(sub, f"error {code}", unsubscribe=False)
+        else:
+            self._subs.pop(sub.sid, None)
+            self._retired.add(sub.sid)
+            self._deliver(Unsubscribed(sid=sub.sid, channel=sub.channel, reason=f"error {code}"))
+
+    # ------------------------------------------------------------------ resubscription
+
+    def _resubscribe(self, sub: _Sub, reason: str, *, unsubscribe: bool) -> None:
+        """Re-create ``sub`` under a new sid; its old frames are dropped from now on."""
+        self._subs.pop(sub.sid, None)
+        self._retired.add(sub.sid)
+        for pending in list(self._pending.values()):
+            if pending.sid == sub.sid and pending.kind == "resync":
+                del self._pending[pending.id]
+        if unsubscribe:
+            pending = _Pending(id=self._new_id(), kind="unsub_resub", user=False,
+                               sids=[sub.sid], template=sub, params={"reason": reason})
+            self._send_internal(pending, "unsubscribe", {"sids": [sub.sid]})
+        else:
+            self._start_resubscribe(sub, reason)
+
+    def _resubscribe_after_unsubscribe(self, pending: _Pending) -> None:
+        self._pending.pop(pending.id, None)
+        assert pending.template is not None
+        self._start_resubscribe(pending.template, str(pending.params.get("reason", "")))
+
+    def _start_resubscribe(self, template: _Sub, reason: str) -> None:
+        pending = _Pending(id=self._new_id(), kind="resubscribe", user=False,
+                           channels=[str(template.channel)], template=template,
+                           params={"reason": reason})
+        self._send_internal(pending, "subscribe", template.subscribe_params())
+
+
+def _reported_list(frame: Mapping[str, Any], payload: Any) -> list[str] | None:
+    """The list an ``ok`` reply reports (markets, market ids, indices or underlyings)."""
+    source = payload if type(payload) is dict else frame
+    for key in ("market_tickers", "market_ids", "index_ids", "underlying_tickers"):
+        value = source.get(key)
+        if isinstance(value, list):
+            return [str(v) for v in value]
+    if type(payload) is dict and isinstance(frame.get("market_tickers"), list):
+        return [str(v) for v in frame["market_tickers"]]
+    return None

@@ -1,0 +1,42 @@
+"""Pure reconnect helpers: the backoff schedule and which failures are worth retrying."""
+
+from __future__ import annotations
+
+import random
+from typing import Iterator
+
+from .config import Backoff
+from .exceptions import AuthenticationError
+
+__all__ = ["backoff_ceiling", "backoff_delays", "is_retryable"]
+
+
+def backoff_delays(backoff: Backoff, rng: random.Random | None = None) -> Iterator[float]:
+    """Yield the wait before each attempt: full jitter over a doubling, capped ceiling.
+
+    Attempt ``n`` (from 0) waits ``uniform(0, min(cap, base * 2**n))`` seconds. The
+    generator stops after ``backoff.max_attempts`` values (never, if None).
+
+    Args:
+        backoff: The schedule.
+        rng: The random source (injectable for tests).
+    """
+    uniform = (rng or random.Random()).uniform
+    attempt = 0
+    while backoff.max_attempts is None or attempt < backoff.max_attempts:
+        yield uniform(0.0, backoff_ceiling(backoff, attempt))
+        attempt += 1
+
+
+def backoff_ceiling(backoff: Backoff, attempt: int) -> float:
+    """The largest wait attempt ``attempt`` (from 0) may draw."""
+    return backoff.cap if attempt >= 64 else min(backoff.cap, backoff.base * 2 ** attempt)
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether a failed connection attempt may succeed if tried again.
+
+    A refused key (401/403) will be refused again, so it is not retried; anything else
+    (refused TCP, DNS, TLS hiccups, 429, 5xx, a dropped handshake) is.
+    """
+    return not isinstance(error, AuthenticationError)

@@ -1,0 +1,17 @@
+"""Offline testing tools shipped with kalshi_ws: a fake Kalshi server and a market simulator.
+
+Use them in your own tests to run your bot against a real WebSocket server on
+127.0.0.1 with no account and no network.
+"""
+
+from .server import FakeKalshiServer, ServerSession, ServerSubscription
+from .simulator import BookChange, MarketSimulator, TradePrint
+
+__all__ = [
+    "BookChange",
+    "FakeKalshiServer",
+    "MarketSimulator",
+    "ServerSession",
+    "ServerSubscription",
+    "TradePrint",
+]

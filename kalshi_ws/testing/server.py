@@ -1,0 +1,872 @@
+"""FakeKalshiServer: a real WebSocket server that speaks Kalshi's protocol, for tests.
+
+It runs the ``websockets`` asyncio server on its own event-loop thread, bound to
+127.0.0.1 on an OS-assigned port, and behaves like Kalshi where a client can tell:
+
+* the handshake is checked like Kalshi's: the three ``KALSHI-ACCESS-*`` headers, an
+  RSA-PSS signature over ``<timestamp>GET/trade-api/ws/v2`` made with the private key
+  matching ``public_key``, a fresh timestamp, and no ``Origin`` header (Kalshi's CDN
+  answers 403 to one); failures get 401/403 with a JSON body;
+* heartbeat pings with payload ``heartbeat`` every ``ping_interval`` seconds, and
+  clients that never pong are dropped;
+* ``subscribe`` / ``unsubscribe`` / ``update_subscription`` (every action, including
+  ``get_snapshot``) / ``list_subscriptions`` with Kalshi's reply shapes, error codes
+  and per-sid sequence numbers (control replies consume them too);
+* order books, tickers and trades from a :class:`MarketSimulator`.
+
+Tests (yours too) drive it from any thread: :meth:`publish` any message, and inject
+faults: drop the TCP connection, stop answering, close with a code, skip or repeat
+sequence numbers, send raw text, refuse handshakes, revoke the key.
+
+Example::
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with FakeKalshiServer(public_key=key.public_key()) as server:
+        config = KalshiConfig("test-key", key, ws_url=server.url)
+        with KalshiStreamClient.connect(config) as client:
+            client.subscribe(["ticker"], ["SIM-ALPHA"])
+            server.publish("ticker", "ticker", {"market_ticker": "SIM-ALPHA"})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import json
+import logging
+import socket
+import ssl
+import struct
+import threading
+import time
+from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Opcode
+from websockets.http11 import Request, Response
+
+from .simulator import BookChange, MarketSimulator, TradePrint
+
+__all__ = ["FakeKalshiServer", "ServerSession", "ServerSubscription"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SIGN_PATH = "/trade-api/ws/v2"
+KNOWN_CHANNELS = frozenset({
+    "orderbook_delta", "ticker", "trade", "fill", "market_positions", "user_orders",
+    "order_group_updates", "communications", "market_lifecycle_v2",
+    "multivariate_market_lifecycle", "cfbenchmarks_value", "cfbenchmarks_value_5hz",
+    "pyth_value",
+})
+UNSEQUENCED = frozenset({"ticker", "fill", "market_positions", "user_orders"})
+MARKET_ACTIONS = frozenset({"orderbook_delta", "ticker", "trade", "fill", "user_orders",
+                            "market_positions"})
+ERROR_TEXT = {
+    1: "Unable to process message", 2: "Params required", 3: "Channels required",
+    4: "Subscription IDs required", 5: "Unknown command", 7: "Unknown subscription ID",
+    8: "Unknown channel name", 9: "Authentication required", 10: "Channel error",
+    11: "Invalid parameter", 12: "Exactly one subscription ID is required",
+    13: "Unsupported action", 14: "Market Ticker required", 15: "Action required",
+    24: "Index IDs required", 25: "Subscription buffer overflow",
+    28: "Underlying tickers required",
+}
+
+
+class ServerSubscription:
+    """One subscription of one connection, as the server sees it."""
+
+    def __init__(self, sid: int, channel: str, markets: set[str] | None,
+                 params: dict[str, Any]) -> None:
+        self.sid = sid
+        self.channel = channel
+        self.markets = markets
+        self.params = params
+        self.seq = 0
+        self.skip = 0
+        self.last_frame: str | None = None
+
+    @property
+    def sequenced(self) -> bool:
+        return self.channel not in UNSEQUENCED
+
+    @property
+    def use_yes_price(self) -> bool:
+        return bool(self.params.get("use_yes_price"))
+
+    def next_seq(self) -> int:
+        self.seq += 1 + self.skip
+        self.skip = 0
+        return self.seq
+
+    def wants(self, market: str | None) -> bool:
+        return self.markets is None or market is None or market in self.markets
+
+
+class ServerSession:
+    """One client connection to the fake server."""
+
+    def __init__(self, server: FakeKalshiServer, ws: ServerConnection) -> None:
+        self.server = server
+        self.ws = ws
+        self.subscriptions: dict[int, ServerSubscription] = {}
+        self.next_sid = 1
+        self.frozen = False
+        self.mute_pongs = False
+        self.commands: list[dict[str, Any]] = []
+
+    def find(self, channel: str | None = None) -> list[ServerSubscription]:
+        return [s for s in self.subscriptions.values() if channel in (None, s.channel)]
+
+    async def send(self, frame: Mapping[str, Any], sub: ServerSubscription | None = None) -> None:
+        text = json.dumps(frame, separators=(",", ":"), default=str)
+        if sub is not None:
+            sub.last_frame = text
+        await self.send_text(text)
+
+    async def send_text(self, text: str) -> None:
+        if self.frozen:
+            return
+        try:
+            await self.ws.send(text)
+        except ConnectionClosed:
+            pass
+
+    def frame(self, sub: ServerSubscription, wire_type: str, msg: Any,
+              command_id: int | None = None) -> dict[str, Any]:
+        frame: dict[str, Any] = {"type": wire_type, "sid": sub.sid}
+        if command_id is not None:
+            frame["id"] = command_id
+        if sub.sequenced:
+            frame["seq"] = sub.next_seq()
+        frame["msg"] = msg
+        return frame
+
+
+class FakeKalshiServer:
+    """A fake Kalshi WebSocket server on 127.0.0.1, for tests and offline demos.
+
+    Args:
+        public_key: The key the handshake signature must verify with: a PEM public
+            key, a ``cryptography`` RSA public or private key, or a KalshiConfig. None
+            accepts any (or no) credentials.
+        host: Address to bind (default 127.0.0.1).
+        port: Port to bind (default 0: the OS picks one).
+        ssl_context: Serve wss:// with this server-side TLS context.
+        ping_interval: Seconds between heartbeat pings (None: no pings).
+        pong_timeout: Seconds a client may take to answer a heartbeat before it is
+            dropped (default: ping_interval).
+        max_clock_skew: Seconds a handshake timestamp may differ from the server clock.
+        simulator: The market simulator (default: three markets, fixed seed).
+        get_snapshot_ok: Also answer get_snapshot with an ``ok`` after the snapshots
+            (Kalshi's behaviour here is undocumented; by default only the snapshots,
+            which carry the command id, answer it).
+
+    Every public method may be called from any thread.
+    """
+
+    def __init__(
+        self,
+        public_key: Any = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        ping_interval: float | None = 10.0,
+        pong_timeout: float | None = None,
+        max_clock_skew: float = 30.0,
+        simulator: MarketSimulator | None = None,
+        get_snapshot_ok: bool = False,
+    ) -> None:
+        self._public_key = _load_public_key(public_key)
+        self.host = host
+        self.port = port
+        self.ssl_context = ssl_context
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout if pong_timeout is not None else ping_interval
+        self.max_clock_skew = max_clock_skew
+        self.simulator = simulator or MarketSimulator(seed=7)
+        self.get_snapshot_ok = get_snapshot_ok
+        self.sessions: list[ServerSession] = []
+        self.handshakes: list[tuple[float, int]] = []  # (monotonic time, status)
+        self.commands: list[dict[str, Any]] = []
+        self._rejections: collections.deque[tuple[int, str]] = collections.deque()
+        self._reject_forever: tuple[int, str] | None = None
+        self._changed = threading.Condition()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: Server | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._simulation: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL of the server (valid after :meth:`start`)."""
+        scheme = "wss" if self.ssl_context else "ws"
+        host = "localhost" if self.ssl_context and self.host == "127.0.0.1" else self.host
+        return f"{scheme}://{host}:{self.port}{SIGN_PATH}"
+
+    def start(self) -> FakeKalshiServer:
+        """Start listening; returns once the port is bound.
+
+        Raises:
+            OSError: the address could not be bound.
+        """
+        if self._thread is not None:
+            return self
+        self._thread = threading.Thread(target=self._run, name="fake-kalshi-server",
+                                        daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        if self._start_error is not None:
+            self._thread.join(5)
+            self._thread = None
+            raise self._start_error
+        return self
+
+    def stop(self, *, abrupt: bool = False) -> None:
+        """Stop the server and close every connection (abruptly: TCP reset, no close frame)."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if abrupt:
+            self.drop_connections()
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(10)
+        except Exception:  # noqa: BLE001
+            logger.exception("fake server shutdown failed")
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        self._thread = None
+        self._loop = None
+        self._ready.clear()
+
+    def __enter__(self) -> FakeKalshiServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._listen())
+        except BaseException as exc:  # noqa: BLE001
+            self._start_error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+
+    async def _listen(self) -> None:
+        self._server = await serve(
+            self._handle, self.host, self.port, ssl=self.ssl_context,
+            process_request=self._check_handshake, ping_interval=None,
+            compression=None, max_size=None, max_queue=None, close_timeout=2,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _shutdown(self) -> None:
+        if self._simulation is not None:
+            self._simulation.cancel()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def call(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
+        """Run ``fn()`` on the server's event loop and return its result."""
+        async def run() -> T:
+            return fn()
+        return self._run_coroutine(run(), timeout)
+
+    def _run_coroutine(self, coroutine: Any, timeout: float = 10.0) -> Any:
+        loop = self._loop
+        if loop is None:
+            coroutine.close()
+            raise RuntimeError("the fake server is not running")
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
+
+    # ------------------------------------------------------------------ handshake
+
+    def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
+        status, text = self._handshake_verdict(request)
+        self.handshakes.append((time.monotonic(), status))
+        with self._changed:
+            self._changed.notify_all()
+        if status == 101:
+            return None
+        body = json.dumps({"error": {"code": "authentication_error" if status == 401 else
+                                     "error", "message": text}})
+        response = connection.respond(status, body)
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+    def _handshake_verdict(self, request: Request) -> tuple[int, str]:
+        if self._rejections:
+            return self._rejections.popleft()
+        if self._reject_forever is not None:
+            return self._reject_forever
+        if "Origin" in request.headers:
+            return 403, "Forbidden"
+        if self._public_key is None:
+            return 101, ""
+        key_id = request.headers.get("KALSHI-ACCESS-KEY")
+        timestamp = request.headers.get("KALSHI-ACCESS-TIMESTAMP")
+        signature = request.headers.get("KALSHI-ACCESS-SIGNATURE")
+        if not key_id or not timestamp or not signature:
+            return 401, "missing KALSHI-ACCESS headers"
+        try:
+            stamp = int(timestamp)
+        except ValueError:
+            return 401, "bad KALSHI-ACCESS-TIMESTAMP"
+        if abs(stamp / 1000 - time.time()) > self.max_clock_skew:
+            return 401, "stale KALSHI-ACCESS-TIMESTAMP"
+        path = request.path.split("?", 1)[0]
+        try:
+            self._public_key.verify(
+                base64.b64decode(signature, validate=True), (timestamp + "GET" + path).encode(),
+                padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
+                            salt_length=padding.PSS.DIGEST_LENGTH),
+                hashes.SHA256())
+        except (InvalidSignature, ValueError):
+            return 401, "INCORRECT_API_KEY_SIGNATURE"
+        return 101, ""
+
+    def reject_handshakes(self, status: int, count: int | None = 1, body: str = "") -> None:
+        """Answer the next ``count`` handshakes (None: all) with ``status``."""
+        verdict = (status, body or f"rejected with {status} by the test")
+        if count is None:
+            self._reject_forever = verdict
+        else:
+            self._rejections.extend([verdict] * count)
+
+    def accept_handshakes(self) -> None:
+        """Undo :meth:`reject_handshakes`."""
+        self._rejections.clear()
+        self._reject_forever = None
+
+    def set_public_key(self, public_key: Any) -> None:
+        """Verify signatures with another key from now on (e.g. to revoke the client's)."""
+        self._public_key = _load_public_key(public_key)
+
+    # ------------------------------------------------------------------ sessions
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        session = ServerSession(self, ws)
+        self._patch_pongs(session)
+        self.sessions.append(session)
+        with self._changed:
+            self._changed.notify_all()
+        heartbeat = asyncio.ensure_future(self._heartbeat(session))
+        try:
+            async for message in ws:
+                if session.frozen:
+                    continue
+                await self._command(session, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            heartbeat.cancel()
+            self.sessions.remove(session)
+            with self._changed:
+                self._changed.notify_all()
+
+    def _patch_pongs(self, session: ServerSession) -> None:
+        protocol = session.ws.protocol
+        send_frame = protocol.send_frame
+
+        def send_frame_unless_muted(frame: Any) -> None:
+            if frame.opcode is Opcode.PONG and (session.mute_pongs or session.frozen):
+                return
+            send_frame(frame)
+
+        protocol.send_frame = send_frame_unless_muted  # type: ignore[method-assign]
+
+    async def _heartbeat(self, session: ServerSession) -> None:
+        if not self.ping_interval:
+            return
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            if session.frozen:
+                continue
+            try:
+                pong = await session.ws.ping(b"heartbeat")
+                await asyncio.wait_for(pong, self.pong_timeout)
+            except asyncio.TimeoutError:
+                logger.info("fake server: client never answered the heartbeat; dropping it")
+                _abort(session.ws)
+                return
+            except ConnectionClosed:
+                return
+            except Exception:  # noqa: BLE001 - a duplicate ping payload while waiting
+                continue
+
+    def wait_for_sessions(self, count: int, timeout: float = 10.0) -> list[ServerSession]:
+        """Block until exactly ``count`` clients are connected; return their sessions.
+
+        Raises:
+            TimeoutError: not reached in time.
+        """
+        self._wait(lambda: len(self.sessions) == count, timeout,
+                   f"{count} connected client(s)")
+        return list(self.sessions)
+
+    def wait_for_handshakes(self, count: int, timeout: float = 10.0) -> None:
+        """Block until ``count`` handshakes have been attempted in all."""
+        self._wait(lambda: len(self.handshakes) >= count, timeout, f"{count} handshake(s)")
+
+    def wait_for_command(self, cmd: str, count: int = 1, timeout: float = 10.0) -> None:
+        """Block until ``count`` commands named ``cmd`` have been received in all."""
+        self._wait(lambda: sum(c.get("cmd") == cmd for c in self.commands) >= count,
+                   timeout, f"{count} {cmd!r} command(s)")
+
+    def _wait(self, ready: Callable[[], Any], timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                result = ready()
+                if result:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"fake server: timed out waiting for {what}")
+                self._changed.wait(remaining)
+
+    # ------------------------------------------------------------------ commands
+
+    async def _command(self, session: ServerSession, message: str | bytes) -> None:
+        try:
+            command = json.loads(message)
+            if not isinstance(command, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            await session.send(_error(None, 1))
+            return
+        session.commands.append(command)
+        self.commands.append(command)
+        with self._changed:
+            self._changed.notify_all()
+        command_id = command.get("id")
+        cmd = command.get("cmd")
+        params = command.get("params")
+        if cmd == "list_subscriptions":
+            await session.send({"id": command_id, "type": "ok", "msg": [
+                {"channel": s.channel, "sid": s.sid} for s in session.subscriptions.values()]})
+            return
+        if cmd not in ("subscribe", "unsubscribe", "update_subscription"):
+            await session.send(_error(command_id, 5))
+            return
+        if not isinstance(params, dict):
+            await session.send(_error(command_id, 2))
+            return
+        handler = {"subscribe": self._subscribe, "unsubscribe": self._unsubscribe,
+                   "update_subscription": self._update}[cmd]
+        await handler(session, command_id, params)
+
+    async def _subscribe(self, session: ServerSession, command_id: Any,
+                         params: dict[str, Any]) -> None:
+        channels = params.get("channels")
+        if not isinstance(channels, list) or not channels:
+            await session.send(_error(command_id, 3))
+            return
+        markets = _markets(params)
+        options = {k: v for k, v in params.items()
+                   if k not in ("channels", "market_ticker", "market_tickers")}
+        for channel in channels:
+            if channel not in KNOWN_CHANNELS:
+                await session.send(_error(command_id, 8))
+                continue
+            if channel == "orderbook_delta" and not markets:
+                await session.send(_error(command_id, 14))
+                continue
+            existing = session.find(channel)
+            if existing:
+                # Since Oct 2025 a repeated subscribe merges into the subscription.
+                sub = existing[0]
+                new = [m for m in markets or () if sub.markets is not None
+                       and m not in sub.markets]
+                if sub.markets is not None and markets:
+                    sub.markets.update(markets)
+                frame = {"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
+                         "type": "ok", "msg": {"market_tickers": sorted(sub.markets or ())}}
+                await session.send(frame, sub)
+                await self._initial_data(session, sub, new)
+                continue
+            sub = ServerSubscription(session.next_sid, channel,
+                                     set(markets) if markets else None, dict(options))
+            session.next_sid += 1
+            session.subscriptions[sub.sid] = sub
+            await session.send({"id": command_id, "type": "subscribed",
+                                "msg": {"channel": channel, "sid": sub.sid}})
+            await self._initial_data(session, sub, markets or [])
+
+    async def _initial_data(self, session: ServerSession, sub: ServerSubscription,
+                            markets: Iterable[str], command_id: int | None = None) -> None:
+        simulator = self.simulator
+        if sub.channel == "orderbook_delta":
+            for market in markets:
+                simulator.add_market(market)
+                msg = simulator.snapshot_msg(market, use_yes_price=sub.use_yes_price)
+                await session.send(session.frame(sub, "orderbook_snapshot", msg, command_id), sub)
+        elif sub.channel == "ticker" and sub.params.get("send_initial_snapshot"):
+            for market in markets:
+                if market in simulator.books:
+                    await session.send(session.frame(sub, "ticker", simulator.ticker_msg(market)),
+                                       sub)
+
+    async def _unsubscribe(self, session: ServerSession, command_id: Any,
+                           params: dict[str, Any]) -> None:
+        sids = params.get("sids")
+        if not isinstance(sids, list) or not sids:
+            await session.send(_error(command_id, 4))
+            return
+        for sid in sids:
+            sub = session.subscriptions.pop(sid, None) if isinstance(sid, int) else None
+            if sub is None:
+                await session.send(_error(command_id, 7))
+                continue
+            await session.send({"id": command_id, "sid": sid, "seq": sub.next_seq(),
+                                "type": "unsubscribed"})
+
+    async def _update(self, session: ServerSession, command_id: Any,
+                      params: dict[str, Any]) -> None:
+        sids = params.get("sids")
+        if "sid" in params:
+            sids = [params["sid"]] if sids is None else None
+        if not isinstance(sids, list) or len(sids) != 1:
+            await session.send(_error(command_id, 12))
+            return
+        sub = session.subscriptions.get(sids[0])
+        if sub is None:
+            await session.send(_error(command_id, 7))
+            return
+        action = params.get("action")
+        if not action:
+            await session.send(_error(command_id, 15))
+            return
+        markets = _markets(params)
+
+        async def fail(code: int) -> None:
+            await session.send(_error(command_id, code, sub), sub)
+
+        if action in ("add_markets", "delete_markets"):
+            if sub.channel not in MARKET_ACTIONS:
+                await fail(13)
+                return
+            if not markets and not params.get("market_ids"):
+                await fail(14)
+                return
+            current = sub.markets if sub.markets is not None else set()
+            added = [m for m in markets if m not in current]
+            if action == "add_markets":
+                current.update(markets)
+            else:
+                current.difference_update(markets)
+            sub.markets = current
+            msg = {} if sub.params.get("skip_ticker_ack") else \
+                {"market_tickers": sorted(current)}
+            await session.send({"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
+                                "type": "ok", "msg": msg}, sub)
+            if action == "add_markets":
+                await self._initial_data(session, sub, added)
+        elif action == "get_snapshot":
+            if sub.channel != "orderbook_delta":
+                await fail(13)
+                return
+            if not params.get("market_tickers"):
+                await fail(14)
+                return
+            await self._initial_data(session, sub, markets, command_id)
+            if self.get_snapshot_ok:
+                await session.send({"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
+                                    "type": "ok", "msg": {"market_tickers": markets}}, sub)
+        elif action in ("subscribe_indices", "unsubscribe_indices", "subscribe_underlyings",
+                        "unsubscribe_underlyings"):
+            key = "index_ids" if "indices" in action else "underlying_tickers"
+            if not sub.channel.startswith("cfbenchmarks" if key == "index_ids" else "pyth"):
+                await fail(13)
+                return
+            values = params.get(key)
+            if not isinstance(values, list) or not values:
+                await fail(24 if key == "index_ids" else 28)
+                return
+            current = list(sub.params.get(key, []))
+            if action.startswith("subscribe"):
+                current += [v for v in values if v not in current]
+            else:
+                current = [v for v in current if v not in values]
+            sub.params[key] = current
+            await session.send({"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
+                                "type": "ok", "msg": {key: current}}, sub)
+        elif action in ("indexlist", "underlying_list"):
+            if action == "indexlist" and sub.channel.startswith("cfbenchmarks"):
+                wire_type, key = f"{sub.channel}_indexlist", "index_ids"
+            elif action == "underlying_list" and sub.channel == "pyth_value":
+                wire_type, key = "pyth_value_underlying_list", "underlying_tickers"
+            else:
+                await fail(13)
+                return
+            await session.send(session.frame(sub, wire_type, {key: sub.params.get(key, [])},
+                                             command_id), sub)
+        else:
+            await fail(13)
+
+    # ------------------------------------------------------------------ publishing
+
+    def publish(self, channel: str, wire_type: str, msg: Mapping[str, Any], *,
+                market_ticker: str | None = None) -> int:
+        """Send a message to every subscription of ``channel`` that wants it.
+
+        Args:
+            channel: The channel whose subscribers receive it.
+            wire_type: The message ``type``.
+            msg: The payload (Decimals are sent as strings).
+            market_ticker: Deliver only to subscriptions covering this market
+                (default: the payload's ``market_ticker``).
+
+        Returns:
+            How many frames were sent.
+        """
+        market = market_ticker if market_ticker is not None else msg.get("market_ticker")
+        return self._run_coroutine(self._publish(channel, wire_type, dict(msg), market))
+
+    async def _publish(self, channel: str, wire_type: str, msg: dict[str, Any],
+                       market: str | None) -> int:
+        sent = 0
+        for session in list(self.sessions):
+            for sub in session.find(channel):
+                if sub.wants(market):
+                    await session.send(session.frame(sub, wire_type, msg), sub)
+                    sent += 1
+        return sent
+
+    def publish_many(self, items: Iterable[tuple[str, str, Mapping[str, Any]]]) -> int:
+        """Publish many (channel, type, msg) items in one go, in order."""
+        async def run() -> int:
+            sent = 0
+            for channel, wire_type, msg in items:
+                sent += await self._publish(channel, wire_type, dict(msg),
+                                            msg.get("market_ticker"))
+            return sent
+        return self._run_coroutine(run(), timeout=600)
+
+    def send_raw(self, text: str) -> int:
+        """Send ``text`` as one text frame to every connected client, as is."""
+        async def run() -> int:
+            for session in list(self.sessions):
+                await session.send_text(text)
+            return len(self.sessions)
+        return self._run_coroutine(run())
+
+    def step_market(self, market: str | None = None, *, count: int = 1,
+                    trades: float = 0.0) -> list[BookChange]:
+        """Make ``count`` random book changes and stream them to subscribers.
+
+        Args:
+            market: Change this market only (default: random markets).
+            count: How many changes.
+            trades: Probability of a trade (and a ticker update) after each change.
+        """
+        async def run() -> list[BookChange]:
+            return [await self._step(market, trades) for _ in range(count)]
+        return self._run_coroutine(run(), timeout=600)
+
+    async def _step(self, market: str | None, trades: float) -> BookChange:
+        simulator = self.simulator
+        change = simulator.step(market)
+        await self._broadcast_change(change)
+        if trades and simulator.rng.random() < trades:
+            trade = simulator.trade(change.market)
+            await self._broadcast_trade(trade)
+        return change
+
+    async def _broadcast_change(self, change: BookChange) -> None:
+        plain = self.simulator.delta_msg(change)
+        flipped = None
+        for session in list(self.sessions):
+            for sub in session.find("orderbook_delta"):
+                if sub.wants(change.market):
+                    if sub.use_yes_price:
+                        flipped = flipped or self.simulator.delta_msg(change, use_yes_price=True)
+                        msg = flipped
+                    else:
+                        msg = plain
+                    await session.send(session.frame(sub, "orderbook_delta", msg), sub)
+
+    async def _broadcast_trade(self, trade: TradePrint) -> None:
+        await self._publish("trade", "trade", self.simulator.trade_msg(trade), trade.market)
+        await self._publish("ticker", "ticker", self.simulator.ticker_msg(trade.market),
+                            trade.market)
+
+    def start_simulation(self, interval: float = 0.05, trades: float = 0.2) -> None:
+        """Stream random market activity every ``interval`` seconds until stopped."""
+        async def run() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                await self._step(None, trades)
+
+        def start() -> None:
+            if self._simulation is None or self._simulation.done():
+                self._simulation = asyncio.ensure_future(run())
+        self.call(start)
+
+    def stop_simulation(self) -> None:
+        """Stop the activity started by :meth:`start_simulation`."""
+        def stop() -> None:
+            if self._simulation is not None:
+                self._simulation.cancel()
+        self.call(stop)
+
+    # ------------------------------------------------------------------ faults
+
+    def drop_connections(self) -> int:
+        """Reset every TCP connection (no close frame). Returns how many."""
+        def drop() -> int:
+            for session in self.sessions:
+                _abort(session.ws)
+            return len(self.sessions)
+        return self.call(drop)
+
+    def close_connections(self, code: int = 1000, reason: str = "") -> None:
+        """Close every connection with a close frame carrying ``code``."""
+        async def run() -> None:
+            await asyncio.gather(*(s.ws.close(code, reason) for s in list(self.sessions)),
+                                 return_exceptions=True)
+        self._run_coroutine(run())
+
+    def stop_answering(self) -> None:
+        """Go silent on every connection: read nothing, send nothing, no pings or pongs.
+
+        The TCP connections stay open: to the client this is a half-open connection.
+        """
+        def freeze() -> None:
+            for session in self.sessions:
+                session.frozen = True
+                session.ws.transport.pause_reading()
+        self.call(freeze)
+
+    def resume_answering(self) -> None:
+        """Undo :meth:`stop_answering`."""
+        def thaw() -> None:
+            for session in self.sessions:
+                session.frozen = False
+                session.ws.transport.resume_reading()
+        self.call(thaw)
+
+    def mute_pongs(self, muted: bool = True) -> None:
+        """Stop (or resume) answering the clients' pings, answering everything else."""
+        def mute() -> None:
+            for session in self.sessions:
+                session.mute_pongs = muted
+        self.call(mute)
+
+    def skip_seq(self, channel: str | None = None, count: int = 1) -> None:
+        """Make the next message of each matching subscription skip ``count`` seq numbers."""
+        def skip() -> None:
+            for session in self.sessions:
+                for sub in session.find(channel):
+                    sub.skip += count
+        self.call(skip)
+
+    def repeat_last(self, channel: str | None = None) -> int:
+        """Send the last frame of each matching subscription again (a duplicate seq)."""
+        async def run() -> int:
+            sent = 0
+            for session in list(self.sessions):
+                for sub in session.find(channel):
+                    if sub.last_frame is not None:
+                        await session.send_text(sub.last_frame)
+                        sent += 1
+            return sent
+        return self._run_coroutine(run())
+
+    def send_subscription_error(self, channel: str, code: int, message: str = "") -> int:
+        """Send a sid-scoped error to each subscription of ``channel`` (no command id).
+
+        Codes 10 and 25 end the subscription on the server, as on Kalshi.
+        """
+        async def run() -> int:
+            sent = 0
+            for session in list(self.sessions):
+                for sub in session.find(channel):
+                    await session.send(_error(None, code, sub, message), sub)
+                    if code in (10, 25):
+                        session.subscriptions.pop(sub.sid, None)
+                    sent += 1
+            return sent
+        return self._run_coroutine(run())
+
+    def subscriptions(self) -> list[list[ServerSubscription]]:
+        """Per connected client, its subscriptions (a snapshot)."""
+        return self.call(lambda: [list(s.subscriptions.values()) for s in self.sessions])
+
+
+def _markets(params: Mapping[str, Any]) -> list[str]:
+    markets = params.get("market_tickers")
+    if isinstance(markets, list):
+        return [m for m in markets if isinstance(m, str)]
+    single = params.get("market_ticker")
+    return [single] if isinstance(single, str) else []
+
+
+def _error(command_id: Any, code: int, sub: ServerSubscription | None = None,
+           message: str = "") -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error"}
+    if command_id is not None:
+        frame["id"] = command_id
+    if sub is not None:
+        frame["sid"] = sub.sid
+        frame["seq"] = sub.next_seq()
+    frame["msg"] = {"code": code, "msg": message or ERROR_TEXT.get(code, "Error")}
+    return frame
+
+
+def _abort(ws: ServerConnection) -> None:
+    """Close the TCP connection with a reset, like a dropped network path."""
+    transport = ws.transport
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
+
+
+def _load_public_key(key: Any) -> rsa.RSAPublicKey | None:
+    if key is None:
+        return None
+    if hasattr(key, "public_key_pem"):  # a KalshiConfig
+        key = key.public_key_pem()
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return key
+    if isinstance(key, str):
+        key = key.encode()
+    if isinstance(key, (bytes, bytearray)):
+        loaded = serialization.load_pem_public_key(bytes(key))
+        if not isinstance(loaded, rsa.RSAPublicKey):
+            raise ValueError("public_key must be an RSA key")
+        return loaded
+    raise TypeError(f"public_key must be PEM, an RSA key or a KalshiConfig, not {type(key)}")
+

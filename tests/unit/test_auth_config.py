@@ -1,0 +1,193 @@
+"""Key loading, handshake signing and configuration, without sockets."""
+
+from __future__ import annotations
+
+import base64
+import pickle
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from kalshi_ws import (
+    DEMO_WS_URL,
+    PROD_WS_URL,
+    Backoff,
+    ConfigurationError,
+    ConnectStrategy,
+    HealthConfig,
+    KalshiConfig,
+    ReconnectPolicy,
+)
+from kalshi_ws.auth import WS_SIGN_PATH, Signer, load_private_key
+
+PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
+
+
+def pem(key: rsa.RSAPrivateKey, fmt: serialization.PrivateFormat,
+        password: bytes | None = None) -> bytes:
+    encryption = (serialization.BestAvailableEncryption(password) if password
+                  else serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, fmt, encryption)
+
+
+def body_of(pem_bytes: bytes) -> str:
+    """A line from the middle of a PEM block, to search for leaks."""
+    return pem_bytes.decode().splitlines()[5]
+
+
+def test_signature_is_rsa_pss_sha256_over_timestamp_get_path(private_key: rsa.RSAPrivateKey) -> None:
+    signer = Signer("key-id", private_key, clock=lambda: 1789421234.5678)
+    headers = signer.headers()
+    assert headers["KALSHI-ACCESS-KEY"] == "key-id"
+    assert headers["KALSHI-ACCESS-TIMESTAMP"] == "1789421234567"
+    signature = base64.b64decode(headers["KALSHI-ACCESS-SIGNATURE"], validate=True)
+    message = b"1789421234567GET/trade-api/ws/v2"
+    private_key.public_key().verify(signature, message, PSS, hashes.SHA256())
+    with pytest.raises(InvalidSignature):
+        private_key.public_key().verify(signature, b"1789421234567GET/other", PSS,
+                                        hashes.SHA256())
+    assert WS_SIGN_PATH == "/trade-api/ws/v2"
+
+
+def test_every_signature_is_fresh(private_key: rsa.RSAPrivateKey) -> None:
+    times = iter([1000.0, 1001.0])
+    signer = Signer("k", private_key, clock=lambda: next(times))
+    first, second = signer.headers(), signer.headers()
+    assert first["KALSHI-ACCESS-TIMESTAMP"] != second["KALSHI-ACCESS-TIMESTAMP"]
+    assert first["KALSHI-ACCESS-SIGNATURE"] != second["KALSHI-ACCESS-SIGNATURE"]
+
+
+@pytest.mark.parametrize("fmt", [serialization.PrivateFormat.TraditionalOpenSSL,
+                                 serialization.PrivateFormat.PKCS8])
+def test_pkcs1_and_pkcs8_pem_load_as_text_or_bytes(private_key: rsa.RSAPrivateKey,
+                                                   fmt: serialization.PrivateFormat) -> None:
+    data = pem(private_key, fmt)
+    for form in (data, data.decode()):
+        loaded = load_private_key(form)
+        assert loaded.private_numbers() == private_key.private_numbers()
+
+
+def test_encrypted_pem_needs_its_password(private_key: rsa.RSAPrivateKey) -> None:
+    data = pem(private_key, serialization.PrivateFormat.PKCS8, b"s3cret")
+    assert KalshiConfig("k", data, private_key_password="s3cret")
+    with pytest.raises(ConfigurationError, match="password"):
+        KalshiConfig("k", data)
+    with pytest.raises(ConfigurationError):
+        KalshiConfig("k", data, private_key_password="wrong")
+
+
+def test_a_key_object_is_accepted(private_key: rsa.RSAPrivateKey) -> None:
+    assert KalshiConfig("k", private_key).url == DEMO_WS_URL
+
+
+def test_non_rsa_keys_are_refused_by_name() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+    with pytest.raises(ConfigurationError, match="requires an RSA key"):
+        KalshiConfig("k", data)
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("not a key", "not PEM"),
+    ("/home/me/kalshi.pem", "from_key_file"),
+    (b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "could not be loaded"),
+    (12345, "must be PEM"),
+])
+def test_bad_keys_fail_at_construction_naming_the_problem(value: object, problem: str) -> None:
+    with pytest.raises(ConfigurationError, match=problem):
+        KalshiConfig("k", value)  # type: ignore[arg-type]
+
+
+def test_a_public_key_is_refused(private_key: rsa.RSAPrivateKey) -> None:
+    public = private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    with pytest.raises(ConfigurationError, match="PUBLIC"):
+        KalshiConfig("k", public)
+
+
+def test_the_key_never_appears_in_repr_str_or_errors(private_key: rsa.RSAPrivateKey) -> None:
+    data = pem(private_key, serialization.PrivateFormat.TraditionalOpenSSL)
+    config = KalshiConfig("key-id", data)
+    for text in (repr(config), str(config), repr(config.signer())):
+        assert body_of(data) not in text
+        assert "hidden" in text
+    broken = data.replace(body_of(data).encode(), b"A" * 64)
+    with pytest.raises(ConfigurationError) as caught:
+        KalshiConfig("k", broken)
+    assert body_of(data) not in str(caught.value)
+    assert caught.value.__cause__ is None  # the parser's message is not chained in
+    assert "A" * 64 not in str(caught.value)
+
+
+def test_config_cannot_be_pickled(private_key: rsa.RSAPrivateKey) -> None:
+    with pytest.raises(TypeError, match="private key"):
+        pickle.dumps(KalshiConfig("k", private_key))
+
+
+def test_environment_picks_the_url_and_ws_url_overrides(private_key: rsa.RSAPrivateKey) -> None:
+    assert KalshiConfig("k", private_key, environment="prod").url == PROD_WS_URL
+    assert KalshiConfig("k", private_key, environment="demo").url == DEMO_WS_URL
+    assert KalshiConfig("k", private_key, ws_url="ws://127.0.0.1:9/x").url == "ws://127.0.0.1:9/x"
+    with pytest.raises(ConfigurationError, match="environment"):
+        KalshiConfig("k", private_key, environment="staging")
+    with pytest.raises(ConfigurationError, match="ws:// or wss://"):
+        KalshiConfig("k", private_key, ws_url="https://example.com")
+    with pytest.raises(ConfigurationError, match="api_key_id"):
+        KalshiConfig(" ", private_key)
+
+
+def test_from_key_file(tmp_path: Path, private_key: rsa.RSAPrivateKey) -> None:
+    path = tmp_path / "key.pem"
+    path.write_bytes(pem(private_key, serialization.PrivateFormat.PKCS8))
+    assert KalshiConfig.from_key_file("k", path).api_key_id == "k"
+    with pytest.raises(ConfigurationError, match="cannot read private key file"):
+        KalshiConfig.from_key_file("k", tmp_path / "missing.pem")
+
+
+def test_from_env_reads_every_variable(tmp_path: Path, private_key: rsa.RSAPrivateKey) -> None:
+    path = tmp_path / "key.pem"
+    path.write_bytes(pem(private_key, serialization.PrivateFormat.PKCS8))
+    config = KalshiConfig.from_env({"KALSHI_API_KEY_ID": "abc",
+                                    "KALSHI_PRIVATE_KEY_PATH": str(path),
+                                    "KALSHI_ENV": "prod"})
+    assert (config.api_key_id, config.url) == ("abc", PROD_WS_URL)
+    inline = pem(private_key, serialization.PrivateFormat.PKCS8).decode()
+    config = KalshiConfig.from_env({"KALSHI_API_KEY_ID": "abc", "KALSHI_PRIVATE_KEY": inline,
+                                    "KALSHI_WS_URL": "ws://127.0.0.1:1/trade-api/ws/v2"})
+    assert config.url == "ws://127.0.0.1:1/trade-api/ws/v2"
+    escaped = inline.replace("\n", "\\n")  # as a one-line .env file holds it
+    assert KalshiConfig.from_env({"KALSHI_API_KEY_ID": "a", "KALSHI_PRIVATE_KEY": escaped})
+
+
+def test_from_env_names_what_is_missing_or_wrong(tmp_path: Path,
+                                                 private_key: rsa.RSAPrivateKey) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        KalshiConfig.from_env({})
+    assert "KALSHI_API_KEY_ID" in str(caught.value)
+    assert "KALSHI_PRIVATE_KEY_PATH" in str(caught.value)
+    path = tmp_path / "key.pem"
+    path.write_bytes(pem(private_key, serialization.PrivateFormat.PKCS8))
+    with pytest.raises(ConfigurationError, match="KALSHI_ENV"):
+        KalshiConfig.from_env({"KALSHI_API_KEY_ID": "a", "KALSHI_PRIVATE_KEY_PATH": str(path),
+                               "KALSHI_ENV": "mars"})
+    with pytest.raises(ConfigurationError, match="KALSHI_PRIVATE_KEY_PATH"):
+        KalshiConfig.from_env({"KALSHI_API_KEY_ID": "a",
+                               "KALSHI_PRIVATE_KEY_PATH": str(tmp_path / "nope.pem")})
+
+
+def test_policies_validate_their_numbers() -> None:
+    assert HealthConfig().ping_interval == 10.0
+    with pytest.raises(ConfigurationError, match="idle_timeout"):
+        HealthConfig(idle_timeout=0)
+    with pytest.raises(ConfigurationError, match="max_attempts"):
+        Backoff(max_attempts=0)
+    with pytest.raises(ConfigurationError, match="restore_timeout"):
+        ReconnectPolicy(restore_timeout=-1)
+    assert ConnectStrategy.SIMPLE.retries is False
+    assert ConnectStrategy.RETRY.retries is True
+    assert ConnectStrategy.retry(base=1, cap=2, max_attempts=3).backoff == Backoff(
+        base=1, cap=2, max_attempts=3)

@@ -1,0 +1,74 @@
+"""The architecture's import rules, checked on the source (see ARCHITECTURE: Layers)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "kalshi_ws"
+
+# Modules in layer order: a module may import only modules listed before it.
+LAYERS = ["exceptions", "models", "_wire", "protocol", "auth", "config", "reconnect",
+          "orderbook", "_transport", "_dispatch", "client"]
+PURE = ["exceptions", "models", "_wire", "protocol", "auth", "config", "reconnect",
+        "orderbook"]
+LAYERS = [m for m in LAYERS if (PACKAGE / f"{m}.py").exists()]
+PURE = [m for m in PURE if m in LAYERS]
+IO_MODULES = {"socket", "ssl", "threading", "asyncio", "selectors", "websocket",
+              "websockets", "queue", "multiprocessing", "subprocess"}
+
+
+def imports_of(module: str) -> set[str]:
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: inside the package
+                base = node.module or ""
+                names.update(f".{base}" if base else f".{alias.name}" for alias in node.names)
+            else:
+                names.add(node.module or "")
+    return names
+
+
+def uses_sleep(module: str) -> bool:
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    return any(isinstance(n, ast.Attribute) and n.attr == "sleep" for n in ast.walk(tree))
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_modules_do_no_io(module: str) -> None:
+    top = {name.split(".")[0] for name in imports_of(module) if not name.startswith(".")}
+    assert not top & IO_MODULES, f"{module} imports {top & IO_MODULES}"
+    assert not uses_sleep(module), f"{module} sleeps"
+
+
+def test_protocol_does_not_even_read_the_clock() -> None:
+    top = {name.split(".")[0] for name in imports_of("protocol")}
+    assert "time" not in top
+
+
+@pytest.mark.parametrize("module", [m for m in LAYERS if m != "_transport"])
+def test_only_the_transport_imports_websocket_client(module: str) -> None:
+    assert "websocket" not in {n.split(".")[0] for n in imports_of(module)}
+
+
+@pytest.mark.parametrize("module", LAYERS)
+def test_imports_point_down_the_layers(module: str) -> None:
+    own = {name.lstrip(".").split(".")[0] for name in imports_of(module) if name.startswith(".")}
+    allowed = set(LAYERS[: LAYERS.index(module)])
+    assert own <= allowed, f"{module} imports {own - allowed} from a higher layer"
+
+
+def test_library_code_never_prints() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        if path.name in ("cli.py", "__main__.py"):
+            continue
+        tree = ast.parse(path.read_text())
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                 and isinstance(n.func, ast.Name) and n.func.id == "print"]
+        assert not calls, f"print() in {path.name}"

@@ -1,0 +1,540 @@
+"""The sans-I/O protocol: commands, replies, sequence numbers, resync, restore."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from kalshi_ws import (
+    Channel,
+    CommandError,
+    InvalidCommand,
+    MalformedMessage,
+    Resubscribed,
+    SequenceGap,
+    StreamUpdate,
+    SubscribeResult,
+    SubscriptionError,
+    SubscriptionInfo,
+    Unsubscribed,
+)
+from kalshi_ws.protocol import KalshiProtocol
+
+
+class Peer:
+    """Drives a KalshiProtocol like a server would, and collects what comes out."""
+
+    def __init__(self, **options: Any) -> None:
+        self.p = KalshiProtocol(**options)
+
+    def feed(self, *frames: dict[str, Any]) -> None:
+        for frame in frames:
+            self.p.receive(json.loads(json.dumps(frame)))
+
+    def deliveries(self) -> list[Any]:
+        out, self.p.deliveries = self.p.deliveries, []
+        return out
+
+    def completions(self) -> dict[int, tuple[Any, Any]]:
+        out, self.p.completions = self.p.completions, []
+        return {cid: (result, error) for cid, result, error in out}
+
+    def sent(self) -> list[dict[str, Any]]:
+        out, self.p.outgoing = self.p.outgoing, []
+        return [json.loads(text) for text in out]
+
+    def subscribe(self, channels: Any, markets: Any = None, **options: Any) -> tuple[int, dict]:
+        command_id, text = self.p.subscribe(channels, markets, options)
+        return command_id, json.loads(text)
+
+    def subscribed(self, command_id: int, *pairs: tuple[str, int]) -> None:
+        for channel, sid in pairs:
+            self.feed({"id": command_id, "type": "subscribed",
+                       "msg": {"channel": channel, "sid": sid}})
+
+    def book(self, markets: list[str], sid: int = 1) -> int:
+        """A subscribed orderbook sid with snapshots for every market (seq 1..n)."""
+        command_id, _ = self.subscribe(["orderbook_delta"], markets)
+        self.subscribed(command_id, ("orderbook_delta", sid))
+        for seq, market in enumerate(markets, 1):
+            self.feed(snapshot(sid, seq, market))
+        self.deliveries()
+        self.completions()
+        return sid
+
+
+def snapshot(sid: int, seq: int, market: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "orderbook_snapshot", "sid": sid, "seq": seq, **extra,
+            "msg": {"market_ticker": market, "market_id": "id",
+                    "yes_dollars_fp": [["0.40", "10.00"]]}}
+
+
+def delta(sid: int, seq: int, market: str, size: str = "1.00") -> dict[str, Any]:
+    return {"type": "orderbook_delta", "sid": sid, "seq": seq,
+            "msg": {"market_ticker": market, "market_id": "id", "price_dollars": "0.40",
+                    "delta_fp": size, "side": "yes"}}
+
+
+def trade(sid: int, seq: int) -> dict[str, Any]:
+    return {"type": "trade", "sid": sid, "seq": seq, "msg": {"market_ticker": "M"}}
+
+
+# ---------------------------------------------------------------- commands
+
+
+def test_command_ids_count_up_and_texts_have_kalshis_shape() -> None:
+    peer = Peer()
+    first, wire = peer.subscribe(["ticker"], ["A", "B"], send_initial_snapshot=True)
+    second, text = peer.p.list_subscriptions()
+    assert (first, second) == (1, 2)
+    assert wire == {"id": 1, "cmd": "subscribe", "params": {
+        "channels": ["ticker"], "market_tickers": ["A", "B"], "send_initial_snapshot": True}}
+    assert json.loads(text) == {"id": 2, "cmd": "list_subscriptions"}
+
+
+def test_orderbook_without_markets_is_refused_before_sending() -> None:
+    with pytest.raises(InvalidCommand, match="requires market_tickers"):
+        Peer().subscribe([Channel.ORDERBOOK_DELTA])
+
+
+def test_orderbook_subscribe_always_states_the_price_convention() -> None:
+    _, wire = Peer().subscribe([Channel.ORDERBOOK_DELTA], "M")
+    assert wire["params"]["use_yes_price"] is False
+    _, wire = Peer().subscribe([Channel.ORDERBOOK_DELTA], "M", use_yes_price=True)
+    assert wire["params"]["use_yes_price"] is True
+
+
+@pytest.mark.parametrize("channels, markets, options, problem", [
+    ([], None, {}, "at least one channel"),
+    ([3], None, {}, "not a channel"),
+    (["ticker"], [], {}, "empty"),
+    (["ticker"], ["A", ""], {}, "non-empty strings"),
+    (["ticker"], None, {"bogus": 1}, "unknown subscribe option"),
+    (["communications"], None, {"shard_key": 1}, "requires shard_factor"),
+    (["communications"], None, {"shard_factor": 101}, "between 1 and 100"),
+    (["communications"], None, {"shard_factor": 2, "shard_key": 2}, "shard_key"),
+    (["communications"], None, {"user_filter": "others"}, "user_filter"),
+    (["ticker"], None, {"send_initial_snapshot": "yes"}, "must be bool"),
+    (["ticker"], None, {"shard_factor": True}, "must be an int"),
+])
+def test_bad_subscribe_arguments_name_the_problem(channels: Any, markets: Any,
+                                                  options: dict, problem: str) -> None:
+    with pytest.raises(InvalidCommand, match=problem):
+        Peer().subscribe(channels, markets, **options)
+
+
+def test_subscribe_waits_for_one_reply_per_channel() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["orderbook_delta", "trade"], ["M"])
+    peer.subscribed(command_id, ("orderbook_delta", 1))
+    assert peer.completions() == {}
+    peer.subscribed(command_id, ("trade", 2))
+    result, error = peer.completions()[command_id]
+    assert error is None
+    assert [(s.channel, s.sid, s.market_tickers) for s in result.successful] == [
+        (Channel.ORDERBOOK_DELTA, 1, ("M",)), (Channel.TRADE, 2, ("M",))]
+
+
+def test_partial_failure_lists_the_refused_channel() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["ticker", "ticker_v2"])
+    peer.subscribed(command_id, ("ticker", 1))
+    peer.feed({"id": command_id, "type": "error", "msg": {"code": 8,
+                                                          "msg": "Unknown channel name"}})
+    result, _ = peer.completions()[command_id]
+    assert isinstance(result, SubscribeResult) and not result.ok
+    assert [(f.channel, f.code) for f in result.failed] == [("ticker_v2", 8)]
+    assert result.sids == (1,)
+
+
+def test_a_command_level_error_fails_every_channel_at_once() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["ticker", "trade"])
+    peer.feed({"id": command_id, "type": "error", "msg": {"code": 2, "msg": "Params required"}})
+    result, _ = peer.completions()[command_id]
+    assert [f.code for f in result.failed] == [2, 2]
+
+
+def test_data_before_the_subscribed_reply_is_held_then_delivered_in_order() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["trade"])
+    peer.feed(trade(5, 1), trade(5, 2))
+    assert peer.deliveries() == []
+    peer.subscribed(command_id, ("trade", 5))
+    assert [(u.sid, u.seq, u.channel) for u in peer.deliveries()] == [
+        (5, 1, Channel.TRADE), (5, 2, Channel.TRADE)]
+
+
+def test_a_repeated_subscribe_answered_with_ok_merges_markets() -> None:
+    peer = Peer()
+    first, _ = peer.subscribe(["ticker"], ["A"])
+    peer.subscribed(first, ("ticker", 1))
+    second, _ = peer.subscribe(["ticker"], ["B"])
+    peer.feed({"id": second, "sid": 1, "seq": 1, "type": "ok",
+               "msg": {"market_tickers": ["A", "B"]}})
+    result, _ = peer.completions()[second]
+    assert result.successful[0].sid == 1
+    assert result.successful[0].market_tickers == ("A", "B")
+    assert peer.p.subscriptions()[0].market_tickers == ("A", "B")
+
+
+def test_a_repeated_subscribe_answered_with_subscribed_merges_markets() -> None:
+    peer = Peer()
+    first, _ = peer.subscribe(["ticker"], ["A"])
+    peer.subscribed(first, ("ticker", 1))
+    second, _ = peer.subscribe(["ticker"], ["B"])
+    peer.subscribed(second, ("ticker", 1))
+    assert peer.p.subscriptions()[0].market_tickers == ("A", "B")
+
+
+def test_unsubscribe_waits_for_every_sid_and_reports_them() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["ticker", "trade"])
+    peer.subscribed(command_id, ("ticker", 1), ("trade", 2))
+    peer.completions()
+    unsub_id, text = peer.p.unsubscribe([1, 2])
+    assert json.loads(text)["params"] == {"sids": [1, 2]}
+    peer.feed({"id": unsub_id, "sid": 1, "seq": 1, "type": "unsubscribed"})
+    assert peer.completions() == {}
+    peer.feed({"type": "unsubscribed", "sid": 2})  # older servers sent no id
+    assert peer.completions()[unsub_id] == ([1, 2], None)
+    assert [type(d) for d in peer.deliveries()] == [Unsubscribed, Unsubscribed]
+    assert peer.p.subscriptions() == []
+
+
+def test_unsubscribing_an_unknown_sid_raises_command_error() -> None:
+    peer = Peer()
+    unsub_id, _ = peer.p.unsubscribe(9)
+    peer.feed({"id": unsub_id, "type": "error", "msg": {"code": 7,
+                                                        "msg": "Unknown subscription ID"}})
+    result, error = peer.completions()[unsub_id]
+    assert result is None and isinstance(error, CommandError)
+    assert (error.code, error.command_id) == (7, unsub_id)
+
+
+@pytest.mark.parametrize("sids", [[], [0], ["1"], [True]])
+def test_bad_sids_are_refused(sids: list) -> None:
+    with pytest.raises(InvalidCommand):
+        Peer().p.unsubscribe(sids)
+
+
+def test_update_subscription_tracks_the_market_list() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["ticker"], ["A"])
+    peer.subscribed(command_id, ("ticker", 3))
+    add_id, text = peer.p.update_subscription(3, "add_markets", ["B"])
+    assert json.loads(text)["params"] == {"sids": [3], "action": "add_markets",
+                                          "market_tickers": ["B"]}
+    peer.feed({"id": add_id, "sid": 3, "seq": 1, "type": "ok",
+               "msg": {"market_tickers": ["A", "B"]}})
+    delete_id, _ = peer.p.update_subscription(3, "delete_markets", "A")
+    peer.feed({"id": delete_id, "sid": 3, "seq": 2, "type": "ok", "msg": {}})  # skip_ticker_ack
+    done = peer.completions()
+    assert done[add_id] == (["A", "B"], None)
+    assert done[delete_id] == (["B"], None)
+    assert peer.p.subscriptions()[0].market_tickers == ("B",)
+
+
+@pytest.mark.parametrize("action, markets, params, problem", [
+    ("add_markets", None, {}, "needs market_tickers"),
+    ("get_snapshot", None, {}, "needs market_tickers"),
+    ("subscribe_indices", None, {}, "needs index_ids"),
+    ("", None, {}, "action"),
+])
+def test_update_subscription_refuses_actions_without_their_list(
+        action: str, markets: Any, params: dict, problem: str) -> None:
+    with pytest.raises(InvalidCommand, match=problem):
+        Peer().p.update_subscription(1, action, markets, params)
+
+
+def test_get_snapshot_completes_when_every_snapshot_arrived() -> None:
+    peer = Peer()
+    sid = peer.book(["A", "B"])
+    command_id, _ = peer.p.update_subscription(sid, "get_snapshot", ["A", "B"])
+    peer.feed(snapshot(sid, 3, "A", id=command_id))
+    assert peer.completions() == {}
+    peer.feed(snapshot(sid, 4, "B", id=command_id))
+    assert peer.completions()[command_id] == (["A", "B"], None)
+    peer.feed({"id": command_id, "sid": sid, "seq": 5, "type": "ok", "msg": {}})  # late ok
+    assert peer.completions() == {}
+    assert [u.type for u in peer.deliveries()] == ["orderbook_snapshot"] * 2
+
+
+def test_get_snapshot_on_a_trade_sid_fails_with_code_13() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["trade"])
+    peer.subscribed(command_id, ("trade", 2))
+    update_id, _ = peer.p.update_subscription(2, "get_snapshot", ["M"])
+    peer.feed({"id": update_id, "sid": 2, "seq": 1, "type": "error",
+               "msg": {"code": 13, "msg": "Unsupported action"}})
+    _, error = peer.completions()[update_id]
+    assert error.code == 13 and error.sid == 2
+
+
+def test_index_list_reply_answers_the_command_and_is_delivered() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["cfbenchmarks_value"], index_ids=["BRTI"])
+    peer.subscribed(command_id, ("cfbenchmarks_value", 1))
+    list_id, _ = peer.p.update_subscription(1, "indexlist")
+    peer.feed({"type": "cfbenchmarks_value_indexlist", "id": list_id, "sid": 1, "seq": 1,
+               "msg": {"index_ids": ["BRTI", "ETHUSD_RTI"]}})
+    assert peer.completions()[list_id] == (["BRTI", "ETHUSD_RTI"], None)
+    assert peer.deliveries()[0].msg.index_ids == ("BRTI", "ETHUSD_RTI")
+
+
+def test_list_subscriptions_reads_both_reply_shapes() -> None:
+    peer = Peer()
+    first, _ = peer.p.list_subscriptions()
+    peer.feed({"id": first, "type": "ok", "msg": [{"channel": "ticker", "sid": 2}]})
+    second, _ = peer.p.list_subscriptions()
+    peer.feed({"id": second, "type": "ok", "subscriptions": [{"channel": "fill", "sid": 3}]})
+    done = peer.completions()
+    assert done[first] == ([SubscriptionInfo(channel=Channel.TICKER, sid=2)], None)
+    assert done[second] == ([SubscriptionInfo(channel=Channel.FILL, sid=3)], None)
+
+
+def test_abandoned_command_ignores_the_late_reply_but_keeps_the_subscription() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["trade"])
+    peer.p.abandon(command_id)
+    peer.subscribed(command_id, ("trade", 4))
+    assert peer.completions() == {}
+    assert [s.sid for s in peer.p.subscriptions()] == [4]
+    peer.feed(trade(4, 1))
+    assert len(peer.deliveries()) == 1
+
+
+# ---------------------------------------------------------------- sequence numbers
+
+
+def test_in_order_frames_are_delivered_duplicates_dropped() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["trade"])
+    peer.subscribed(command_id, ("trade", 1))
+    peer.feed(trade(1, 1), trade(1, 2), trade(1, 2), trade(1, 1), trade(1, 3))
+    assert [u.seq for u in peer.deliveries()] == [1, 2, 3]
+    assert peer.p.counters[Channel.TRADE].duplicates == 2
+
+
+def test_a_gap_is_reported_with_expected_and_received() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["trade"])
+    peer.subscribed(command_id, ("trade", 1))
+    peer.feed(trade(1, 1), trade(1, 4))
+    _, gap, update = peer.deliveries()
+    assert gap == SequenceGap(sid=1, channel=Channel.TRADE, expected=2, received=4)
+    assert update.seq == 4
+    assert peer.sent() == []  # trades are gone for good: nothing to resync
+
+
+def test_control_replies_consume_sequence_numbers() -> None:
+    peer = Peer()
+    sid = peer.book(["A"])  # seq 1
+    add_id, _ = peer.p.update_subscription(sid, "add_markets", ["B"])
+    peer.feed({"id": add_id, "sid": sid, "seq": 2, "type": "ok",
+               "msg": {"market_tickers": ["A", "B"]}})
+    peer.feed(snapshot(sid, 3, "B"), delta(sid, 4, "A"))
+    peer.feed({"type": "error", "sid": sid, "seq": 5, "msg": {"code": 18,
+                                                              "msg": "Command timeout"}})
+    peer.feed(delta(sid, 6, "B"))
+    kinds = [type(d).__name__ for d in peer.deliveries()]
+    assert "SequenceGap" not in kinds
+    assert kinds == ["StreamUpdate", "StreamUpdate", "SubscriptionError", "StreamUpdate"]
+
+
+def test_unsequenced_channels_are_not_gap_checked() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["ticker"])
+    peer.subscribed(command_id, ("ticker", 1))
+    peer.feed(*[{"type": "ticker", "sid": 1, "msg": {"market_ticker": "M"}}] * 3)
+    assert [u.seq for u in peer.deliveries()] == [None] * 3
+
+
+# ---------------------------------------------------------------- order-book resync
+
+
+def test_a_gap_on_a_book_holds_deltas_and_asks_for_snapshots() -> None:
+    peer = Peer()
+    sid = peer.book(["A", "B"])  # seq 1, 2
+    peer.feed(delta(sid, 4, "A"))  # seq 3 was lost
+    gap, *rest = peer.deliveries()
+    assert isinstance(gap, SequenceGap) and rest == []
+    assert not peer.p.book_synced(sid, "A") and not peer.p.book_synced(sid, "B")
+    (request,) = peer.sent()
+    assert request["cmd"] == "update_subscription"
+    assert request["params"] == {"sids": [sid], "action": "get_snapshot",
+                                 "market_tickers": ["A", "B"]}
+    peer.feed(delta(sid, 5, "B"), snapshot(sid, 6, "A", id=request["id"]), delta(sid, 7, "A"),
+              delta(sid, 8, "B"))
+    delivered = [(u.type, u.msg.market_ticker) for u in peer.deliveries()]
+    assert delivered == [("orderbook_snapshot", "A"), ("orderbook_delta", "A")]
+    assert peer.p.counters[Channel.ORDERBOOK_DELTA].held_back == 3
+    peer.feed(snapshot(sid, 9, "B", id=request["id"]), delta(sid, 10, "B"))
+    assert [u.type for u in peer.deliveries()] == ["orderbook_snapshot", "orderbook_delta"]
+    assert peer.p.book_synced(sid, "B")
+
+
+def test_a_delta_for_a_book_without_snapshot_asks_for_one() -> None:
+    peer = Peer()
+    sid = peer.book(["A"])
+    peer.feed(delta(sid, 2, "Z"))
+    assert peer.deliveries() == []
+    (request,) = peer.sent()
+    assert request["params"]["market_tickers"] == ["Z"]
+    peer.feed(delta(sid, 3, "Z"))  # already asked: no second request
+    assert peer.sent() == []
+
+
+def test_failed_get_snapshot_falls_back_to_unsubscribe_and_subscribe() -> None:
+    peer = Peer()
+    sid = peer.book(["A"])
+    peer.feed(delta(sid, 3, "A"))  # gap
+    peer.deliveries()
+    (request,) = peer.sent()
+    peer.feed({"id": request["id"], "sid": sid, "seq": 4, "type": "error",
+               "msg": {"code": 13, "msg": "Unsupported action"}})
+    (unsub,) = peer.sent()
+    assert unsub["cmd"] == "unsubscribe" and unsub["params"] == {"sids": [sid]}
+    peer.feed(delta(sid, 5, "A"))  # stale frame of the old sid: never delivered
+    assert peer.deliveries() == []
+    peer.feed({"id": unsub["id"], "sid": sid, "seq": 6, "type": "unsubscribed"})
+    (resub,) = peer.sent()
+    assert resub["cmd"] == "subscribe"
+    assert resub["params"] == {"channels": ["orderbook_delta"], "market_tickers": ["A"],
+                               "use_yes_price": False}
+    peer.subscribed(resub["id"], ("orderbook_delta", 2))
+    peer.feed(delta(2, 1, "A"))  # before its snapshot: held back
+    peer.feed(snapshot(2, 2, "A"), delta(2, 3, "A"))
+    delivered = peer.deliveries()
+    assert delivered[0] == Resubscribed(channel=Channel.ORDERBOOK_DELTA, old_sid=sid,
+                                        new_sid=2, reason="get_snapshot failed: error 13")
+    assert [u.type for u in delivered[1:]] == ["orderbook_snapshot", "orderbook_delta"]
+
+
+@pytest.mark.parametrize("code", [10, 25])
+def test_terminal_errors_resubscribe_at_once(code: int) -> None:
+    peer = Peer()
+    sid = peer.book(["A"])
+    peer.feed({"type": "error", "sid": sid, "seq": 2,
+               "msg": {"code": code, "msg": "Subscription buffer overflow"}})
+    error, = peer.deliveries()
+    assert error == SubscriptionError(sid=sid, channel=Channel.ORDERBOOK_DELTA, code=code,
+                                      message="Subscription buffer overflow")
+    (resub,) = peer.sent()
+    assert resub["cmd"] == "subscribe"
+    peer.feed(delta(sid, 3, "A"))
+    assert peer.deliveries() == []
+    peer.subscribed(resub["id"], ("orderbook_delta", 7))
+    assert [s.sid for s in peer.p.subscriptions()] == [7]
+    assert isinstance(peer.deliveries()[0], Resubscribed)
+
+
+def test_terminal_error_without_resync_ends_the_subscription() -> None:
+    peer = Peer(resync=False)
+    sid = peer.book(["A"])
+    peer.feed({"type": "error", "sid": sid, "seq": 2, "msg": {"code": 25, "msg": "overflow"}})
+    assert [type(d) for d in peer.deliveries()] == [SubscriptionError, Unsubscribed]
+    assert peer.sent() == [] and peer.p.subscriptions() == []
+
+
+def test_an_unanswered_resync_falls_back_to_resubscribing() -> None:
+    peer = Peer()
+    peer.p.tick(100.0)
+    sid = peer.book(["A"])
+    peer.feed(delta(sid, 3, "A"))
+    peer.sent()
+    peer.p.tick(101.0)
+    assert peer.sent() == []
+    peer.p.tick(200.0)
+    (unsub,) = peer.sent()
+    assert unsub["cmd"] == "unsubscribe"
+
+
+def test_add_markets_on_a_book_holds_deltas_until_their_snapshot() -> None:
+    peer = Peer()
+    sid = peer.book(["A"])
+    add_id, _ = peer.p.update_subscription(sid, "add_markets", ["B"])
+    peer.feed(delta(sid, 2, "B"))
+    assert peer.deliveries() == [] and peer.sent() == []
+    peer.feed({"id": add_id, "sid": sid, "seq": 3, "type": "ok",
+               "msg": {"market_tickers": ["A", "B"]}}, snapshot(sid, 4, "B"), delta(sid, 5, "B"))
+    assert [u.type for u in peer.deliveries()] == ["orderbook_snapshot", "orderbook_delta"]
+
+
+# ---------------------------------------------------------------- reconnect
+
+
+def test_restore_replays_every_subscription_with_its_current_markets() -> None:
+    peer = Peer()
+    sid = peer.book(["A"])
+    add_id, _ = peer.p.update_subscription(sid, "add_markets", ["B"])
+    peer.feed({"id": add_id, "sid": sid, "seq": 2, "type": "ok",
+               "msg": {"market_tickers": ["A", "B"]}})
+    command_id, _ = peer.subscribe(["ticker"], None, skip_ticker_ack=True)
+    peer.subscribed(command_id, ("ticker", 2))
+    pending, _ = peer.p.list_subscriptions()
+    peer.completions()
+    assert peer.p.connection_lost() == [pending]
+    assert peer.p.subscriptions() == []
+    assert peer.p.begin_restore() == 2
+    plans = {tuple(c["params"]["channels"]): c for c in peer.sent()}
+    assert plans[("orderbook_delta",)]["params"] == {
+        "channels": ["orderbook_delta"], "market_tickers": ["A", "B"], "use_yes_price": False}
+    assert plans[("ticker",)]["params"] == {"channels": ["ticker"], "skip_ticker_ack": True}
+    peer.subscribed(plans[("ticker",)]["id"], ("ticker", 1))
+    peer.feed({"type": "ticker", "sid": 1, "msg": {"market_ticker": "A"}})
+    assert peer.deliveries() == [] and peer.p.restored is None  # held until all are back
+    peer.subscribed(plans[("orderbook_delta",)]["id"], ("orderbook_delta", 2))
+    assert peer.p.restored is not None
+    assert dict(peer.p.restored.sid_map) == {1: 2, 2: 1}
+    peer.p.finish_restore("RECONNECTED")
+    delivered = peer.deliveries()
+    assert delivered[0] == "RECONNECTED" and isinstance(delivered[1], StreamUpdate)
+
+
+def test_restore_with_nothing_to_restore_is_done_at_once() -> None:
+    peer = Peer()
+    peer.p.connection_lost()
+    assert peer.p.begin_restore() == 0
+    assert peer.p.restored is not None and not peer.p.restored.sid_map
+
+
+def test_a_refused_restore_is_reported_not_retried_forever() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["fill"])
+    peer.subscribed(command_id, ("fill", 1))
+    peer.p.connection_lost()
+    peer.p.begin_restore()
+    (plan,) = peer.sent()
+    peer.feed({"id": plan["id"], "type": "error", "msg": {"code": 9,
+                                                          "msg": "Authentication required"}})
+    assert peer.p.restored is not None
+    assert peer.p.restored.failed == ((1, "error 9: Authentication required"),)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("frame", [[1, 2], "text", None, {"no": "type"}, {"type": 5}])
+def test_frames_that_are_not_messages_become_malformed_updates(frame: Any) -> None:
+    peer = Peer()
+    peer.p.receive(frame)
+    (update,) = peer.deliveries()
+    assert isinstance(update.msg, MalformedMessage)
+
+
+def test_invalid_json_is_delivered_as_malformed() -> None:
+    peer = Peer()
+    peer.p.receive_invalid(b"{oops", "Expecting property name")
+    (update,) = peer.deliveries()
+    assert isinstance(update.msg, MalformedMessage) and "invalid JSON" in update.msg.error
+    assert update.msg.raw == {"text": "{oops"}
+
+
+def test_replies_with_bad_shapes_do_not_raise() -> None:
+    peer = Peer()
+    peer.feed({"type": "subscribed", "id": 1, "msg": "x"}, {"type": "ok", "id": 99},
+              {"type": "error"}, {"type": "unsubscribed", "sid": "x"})
+    assert peer.completions() == {}
