@@ -16,9 +16,17 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from .models import Closed, ConnectionLost, Lagged, Reconnected, StreamUpdate, SystemMessage
+from .models import (
+    Closed,
+    ConnectionLost,
+    Lagged,
+    Reconnected,
+    StreamUpdate,
+    SystemMessage,
+)
 
 __all__ = ["CallbackHandle", "Dispatcher", "UpdatesQueue"]
 
@@ -110,7 +118,7 @@ class UpdatesQueue(queue.Queue):  # type: ignore[type-arg]
 
 
 class _Callback:
-    __slots__ = ("fn", "channels", "handle")
+    __slots__ = ("channels", "fn", "handle")
 
     def __init__(self, fn: Callable[[Any], Any], channels: frozenset[str] | None,
                  handle: CallbackHandle) -> None:
@@ -122,7 +130,7 @@ class _Callback:
 class CallbackHandle:
     """Returned by ``add_callback``; pass it to ``remove_callback`` or call :meth:`remove`."""
 
-    __slots__ = ("_dispatcher", "_id", "__weakref__")
+    __slots__ = ("__weakref__", "_dispatcher", "_id")
     _ids = itertools.count(1)
 
     def __init__(self, dispatcher: Dispatcher) -> None:
@@ -331,7 +339,7 @@ class Dispatcher:
                 continue
             try:
                 callback.fn(item)
-            except Exception:  # noqa: BLE001 - a user callback must not stop delivery
+            except Exception:
                 logger.exception("! callback %r raised while handling %s", callback.fn,
                                  item.type if is_update else type(item).__name__)
         if self.queue_enabled:

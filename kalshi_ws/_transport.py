@@ -18,7 +18,7 @@ import logging
 import socket
 import ssl
 import struct
-from typing import Mapping
+from collections.abc import Mapping
 
 import websocket
 
@@ -150,8 +150,8 @@ class Transport:
         while True:
             want = self._need - self._have
             try:
-                chunk = self._sock.recv(want if want > _RECV_SIZE else _RECV_SIZE)
-            except (socket.timeout, ssl.SSLWantReadError):
+                chunk = self._sock.recv(max(_RECV_SIZE, want))
+            except (TimeoutError, ssl.SSLWantReadError):
                 return frames
             except OSError as exc:
                 raise ConnectionLost(f"connection failed: {exc}") from exc
@@ -218,10 +218,9 @@ class Transport:
             if b0 & 0x70:
                 raise ProtocolError("the server set reserved frame bits (no extension agreed)")
             opcode = b0 & 0x0F
-            if b0 & 0x80 and not self._fragments:
-                if opcode in _DATA:
-                    append((opcode, payload))
-                    continue
+            if b0 & 0x80 and not self._fragments and opcode in _DATA:
+                append((opcode, payload))  # the common case: one whole text frame
+                continue
             self._frame(opcode, bool(b0 & 0x80), payload, append)
         return buffer[pos:] if pos else buffer
 

@@ -20,9 +20,10 @@ import collections.abc
 import json
 import logging
 import typing
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from functools import partial
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import attrs
 import cattrs

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Callable, Union
+from collections.abc import Callable
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,7 +23,7 @@ __all__ = ["WS_SIGN_PATH", "Signer", "load_private_key", "sign_message"]
 WS_SIGN_PATH = "/trade-api/ws/v2"
 """The path Kalshi verifies in the signature, whatever host is used."""
 
-KeyInput = Union[str, bytes, rsa.RSAPrivateKey]
+KeyInput = str | bytes | rsa.RSAPrivateKey
 
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
 
@@ -95,7 +95,7 @@ class Signer:
         clock: Returns the current time in seconds (injectable for tests).
     """
 
-    __slots__ = ("_api_key_id", "_private_key", "_clock")
+    __slots__ = ("_api_key_id", "_clock", "_private_key")
 
     def __init__(
         self,

@@ -29,7 +29,8 @@ import queue as queue_module
 import ssl
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar, overload
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar, overload
 
 from . import _wire
 from ._dispatch import DROP_OLDEST, ERROR, CallbackHandle, Dispatcher, UpdatesQueue
@@ -86,7 +87,7 @@ _PING_PAYLOAD = b"kalshi-ws"
 class _Slot:
     """Where the reader leaves the answer to one command."""
 
-    __slots__ = ("event", "result", "error")
+    __slots__ = ("error", "event", "result")
 
     def __init__(self) -> None:
         self.event = threading.Event()
@@ -250,7 +251,7 @@ class KalshiStreamClient:
 
     # ------------------------------------------------------------------ context manager
 
-    def __enter__(self) -> KalshiStreamClient:
+    def __enter__(self) -> KalshiStreamClient:  # noqa: PYI034 - final class in practice
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -545,7 +546,7 @@ class KalshiStreamClient:
             try:
                 assert transport is not None
                 transport.send_text(text)
-            except ConnectionLost as exc:
+            except ConnectionLost:
                 with self._lock:
                     self._slots.pop(command_id, None)
                     self._protocol.abandon(command_id)
@@ -697,7 +698,7 @@ class KalshiStreamClient:
                         final, error = self._final_message(failure)
                     break
                 stop = self._read_connection()  # reconnected: read the new connection
-        except BaseException as exc:  # noqa: BLE001 - never leave waiters hanging
+        except BaseException as exc:
             logger.exception("! internal error in the reader thread")
             error = ProtocolError(f"internal error: {exc!r}")
             error.__cause__ = exc

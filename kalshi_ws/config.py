@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, ClassVar, Mapping
+from typing import ClassVar
 from urllib.parse import urlparse
 
 import attrs
@@ -47,7 +48,7 @@ class KalshiConfig:
             or a URL that is not ws:// or wss://.
     """
 
-    __slots__ = ("_api_key_id", "_private_key", "_environment", "_url")
+    __slots__ = ("_api_key_id", "_environment", "_private_key", "_url")
 
     def __init__(
         self,

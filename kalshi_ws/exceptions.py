@@ -24,7 +24,8 @@ Classes with their own ``__init__`` define ``__reduce__`` so they survive pickli
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
     "AuthenticationError",

@@ -14,68 +14,65 @@ from __future__ import annotations
 
 import abc
 import enum
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, ClassVar, Mapping, Union
+from typing import Any, ClassVar
 
 import attrs
 
 from .exceptions import ConnectionLost
 
 __all__ = [
+    "CfbenchmarksValue",
+    "CfbenchmarksValue5hz",
+    "CfbenchmarksWindow",
     "Channel",
+    "ChannelStats",
+    "ClientStats",
+    "Closed",
     "ErrorCode",
-    # data messages
-    "OrderbookSnapshot",
+    "EventFeeUpdate",
+    "EventLifecycle",
+    "Fill",
+    "IndexList",
+    "Lagged",
+    "MalformedMessage",
+    "MarketLifecycle",
+    "MarketMetadata",
+    "MarketPosition",
+    "Message",
+    "MultivariateLookup",
+    "MultivariateMarketLifecycle",
+    "MveSelectedLeg",
+    "OrderGroupUpdate",
     "OrderbookDelta",
+    "OrderbookSnapshot",
+    "PriceRange",
+    "PythValue",
+    "QuoteAccepted",
+    "QuoteCreated",
+    "QuoteExecuted",
+    "Reconnected",
+    "Resubscribed",
+    "RfqCreated",
+    "RfqDeleted",
+    "SelectedMarket",
+    "SequenceGap",
+    "StreamItem",
+    "StreamUpdate",
+    "SubscribeFailure",
+    "SubscribeResult",
+    "Subscription",
+    "SubscriptionError",
+    "SubscriptionInfo",
+    "SystemMessage",
     "Ticker",
     "TickerV2",
     "Trade",
-    "Fill",
-    "MarketPosition",
-    "UserOrder",
-    "OrderGroupUpdate",
-    "PriceRange",
-    "MarketMetadata",
-    "MarketLifecycle",
-    "MultivariateMarketLifecycle",
-    "EventLifecycle",
-    "EventFeeUpdate",
-    "MveSelectedLeg",
-    "RfqCreated",
-    "RfqDeleted",
-    "QuoteCreated",
-    "QuoteAccepted",
-    "QuoteExecuted",
-    "CfbenchmarksWindow",
-    "CfbenchmarksValue",
-    "CfbenchmarksValue5hz",
-    "IndexList",
-    "PythValue",
     "UnderlyingList",
-    "SelectedMarket",
-    "MultivariateLookup",
     "UnknownMessage",
-    "MalformedMessage",
-    "Message",
-    # envelope and system messages
-    "StreamUpdate",
-    "SystemMessage",
-    "Closed",
     "Unsubscribed",
-    "Reconnected",
-    "SequenceGap",
-    "Lagged",
-    "Resubscribed",
-    "SubscriptionError",
-    "StreamItem",
-    # command results
-    "Subscription",
-    "SubscribeFailure",
-    "SubscribeResult",
-    "SubscriptionInfo",
-    # counters
-    "ChannelStats",
-    "ClientStats",
+    "UserOrder",
 ]
 
 
@@ -770,34 +767,34 @@ class MalformedMessage:
     error: str
 
 
-Message = Union[
-    OrderbookSnapshot,
-    OrderbookDelta,
-    Ticker,
-    TickerV2,
-    Trade,
-    Fill,
-    MarketPosition,
-    UserOrder,
-    OrderGroupUpdate,
-    MarketLifecycle,
-    MultivariateMarketLifecycle,
-    EventLifecycle,
-    EventFeeUpdate,
-    RfqCreated,
-    RfqDeleted,
-    QuoteCreated,
-    QuoteAccepted,
-    QuoteExecuted,
-    CfbenchmarksValue,
-    CfbenchmarksValue5hz,
-    IndexList,
-    PythValue,
-    UnderlyingList,
-    MultivariateLookup,
-    UnknownMessage,
-    MalformedMessage,
-]
+Message = (
+    OrderbookSnapshot
+    | OrderbookDelta
+    | Ticker
+    | TickerV2
+    | Trade
+    | Fill
+    | MarketPosition
+    | UserOrder
+    | OrderGroupUpdate
+    | MarketLifecycle
+    | MultivariateMarketLifecycle
+    | EventLifecycle
+    | EventFeeUpdate
+    | RfqCreated
+    | RfqDeleted
+    | QuoteCreated
+    | QuoteAccepted
+    | QuoteExecuted
+    | CfbenchmarksValue
+    | CfbenchmarksValue5hz
+    | IndexList
+    | PythValue
+    | UnderlyingList
+    | MultivariateLookup
+    | UnknownMessage
+    | MalformedMessage
+)
 
 
 # --------------------------------------------------------------------------- stream items
@@ -927,7 +924,7 @@ class SubscriptionError(SystemMessage):
     message: str
 
 
-StreamItem = Union[StreamUpdate, SystemMessage]
+StreamItem = StreamUpdate | SystemMessage
 
 
 # --------------------------------------------------------------------------- command results

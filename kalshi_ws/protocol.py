@@ -20,7 +20,8 @@ through :meth:`tick`, so every rule is testable with plain dicts and strings.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -42,7 +43,7 @@ from .models import (
     channel_of,
 )
 
-__all__ = ["KalshiProtocol", "RestoreDone", "SUBSCRIBE_OPTIONS", "UPDATE_ACTIONS"]
+__all__ = ["SUBSCRIBE_OPTIONS", "UPDATE_ACTIONS", "KalshiProtocol", "RestoreDone"]
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ def _listify(name: str, value: Any) -> list[str]:
 
 
 class _Counters:
-    __slots__ = ("received", "duplicates", "gaps", "held_back")
+    __slots__ = ("duplicates", "gaps", "held_back", "received")
 
     def __init__(self) -> None:
         self.received = 0

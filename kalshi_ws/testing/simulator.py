@@ -13,8 +13,9 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 import attrs
 
@@ -169,8 +170,7 @@ class MarketSimulator:
         else:
             top = max(levels) if levels else ceiling - 5 * CENT
             price = top + CENT * self.rng.randint(-3, 1)
-            if price > ceiling:
-                price = ceiling
+            price = min(price, ceiling)
             if price <= 0:
                 price = CENT
             delta = self._size()

@@ -7,8 +7,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -372,7 +373,7 @@ def test_queue_and_callbacks_both_receive_when_asked(server: FakeKalshiServer, c
 def test_queue_off_refuses_iteration(connect: Connect) -> None:
     client = connect(queue=False)
     with pytest.raises(InvalidCommand, match="queue=False"):
-        client.updates
+        _ = client.updates
 
 
 # ---------------------------------------------------------------- closing
@@ -422,7 +423,7 @@ def test_close_wakes_a_pending_command(server: FakeKalshiServer,
     waiting.start()
     server.wait_for_handshakes(1)
     deadline = time.monotonic() + 5
-    while client._protocol.pending_count == 0 and time.monotonic() < deadline:  # noqa: SLF001
+    while client._protocol.pending_count == 0 and time.monotonic() < deadline:
         threading.Event().wait(0.01)
     client.close(timeout=2)
     waiting.join(5)
@@ -445,7 +446,7 @@ def test_server_drop_during_a_command_wakes_it_with_connection_lost(
     waiting.start()
     server.wait_for_handshakes(1)
     deadline = time.monotonic() + 5
-    while client._protocol.pending_count == 0 and time.monotonic() < deadline:  # noqa: SLF001
+    while client._protocol.pending_count == 0 and time.monotonic() < deadline:
         threading.Event().wait(0.01)
     server.drop_connections()
     waiting.join(10)
@@ -489,10 +490,9 @@ def test_keys_and_signatures_never_reach_the_logs(
         server: FakeKalshiServer, private_key: rsa.RSAPrivateKey, private_key_pem: bytes,
         caplog: pytest.LogCaptureFixture) -> None:
     config = KalshiConfig("test-key-id", private_key_pem, ws_url=server.url)
-    with caplog.at_level(logging.DEBUG):
-        with KalshiStreamClient.connect(config) as client:
-            client.subscribe(["ticker"])
-            server.publish("ticker", "ticker", ticker_msg())
+    with caplog.at_level(logging.DEBUG), KalshiStreamClient.connect(config) as client:
+        client.subscribe(["ticker"])
+        server.publish("ticker", "ticker", ticker_msg())
     # Only our library's records: the test server's websockets logs request headers.
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("kalshi_ws"))
     assert "connected to" in ours
