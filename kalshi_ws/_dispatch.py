@@ -182,7 +182,6 @@ class Dispatcher:
         self.dropped: collections.Counter[Any] = collections.Counter()
         self._stopping = False
         self._deadline: float | None = None
-        self._overflowed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -346,9 +345,7 @@ class Dispatcher:
             final = not is_update and item.final
             if not self.queue.offer(item, is_update and self._lossy(channel), force=not is_update
                                     or final):
-                if not self._overflowed:
-                    self._overflowed = True
-                    self._on_overflow(self._queue_overflow_text())
+                self._on_overflow(self._queue_overflow_text())
                 return
         if is_update:
             self.delivered[channel] += 1

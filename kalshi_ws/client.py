@@ -530,31 +530,35 @@ class KalshiStreamClient:
         if timeout is None:
             timeout = self._options.command_timeout
         deadline = time.monotonic() + timeout
-        self._wait_open(deadline)
         slot = _Slot()
-        if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise CommandTimeout(f"could not send the command within {timeout:g} s "
-                                 "(another thread is stuck sending)")
-        try:
-            with self._lock:
-                self._raise_unless_open()
-                command_id, text = build(self._protocol)
-                self._slots[command_id] = slot
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("> %s", text)
-            transport = self._transport
+        while True:
+            self._wait_open(deadline)
+            if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise CommandTimeout(f"could not send the command within {timeout:g} s "
+                                     "(another thread is stuck sending)")
             try:
-                assert transport is not None
-                transport.send_text(text)
-            except ConnectionLost:
                 with self._lock:
-                    self._slots.pop(command_id, None)
-                    self._protocol.abandon(command_id)
-                if transport is not None:
-                    transport.abort()  # make sure the reader notices at once
-                raise
-        finally:
-            self._send_lock.release()
+                    if self._state == RECONNECTING:
+                        continue  # lost meanwhile: wait for the new connection
+                    self._raise_unless_open()
+                    command_id, text = build(self._protocol)
+                    self._slots[command_id] = slot
+                    transport = self._transport
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("> %s", text)
+                try:
+                    assert transport is not None
+                    transport.send_text(text)
+                except ConnectionLost:
+                    with self._lock:
+                        self._slots.pop(command_id, None)
+                        self._protocol.abandon(command_id)
+                    if transport is not None:
+                        transport.abort()  # make sure the reader notices at once
+                    raise
+                break
+            finally:
+                self._send_lock.release()
         if not slot.event.wait(max(0.0, deadline - time.monotonic())):
             with self._lock:
                 if self._slots.pop(command_id, None) is not None:
@@ -885,6 +889,9 @@ class KalshiStreamClient:
 
     def _consumer_overflowed(self, text: str) -> None:
         """The updates queue overflowed on an ``error`` channel (dispatcher thread)."""
+        if self._slow_consumer is not None:
+            return  # already ending this connection
+        logger.error("slow consumer: %s", text)
         self._slow_consumer = SlowConsumerError(text)
         transport = self._transport
         if transport is not None:
@@ -917,10 +924,13 @@ class KalshiStreamClient:
             transport.close_socket()
         logger.warning("connection to %s lost (%s); reconnecting", self._config.url, cause)
         self._dispatcher.post([_connection_lost(cause, True)])
+        if isinstance(cause, SlowConsumerError) and not self._wait_for_consumers():
+            return _Stop(ConnectionClosedOK("client closed"))
         attempt = 0
         last_error: BaseException = cause
         for delay in backoff_delays(policy.backoff):
             attempt += 1
+            logger.info("reconnect attempt %d in %.3f s", attempt, delay)
             if self._stop_requested.wait(delay):
                 return _Stop(ConnectionClosedOK("client closed"))
             try:
@@ -963,6 +973,25 @@ class KalshiStreamClient:
             transport.close_socket()
         return _Stop(ConnectionLost(
             f"gave up reconnecting after {attempt} attempt(s); last error: {last_error}"))
+
+    def _wait_for_consumers(self) -> bool:
+        """After a slow-consumer loss, wait until the backlog is half drained.
+
+        Resubscribing into a full queue would only overflow it again. Returns False if
+        close() was called meanwhile.
+        """
+        dispatcher = self._dispatcher
+        options = self._options
+        warned = False
+        while dispatcher.backlog > options.max_pending // 2 or (
+                dispatcher.queue_enabled and
+                dispatcher.queue.qsize() > options.queue_maxsize // 2):
+            if not warned:
+                logger.warning("waiting for the consumer to catch up before reconnecting")
+                warned = True
+            if self._stop_requested.wait(0.05):
+                return False
+        return True
 
     def _restore(self, transport: Transport, restore_timeout: float) -> _Stop | None:
         """On a new connection, re-create every subscription; None on success."""

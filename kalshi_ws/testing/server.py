@@ -195,10 +195,12 @@ class FakeKalshiServer:
         self.simulator = simulator or MarketSimulator(seed=7)
         self.get_snapshot_ok = get_snapshot_ok
         self.sessions: list[ServerSession] = []
-        self.handshakes: list[tuple[float, int]] = []  # (monotonic time, status)
+        #: Every connection attempt: (time.monotonic(), HTTP status; 0 when dropped).
+        self.handshakes: list[tuple[float, int]] = []
         self.commands: list[dict[str, Any]] = []
         self._rejections: collections.deque[tuple[int, str]] = collections.deque()
         self._reject_forever: tuple[int, str] | None = None
+        self._drops = 0
         self._changed = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -309,6 +311,13 @@ class FakeKalshiServer:
     # ------------------------------------------------------------------ handshake
 
     def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self._drops:
+            self._drops -= 1
+            self.handshakes.append((time.monotonic(), 0))
+            with self._changed:
+                self._changed.notify_all()
+            _abort(connection)  # reset the TCP connection before any response
+            return connection.respond(500, "dropped")
         status, text = self._handshake_verdict(request)
         self.handshakes.append((time.monotonic(), status))
         with self._changed:
@@ -360,10 +369,18 @@ class FakeKalshiServer:
         else:
             self._rejections.extend([verdict] * count)
 
+    def drop_handshakes(self, count: int) -> None:
+        """Reset the TCP connection of the next ``count`` connection attempts.
+
+        They are recorded in :attr:`handshakes` with status 0.
+        """
+        self._drops += count
+
     def accept_handshakes(self) -> None:
-        """Undo :meth:`reject_handshakes`."""
+        """Undo :meth:`reject_handshakes` and :meth:`drop_handshakes`."""
         self._rejections.clear()
         self._reject_forever = None
+        self._drops = 0
 
     def set_public_key(self, public_key: Any) -> None:
         """Verify signatures with another key from now on (e.g. to revoke the client's)."""

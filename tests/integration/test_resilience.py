@@ -1,0 +1,578 @@
+"""Staying connected: reconnect and restore, liveness, sequence gaps, backpressure, TLS.
+
+Every fault is injected for real through the fake server (TCP resets, silence, close
+codes, refused handshakes, skipped or repeated sequence numbers, terminal errors).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import ssl
+import threading
+import time
+from decimal import Decimal
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kalshi_ws import (
+    AuthenticationError,
+    Backoff,
+    Channel,
+    Closed,
+    CommandTimeout,
+    ConnectionClosed,
+    ConnectionLost,
+    HandshakeError,
+    HealthConfig,
+    KalshiConfig,
+    KalshiStreamClient,
+    Lagged,
+    Reconnected,
+    ReconnectPolicy,
+    Resubscribed,
+    SequenceGap,
+    SlowConsumerError,
+    StreamUpdate,
+    SubscriptionError,
+)
+from kalshi_ws.reconnect import backoff_ceiling
+from kalshi_ws.testing import FakeKalshiServer
+from tests.conftest import Collector
+
+Connect = Callable[..., KalshiStreamClient]
+
+FAST = ReconnectPolicy(backoff=Backoff(base=0.01, cap=0.05), restore_timeout=5)
+QUIET = HealthConfig(ping_interval=None, idle_timeout=None)
+
+
+def ticker(market: str = "SIM-ALPHA", price: str = "0.5000") -> dict[str, Any]:
+    return {"market_ticker": market, "price_dollars": price}
+
+
+def trade(number: int, market: str = "SIM-ALPHA") -> dict[str, Any]:
+    return {"trade_id": str(number), "market_ticker": market, "count_fp": "1.00"}
+
+
+def final_item(collector: Collector) -> Any:
+    return collector.wait_for(
+        lambda items: items[-1] if items and getattr(items[-1], "final", False) else None)
+
+
+def reconnected(collector: Collector, count: int = 1) -> list[Reconnected]:
+    return collector.wait_for(
+        lambda items: len([i for i in items if isinstance(i, Reconnected)]) >= count
+        and [i for i in items if isinstance(i, Reconnected)])
+
+
+# ---------------------------------------------------------------- reconnect and restore
+
+
+def test_abrupt_drop_reconnects_and_restores_every_subscription(
+        server: FakeKalshiServer, connect: Connect, collector: Collector,
+        caplog: pytest.LogCaptureFixture) -> None:
+    client = connect(reconnect=FAST, health=QUIET)
+    client.add_callback(collector)
+    book = client.subscribe([Channel.ORDERBOOK_DELTA], ["SIM-ALPHA"],
+                            use_yes_price=True).successful[0]
+    client.add_markets(book.sid, ["SIM-BRAVO", "SIM-CHARLIE"])
+    client.remove_markets(book.sid, ["SIM-CHARLIE"])
+    client.subscribe([Channel.TICKER], ["SIM-ALPHA"], send_initial_snapshot=True)
+    client.subscribe([Channel.TRADE])
+    server.step_market("SIM-ALPHA", count=3)
+    before = {s.channel: s.sid for s in client.subscriptions()}
+
+    with caplog.at_level(logging.INFO, logger="kalshi_ws"):
+        server.drop_connections()
+        (event,) = reconnected(collector)
+
+    after = {s.channel: s.sid for s in client.subscriptions()}
+    assert set(after) == set(before)
+    assert dict(event.sid_map) == {before[c]: after[c] for c in before}
+    assert event.attempt >= 1 and event.downtime > 0 and event.failed == ()
+    # The restored subscriptions carry the current markets and the same options.
+    (subs,) = server.subscriptions()
+    restored = {s.channel: s for s in subs}
+    assert restored["orderbook_delta"].markets == {"SIM-ALPHA", "SIM-BRAVO"}
+    assert restored["orderbook_delta"].params["use_yes_price"] is True
+    assert restored["ticker"].params["send_initial_snapshot"] is True
+    assert client.subscriptions()[0].market_tickers in (("SIM-ALPHA", "SIM-BRAVO"),
+                                                       ("SIM-BRAVO", "SIM-ALPHA"))
+    # Lifecycle in order: the loss, nothing from the dead connection's successor
+    # before the announcement, then fresh snapshots for every book.
+    items = collector.items
+    lost = next(i for i, item in enumerate(items) if isinstance(item, ConnectionLost))
+    announced = items.index(event)
+    assert items[lost].will_reconnect and not items[lost].final
+    assert all(not isinstance(item, StreamUpdate) for item in items[lost + 1:announced])
+    collector.wait_for(lambda items: len([u for u in items[announced:] if isinstance(
+        u, StreamUpdate) and u.type == "orderbook_snapshot"]) == 2)
+    server.step_market("SIM-BRAVO", count=2)
+    collector.wait_for(lambda items: [u for u in items[announced:] if isinstance(
+        u, StreamUpdate) and u.type == "orderbook_delta"])
+    after_types = [u.type for u in items[announced:] if isinstance(u, StreamUpdate)
+                   and u.channel == Channel.ORDERBOOK_DELTA]
+    assert after_types[:2] == ["orderbook_snapshot", "orderbook_snapshot"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("lost" in m and r.levelno == logging.WARNING
+               for m, r in zip(messages, caplog.records))
+    assert any(m.startswith("reconnected") and r.levelno == logging.INFO
+               for m, r in zip(messages, caplog.records))
+    assert client.stats().reconnects == 1
+
+
+def test_a_command_pending_at_the_drop_fails_and_the_next_one_works(
+        server: FakeKalshiServer, connect: Connect, collector: Collector) -> None:
+    client = connect(reconnect=FAST, health=QUIET)
+    client.add_callback(collector)
+    server.stop_answering()
+    errors: list[BaseException] = []
+
+    def subscribe() -> None:
+        try:
+            client.subscribe(["trade"])
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    waiting = threading.Thread(target=subscribe)
+    waiting.start()
+    server.wait_for_handshakes(1)
+    wait_until(lambda: client._protocol.pending_count == 1)  # noqa: SLF001
+    server.drop_connections()
+    waiting.join(10)
+    assert len(errors) == 1 and isinstance(errors[0], ConnectionLost)
+    assert "may or may not have taken effect" in str(errors[0])
+    reconnected(collector)
+    assert client.subscribe(["trade"]).ok
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 5.0) -> None:
+    """Poll an internal condition the client does not signal (tests only)."""
+    event = threading.Event()
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        event.wait(0.005)
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1011])
+def test_any_server_close_is_followed_by_a_reconnect(server: FakeKalshiServer, connect: Connect,
+                                                     collector: Collector, code: int) -> None:
+    client = connect(reconnect=FAST, health=QUIET)
+    client.add_callback(collector)
+    client.subscribe(["ticker"])
+    server.close_connections(code, "deploy")
+    reconnected(collector)
+    lost = collector.of_type(ConnectionLost)[0]
+    assert lost.code == code and lost.will_reconnect
+    server.publish("ticker", "ticker", ticker())
+    collector.wait_for(lambda items: isinstance(items[-1], StreamUpdate))
+
+
+def test_a_revoked_key_ends_the_client_instead_of_retrying(
+        server: FakeKalshiServer, connect: Connect, collector: Collector,
+        other_private_key: rsa.RSAPrivateKey) -> None:
+    client = connect(reconnect=FAST, health=QUIET)
+    client.add_callback(collector)
+    server.set_public_key(other_private_key.public_key())
+    server.drop_connections()
+    final = final_item(collector)
+    assert isinstance(final, ConnectionLost) and not final.will_reconnect
+    assert isinstance(final.error, AuthenticationError)
+    assert isinstance(client.close_reason, AuthenticationError)
+    assert [status for _, status in server.handshakes] == [101, 401]
+    with pytest.raises(ConnectionClosed):
+        client.list_subscriptions()
+
+
+def test_reconnect_gives_up_after_max_attempts(server: FakeKalshiServer, connect: Connect,
+                                               collector: Collector) -> None:
+    policy = ReconnectPolicy(backoff=Backoff(base=0.005, cap=0.01, max_attempts=3))
+    client = connect(reconnect=policy, health=QUIET)
+    client.add_callback(collector)
+    server.reject_handshakes(503, count=None)
+    server.drop_connections()
+    final = final_item(collector)
+    assert isinstance(final, ConnectionLost) and "gave up reconnecting after 3" in final.reason
+    assert client.closed
+    assert [s for _, s in server.handshakes] == [101, 503, 503, 503]
+
+
+def test_fifty_failed_attempts_in_a_row_follow_the_backoff_policy(
+        server: FakeKalshiServer, connect: Connect, collector: Collector,
+        caplog: pytest.LogCaptureFixture) -> None:
+    backoff = Backoff(base=0.002, cap=0.03, max_attempts=60)
+    client = connect(reconnect=ReconnectPolicy(backoff=backoff), health=QUIET)
+    client.add_callback(collector)
+    server.drop_handshakes(25)
+    server.reject_handshakes(503, count=25)
+    with caplog.at_level(logging.INFO, logger="kalshi_ws.client"):
+        server.drop_connections()
+        reconnected(collector)
+    delays = [float(m.group(2)) for m in (
+        re.match(r"reconnect attempt (\d+) in ([\d.]+) s", r.getMessage())
+        for r in caplog.records) if m]
+    assert len(delays) == 51
+    for attempt, delay in enumerate(delays):
+        assert 0 <= delay <= backoff_ceiling(backoff, attempt)
+    attempts = [t for t, _ in server.handshakes[1:]]
+    assert [s for _, s in server.handshakes[1:]] == [0] * 25 + [503] * 25 + [101]
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    for gap, delay in zip(gaps, delays[1:]):
+        assert gap >= delay - 0.0015  # never earlier than the policy says (log rounding)
+    assert collector.of_type(Reconnected)[0].attempt == 51
+
+
+def test_a_reconnect_while_eight_threads_issue_commands(server: FakeKalshiServer,
+                                                        connect: Connect,
+                                                        collector: Collector) -> None:
+    client = connect(reconnect=FAST, health=QUIET, command_timeout=5)
+    client.add_callback(collector)
+    client.subscribe(["ticker"])
+    stop = threading.Event()
+    outcomes: dict[str, int] = {"ok": 0}
+    unexpected: list[BaseException] = []
+    lock = threading.Lock()
+
+    def work(index: int) -> None:
+        while not stop.is_set():
+            try:
+                if index % 2:
+                    client.list_subscriptions()
+                else:
+                    client.subscribe(["trade"], [f"M-{index}"])
+                name = "ok"
+            except (ConnectionLost, CommandTimeout) as exc:
+                name = type(exc).__name__
+            except BaseException as exc:  # noqa: BLE001
+                unexpected.append(exc)
+                return
+            with lock:
+                outcomes[name] = outcomes.get(name, 0) + 1
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: outcomes["ok"] >= 16)
+    server.drop_connections()
+    reconnected(collector)
+    done_before = outcomes["ok"]
+    wait_until(lambda: outcomes["ok"] >= done_before + 16)
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive(), "a command hung across the reconnect"
+    assert not unexpected
+
+
+def test_close_during_the_backoff_wait_ends_cleanly(server: FakeKalshiServer, connect: Connect,
+                                                    collector: Collector) -> None:
+    policy = ReconnectPolicy(backoff=Backoff(base=30, cap=30))
+    client = connect(reconnect=policy, health=QUIET)
+    client.add_callback(collector)
+    server.drop_connections()
+    collector.wait_for(lambda items: [i for i in items if isinstance(i, ConnectionLost)])
+    started = time.monotonic()
+    client.close(timeout=5)
+    assert time.monotonic() - started < 5
+    assert isinstance(final_item(collector), Closed)
+
+
+# ---------------------------------------------------------------- liveness
+
+
+def test_a_silent_server_is_detected_by_the_idle_timeout(server: FakeKalshiServer,
+                                                         connect: Connect,
+                                                         collector: Collector) -> None:
+    health = HealthConfig(ping_interval=None, idle_timeout=1.0)
+    client = connect(health=health)
+    client.add_callback(collector)
+    started = time.monotonic()
+    server.stop_answering()
+    final = final_item(collector)
+    elapsed = time.monotonic() - started
+    assert isinstance(final, ConnectionLost) and "idle timeout" in final.reason
+    assert 1.0 <= elapsed < 1.0 + 1.0 + 1.0  # idle_timeout + 1 s tick, + scheduling slack
+    assert client.closed
+
+
+def test_a_silent_server_is_detected_by_the_pong_timeout(server: FakeKalshiServer,
+                                                         connect: Connect,
+                                                         collector: Collector) -> None:
+    health = HealthConfig(ping_interval=0.2, pong_timeout=0.5, idle_timeout=30)
+    client = connect(health=health)
+    client.add_callback(collector)
+    server.stop_answering()
+    final = final_item(collector)
+    assert isinstance(final, ConnectionLost) and "pong timeout" in final.reason
+
+
+def test_a_server_that_never_pongs_is_dropped_even_while_data_flows(
+        server: FakeKalshiServer, connect: Connect, collector: Collector) -> None:
+    health = HealthConfig(ping_interval=0.2, pong_timeout=0.5, idle_timeout=30)
+    client = connect(health=health, reconnect=FAST)
+    client.add_callback(collector)
+    client.subscribe(["ticker"])
+    server.mute_pongs()
+    stop = threading.Event()
+
+    def publish() -> None:
+        while not stop.is_set() and not collector.of_type(ConnectionLost):
+            server.publish("ticker", "ticker", ticker())
+            stop.wait(0.05)
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    try:
+        lost = collector.wait_for(lambda items: [i for i in items
+                                                 if isinstance(i, ConnectionLost)])
+    finally:
+        stop.set()
+        publisher.join(5)
+    assert "pong timeout" in lost[0].reason
+    reconnected(collector)  # and it recovers
+
+
+def test_the_client_answers_the_server_heartbeat(private_key: rsa.RSAPrivateKey,
+                                                 collector: Collector) -> None:
+    with FakeKalshiServer(public_key=private_key.public_key(), ping_interval=0.1,
+                          pong_timeout=0.5) as server:
+        config = KalshiConfig("k", private_key, ws_url=server.url)
+        with KalshiStreamClient.connect(config, health=QUIET) as client:
+            client.add_callback(collector)
+            client.subscribe(["ticker"])
+            for _ in range(3):  # several heartbeats pass; the server keeps us
+                server.publish("ticker", "ticker", ticker())
+                threading.Event().wait(0.3)
+            assert len(server.sessions) == 1
+            assert not collector.of_type(ConnectionLost)
+
+
+# ---------------------------------------------------------------- sequence numbers
+
+
+def test_a_gap_on_an_order_book_triggers_a_resync(server: FakeKalshiServer, client:
+                                                  KalshiStreamClient,
+                                                  collector: Collector) -> None:
+    client.add_callback(collector)
+    book = client.subscribe([Channel.ORDERBOOK_DELTA], ["SIM-ALPHA", "SIM-BRAVO"]).successful[0]
+    server.step_market("SIM-ALPHA", count=2)
+    server.skip_seq("orderbook_delta")
+    server.step_market("SIM-ALPHA", count=1)  # arrives with a hole before it
+    (gap,) = collector.wait_for(lambda items: [i for i in items if isinstance(i, SequenceGap)])
+    assert (gap.sid, gap.expected, gap.received) == (book.sid, gap.expected, gap.expected + 1)
+    server.wait_for_command("update_subscription")
+    resync = [c for c in server.commands if c["cmd"] == "update_subscription"][0]
+    assert resync["params"]["action"] == "get_snapshot"
+    assert sorted(resync["params"]["market_tickers"]) == ["SIM-ALPHA", "SIM-BRAVO"]
+    index = collector.items.index(gap)
+    collector.wait_for(lambda items: len([u for u in items[index:] if isinstance(
+        u, StreamUpdate) and u.type == "orderbook_snapshot"]) == 2)
+    after = [u.type for u in collector.items[index + 1:] if isinstance(u, StreamUpdate)]
+    assert after[:2] == ["orderbook_snapshot", "orderbook_snapshot"], after
+    assert client.stats().channels["orderbook_delta"].gaps == 1
+
+
+def test_a_gap_on_trades_is_reported_and_the_stream_goes_on(
+        server: FakeKalshiServer, client: KalshiStreamClient, collector: Collector) -> None:
+    client.add_callback(collector)
+    client.subscribe(["trade"])
+    server.publish("trade", "trade", trade(1))
+    server.skip_seq("trade", count=2)
+    server.publish("trade", "trade", trade(2))
+    collector.wait_for(lambda items: len(collector.updates()) == 2)
+    (gap,) = collector.of_type(SequenceGap)
+    assert gap.received - gap.expected == 2
+    assert [c["cmd"] for c in server.commands] == ["subscribe"]  # nothing to resync
+
+
+def test_a_duplicate_sequence_number_is_dropped(server: FakeKalshiServer,
+                                                client: KalshiStreamClient,
+                                                collector: Collector) -> None:
+    client.add_callback(collector)
+    client.subscribe(["trade"])
+    server.publish("trade", "trade", trade(1))
+    assert server.repeat_last("trade") == 1
+    server.publish("trade", "trade", trade(2))
+    collector.wait_for(lambda items: len(collector.updates()) == 2)
+    assert [u.msg.trade_id for u in collector.updates()] == ["1", "2"]
+    assert client.stats().channels["trade"].duplicates == 1
+    assert not collector.of_type(SequenceGap)
+
+
+def test_error_25_on_an_order_book_resubscribes_with_fresh_snapshots(
+        server: FakeKalshiServer, client: KalshiStreamClient, collector: Collector) -> None:
+    client.add_callback(collector)
+    old = client.subscribe([Channel.ORDERBOOK_DELTA], ["SIM-ALPHA"]).successful[0]
+    server.send_subscription_error("orderbook_delta", 25)
+    (moved,) = collector.wait_for(lambda items: [i for i in items
+                                                 if isinstance(i, Resubscribed)])
+    (error,) = collector.of_type(SubscriptionError)
+    assert (error.sid, error.code) == (old.sid, 25)
+    assert moved.old_sid == old.sid and moved.new_sid != old.sid
+    assert [s.sid for s in client.subscriptions()] == [moved.new_sid]
+    index = collector.items.index(moved)
+    collector.wait_for(lambda items: [u for u in items[index:] if isinstance(u, StreamUpdate)])
+    first = next(u for u in collector.items[index:] if isinstance(u, StreamUpdate))
+    assert (first.type, first.sid) == ("orderbook_snapshot", moved.new_sid)
+
+
+# ---------------------------------------------------------------- backpressure
+
+
+def test_a_slow_callback_on_ticker_drops_oldest_and_says_so(
+        server: FakeKalshiServer, connect: Connect, collector: Collector) -> None:
+    client = connect(max_pending=10, queue=False)
+    release = threading.Event()
+    entered = threading.Event()
+
+    def slow(item: Any) -> None:
+        entered.set()
+        release.wait(10)
+
+    client.add_callback(slow)
+    client.add_callback(collector)
+    client.subscribe(["ticker"])
+    server.publish("ticker", "ticker", ticker(price="0.0000"))
+    assert entered.wait(5)
+    for number in range(1, 51):
+        server.publish("ticker", "ticker", ticker(price=f"0.{number:04d}"))
+    wait_until(lambda: client.stats().channels["ticker"].received == 51)
+    release.set()
+    lagged = collector.wait_for(lambda items: [i for i in items if isinstance(i, Lagged)])
+    collector.wait_for(lambda items: items and isinstance(items[-1], StreamUpdate)
+                       and items[-1].msg.price_dollars == Decimal("0.0050"))
+    delivered = len(collector.updates())
+    assert sum(i.dropped for i in lagged) + delivered == 51
+    assert client.stats().channels["ticker"].dropped == sum(i.dropped for i in lagged)
+    prices = [u.msg.price_dollars for u in collector.updates()]
+    assert prices == sorted(prices)  # what is kept stays in order; the newest survives
+
+
+def test_a_slow_callback_on_a_stateful_channel_ends_the_client_loudly(
+        server: FakeKalshiServer, connect: Connect, collector: Collector) -> None:
+    client = connect(max_pending=10, queue=False, health=QUIET)
+    release = threading.Event()
+    client.add_callback(lambda item: release.wait(10) if isinstance(item, StreamUpdate)
+                        else None)
+    client.add_callback(collector)
+    client.subscribe(["trade"])
+    for number in range(30):
+        server.publish("trade", "trade", trade(number))
+    wait_until(lambda: client.closed or client.state == "CLOSED")
+    release.set()
+    final = final_item(collector)
+    assert isinstance(final, ConnectionLost)
+    assert isinstance(final.error, SlowConsumerError)
+    assert isinstance(client.close_reason, SlowConsumerError)
+    assert client.stats().channels["trade"].dropped == 0  # lost loudly, never silently
+
+
+def test_an_unread_queue_overflow_says_what_to_do(server: FakeKalshiServer, connect: Connect,
+                                                  collector: Collector) -> None:
+    client = connect(queue=True, queue_maxsize=5, health=QUIET)
+    client.add_callback(collector)
+    client.subscribe(["trade"])
+    for number in range(10):
+        server.publish("trade", "trade", trade(number))
+    final = final_item(collector)
+    assert isinstance(final.error, SlowConsumerError)
+    assert "nothing has read client.updates" in str(final.error)
+
+
+def test_a_slow_consumer_with_reconnect_resyncs(server: FakeKalshiServer, connect: Connect,
+                                                collector: Collector) -> None:
+    client = connect(max_pending=10, queue=False, reconnect=FAST, health=QUIET)
+    release = threading.Event()
+    client.add_callback(lambda item: release.wait(10) if isinstance(item, StreamUpdate)
+                        else None)
+    client.add_callback(collector)
+    client.subscribe(["trade"])
+    for number in range(30):
+        server.publish("trade", "trade", trade(number))
+    collector_has_loss = lambda items: [i for i in items if isinstance(i, ConnectionLost)]  # noqa: E731
+    wait_until(lambda: client.state == "RECONNECTING" or collector_has_loss(collector.items))
+    release.set()
+    (event,) = reconnected(collector)
+    (lost,) = collector.of_type(ConnectionLost)
+    assert isinstance(lost.error, SlowConsumerError) and lost.will_reconnect
+    assert event.sid_map
+    server.publish("trade", "trade", trade(99))
+    collector.wait_for(lambda items: isinstance(items[-1], StreamUpdate)
+                       and items[-1].msg.trade_id == "99")
+
+
+def test_stats_count_every_channel(server: FakeKalshiServer, client: KalshiStreamClient,
+                                   collector: Collector) -> None:
+    client.add_callback(collector)
+    client.subscribe(["ticker", "trade"])
+    server.publish("ticker", "ticker", ticker())
+    server.publish("trade", "trade", trade(1))
+    server.publish("trade", "trade", trade(2))
+    collector.wait_for(lambda items: len(items) == 3)
+    stats = client.stats()
+    assert stats.channels["ticker"].received == 1 and stats.channels["trade"].received == 2
+    assert stats.channels["trade"].delivered == 2
+    assert stats.total().received == 3
+
+
+# ---------------------------------------------------------------- TLS
+
+
+@pytest.fixture(scope="module")
+def tls_ca() -> Any:
+    trustme = pytest.importorskip("trustme")
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_server(tls_ca: Any, private_key: rsa.RSAPrivateKey) -> Any:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls_ca.issue_cert("localhost").configure_cert(context)  # not valid for "127.0.0.1"
+    with FakeKalshiServer(public_key=private_key.public_key(), ssl_context=context) as server:
+        yield server
+
+
+def test_tls_with_the_ca_trusted_connects(tls_server: FakeKalshiServer, tls_ca: Any,
+                                          private_key: rsa.RSAPrivateKey) -> None:
+    assert tls_server.url.startswith("wss://localhost:")
+    context = ssl.create_default_context()
+    tls_ca.configure_trust(context)
+    config = KalshiConfig("k", private_key, ws_url=tls_server.url)
+    with KalshiStreamClient.connect(config, ssl_context=context) as client:
+        assert client.subscribe(["ticker"]).ok
+
+
+def test_tls_without_the_ca_fails_with_a_clear_error(tls_server: FakeKalshiServer,
+                                                     private_key: rsa.RSAPrivateKey) -> None:
+    config = KalshiConfig("k", private_key, ws_url=tls_server.url)
+    with pytest.raises(HandshakeError) as caught:
+        KalshiStreamClient.connect(config)
+    assert "certificate verification failed" in str(caught.value)
+    assert isinstance(caught.value.__cause__, ssl.SSLCertVerificationError)
+
+
+def test_tls_checks_the_host_name(tls_server: FakeKalshiServer, tls_ca: Any,
+                                  private_key: rsa.RSAPrivateKey) -> None:
+    context = ssl.create_default_context()
+    tls_ca.configure_trust(context)
+    wrong_host = tls_server.url.replace("localhost", "127.0.0.1")  # not in the certificate
+    config = KalshiConfig("k", private_key, ws_url=wrong_host)
+    with pytest.raises(HandshakeError, match="certificate verification failed"):
+        KalshiStreamClient.connect(config, ssl_context=context, timeout=3)
+
+
+def test_turning_verification_off_is_never_silent(tls_server: FakeKalshiServer,
+                                                  private_key: rsa.RSAPrivateKey,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    config = KalshiConfig("k", private_key, ws_url=tls_server.url)
+    with caplog.at_level(logging.WARNING, logger="kalshi_ws"), \
+            KalshiStreamClient.connect(config, ssl_context=context) as client:
+        assert client.state == "OPEN"
+    assert "does not verify the server certificate" in caplog.text
