@@ -6,13 +6,14 @@ codes, refused handshakes, skipped or repeated sequence numbers, terminal errors
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import ssl
 import threading
 import time
-from decimal import Decimal
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -140,7 +141,7 @@ def test_a_command_pending_at_the_drop_fails_and_the_next_one_works(
     waiting = threading.Thread(target=subscribe)
     waiting.start()
     server.wait_for_handshakes(1)
-    wait_until(lambda: client._protocol.pending_count == 1)  # noqa: SLF001
+    wait_until(lambda: client._protocol.pending_count == 1)
     server.drop_connections()
     waiting.join(10)
     assert len(errors) == 1 and isinstance(errors[0], ConnectionLost)
@@ -220,7 +221,7 @@ def test_fifty_failed_attempts_in_a_row_follow_the_backoff_policy(
         assert 0 <= delay <= backoff_ceiling(backoff, attempt)
     attempts = [t for t, _ in server.handshakes[1:]]
     assert [s for _, s in server.handshakes[1:]] == [0] * 25 + [503] * 25 + [101]
-    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     for gap, delay in zip(gaps, delays[1:]):
         assert gap >= delay - 0.0015  # never earlier than the policy says (log rounding)
     assert collector.of_type(Reconnected)[0].attempt == 51
@@ -365,7 +366,7 @@ def test_a_gap_on_an_order_book_triggers_a_resync(server: FakeKalshiServer, clie
     (gap,) = collector.wait_for(lambda items: [i for i in items if isinstance(i, SequenceGap)])
     assert (gap.sid, gap.expected, gap.received) == (book.sid, gap.expected, gap.expected + 1)
     server.wait_for_command("update_subscription")
-    resync = [c for c in server.commands if c["cmd"] == "update_subscription"][0]
+    resync = next(c for c in server.commands if c["cmd"] == "update_subscription")
     assert resync["params"]["action"] == "get_snapshot"
     assert sorted(resync["params"]["market_tickers"]) == ["SIM-ALPHA", "SIM-BRAVO"]
     index = collector.items.index(gap)
@@ -493,7 +494,7 @@ def test_a_slow_consumer_with_reconnect_resyncs(server: FakeKalshiServer, connec
     client.subscribe(["trade"])
     for number in range(30):
         server.publish("trade", "trade", trade(number))
-    collector_has_loss = lambda items: [i for i in items if isinstance(i, ConnectionLost)]  # noqa: E731
+    collector_has_loss = lambda items: [i for i in items if isinstance(i, ConnectionLost)]
     wait_until(lambda: client.state == "RECONNECTING" or collector_has_loss(collector.items))
     release.set()
     (event,) = reconnected(collector)

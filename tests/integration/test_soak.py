@@ -94,7 +94,7 @@ def test_soak_200k_messages_through_20_drops(server: FakeKalshiServer,
 
     # Warm up, then take the baseline.
     publish(0, 1_000)
-    tally._target = 1_000  # noqa: SLF001
+    tally._target = 1_000
     tally.wait(lambda: len(tally.numbers) >= 1_000)
     baseline_rss = rss_bytes()
     threads_during: set[int] = set()
@@ -104,7 +104,7 @@ def test_soak_200k_messages_through_20_drops(server: FakeKalshiServer,
     for end in [*drop_points, TOTAL]:
         publish(published, end)
         published = end
-        tally._target = end  # noqa: SLF001
+        tally._target = end
         tally.wait(lambda end=end: len(tally.numbers) >= end)
         threads_during.add(len([t for t in threading.enumerate()
                                 if t.name.startswith("kalshi-ws-")]))
