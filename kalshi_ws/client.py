@@ -65,6 +65,7 @@ from .models import (
 )
 from .protocol import KalshiProtocol
 from .reconnect import backoff_delays, is_retryable
+from .recording import Recorder
 
 __all__ = ["KalshiStreamClient"]
 
@@ -142,6 +143,7 @@ class KalshiStreamClient:
         self._reconnects = 0
         self._queue_claimed = options.queue is True
         self._pending_outgoing: list[str] = []
+        self._recorder: Recorder | None = None
         self._dispatcher = Dispatcher(
             name=f"kalshi-ws-dispatch-{self._number}",
             inbox_limit=options.max_pending,
@@ -656,6 +658,34 @@ class KalshiStreamClient:
 
     _dispatcher_deadline: float | None = None
 
+    def start_recording(self, target: str | os.PathLike[str] | Any) -> Recorder:
+        """Record every frame received from now on (with its receive time) to a file.
+
+        The file is JSON lines (see :mod:`kalshi_ws.recording`); replay it offline with
+        ``FakeKalshiServer(replay=path)``. Recording stops at :meth:`stop_recording` or
+        when the client closes. Frames are written by the reader thread, buffered.
+
+        Args:
+            target: A path, or a text file object opened for writing.
+
+        Returns:
+            The :class:`~kalshi_ws.recording.Recorder` (its ``count`` grows as it writes).
+        """
+        self._check_process()
+        recorder = Recorder(target)
+        previous, self._recorder = self._recorder, recorder
+        if previous is not None:
+            previous.close()
+        return recorder
+
+    def stop_recording(self) -> int:
+        """Stop recording and flush the file; returns how many frames were recorded."""
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return 0
+        recorder.close()
+        return recorder.count
+
     def _teardown(self, error: BaseException | None, final: SystemMessage) -> None:
         """End the client once: fail every waiter, release the socket, post the last item."""
         with self._lock:
@@ -675,6 +705,7 @@ class KalshiStreamClient:
         self._open_event.set()
         if transport is not None:
             transport.close_socket()
+        self.stop_recording()
         self._dispatcher.post_final(final, self._dispatcher_deadline)
         if isinstance(final, Closed):
             logger.info("connection to %s closed", self._config.url)
@@ -831,6 +862,9 @@ class KalshiStreamClient:
 
     def _process(self, texts: list[bytes]) -> _Stop | None:
         """Feed frames to the protocol, then answer callers and post updates."""
+        recorder = self._recorder
+        if recorder is not None:
+            self._record(recorder, texts)
         decode = _wire.decode
         parsed: list[Any] = []
         bad: list[tuple[int, bytes, str]] = []
@@ -886,6 +920,13 @@ class KalshiStreamClient:
                 "callback is too slow (raise max_pending, or use overflow='drop_oldest' "
                 "for channels that may drop)"))
         return None
+
+    def _record(self, recorder: Recorder, texts: list[bytes]) -> None:
+        try:
+            recorder.write(time.time(), texts)
+        except (OSError, ValueError) as exc:
+            logger.error("recording failed and was stopped: %s", exc)
+            self._recorder = None
 
     def _consumer_overflowed(self, text: str) -> None:
         """The updates queue overflowed on an ``error`` channel (dispatcher thread)."""

@@ -35,6 +35,7 @@ import base64
 import collections
 import json
 import logging
+import os
 import socket
 import ssl
 import struct
@@ -51,6 +52,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Opcode
 from websockets.http11 import Request, Response
 
+from .._wire import TYPE_CHANNELS
+from ..recording import read_recording
 from .simulator import BookChange, MarketSimulator, TradePrint
 
 __all__ = ["FakeKalshiServer", "ServerSession", "ServerSubscription"]
@@ -118,6 +121,7 @@ class ServerSession:
         self.ws = ws
         self.subscriptions: dict[int, ServerSubscription] = {}
         self.next_sid = 1
+        self.replaying: asyncio.Task[None] | None = None
         self.frozen = False
         self.mute_pongs = False
         self.commands: list[dict[str, Any]] = []
@@ -168,6 +172,14 @@ class FakeKalshiServer:
         get_snapshot_ok: Also answer get_snapshot with an ``ok`` after the snapshots
             (Kalshi's behaviour here is undocumented; by default only the snapshots,
             which carry the command id, answer it).
+        replay: A recording (see :mod:`kalshi_ws.recording`) to play to each client.
+            Playback starts at the client's first subscribe; each recorded data frame
+            goes to the client's subscriptions of its channel (and market), with the
+            client's own sids and sequence numbers. The simulator sends nothing then.
+        replay_speed: None plays as fast as possible; 1.0 at the recorded pace, 2.0 twice
+            as fast.
+        replay_close: Close the connection (code 1000) when the recording ends, so the
+            client's stream ends too.
 
     Every public method may be called from any thread.
     """
@@ -184,6 +196,9 @@ class FakeKalshiServer:
         max_clock_skew: float = 30.0,
         simulator: MarketSimulator | None = None,
         get_snapshot_ok: bool = False,
+        replay: str | os.PathLike[str] | None = None,
+        replay_speed: float | None = None,
+        replay_close: bool = True,
     ) -> None:
         self._public_key = _load_public_key(public_key)
         self.host = host
@@ -208,6 +223,10 @@ class FakeKalshiServer:
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self._simulation: asyncio.Task[None] | None = None
+        self.replay_speed = replay_speed
+        self.replay_close = replay_close
+        self._replay: list[tuple[float, str, str, dict[str, Any]]] | None = (
+            _load_replay(replay) if replay is not None else None)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -404,6 +423,8 @@ class FakeKalshiServer:
             pass
         finally:
             heartbeat.cancel()
+            if session.replaying is not None:
+                session.replaying.cancel()
             self.sessions.remove(session)
             with self._changed:
                 self._changed.notify_all()
@@ -500,6 +521,9 @@ class FakeKalshiServer:
         handler = {"subscribe": self._subscribe, "unsubscribe": self._unsubscribe,
                    "update_subscription": self._update}[cmd]
         await handler(session, command_id, params)
+        if cmd == "subscribe" and self._replay is not None and session.replaying is None \
+                and session.subscriptions:
+            session.replaying = asyncio.ensure_future(self._play(session, self._replay))
 
     async def _subscribe(self, session: ServerSession, command_id: Any,
                          params: dict[str, Any]) -> None:
@@ -540,6 +564,8 @@ class FakeKalshiServer:
 
     async def _initial_data(self, session: ServerSession, sub: ServerSubscription,
                             markets: Iterable[str], command_id: int | None = None) -> None:
+        if self._replay is not None:
+            return  # the recording carries its own snapshots
         simulator = self.simulator
         if sub.channel == "orderbook_delta":
             for market in markets:
@@ -755,6 +781,26 @@ class FakeKalshiServer:
                 self._simulation.cancel()
         self.call(stop)
 
+    async def _play(self, session: ServerSession,
+                    frames: list[tuple[float, str, str, dict[str, Any]]]) -> None:
+        """Stream a recording to one session, remapping sids and sequence numbers."""
+        speed = self.replay_speed
+        started = time.monotonic()
+        first = frames[0][0] if frames else 0.0
+        for index, (t, channel, wire_type, msg) in enumerate(frames):
+            if speed:
+                delay = (t - first) / speed - (time.monotonic() - started)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            elif index % 256 == 0:
+                await asyncio.sleep(0)  # let the session's commands through
+            market = msg.get("market_ticker") if isinstance(msg, dict) else None
+            for sub in session.find(channel):
+                if sub.wants(market):
+                    await session.send(session.frame(sub, wire_type, msg), sub)
+        if self.replay_close:
+            await session.ws.close(1000, "replay finished")
+
     # ------------------------------------------------------------------ faults
 
     def drop_connections(self) -> int:
@@ -837,6 +883,28 @@ class FakeKalshiServer:
     def subscriptions(self) -> list[list[ServerSubscription]]:
         """Per connected client, its subscriptions (a snapshot)."""
         return self.call(lambda: [list(s.subscriptions.values()) for s in self.sessions])
+
+
+def _load_replay(path: str | os.PathLike[str]) -> list[tuple[float, str, str, dict[str, Any]]]:
+    """Read a recording: its data frames as (time, channel, type, msg)."""
+    channels: dict[Any, str] = {}
+    frames = []
+    for recorded in read_recording(path):
+        try:
+            frame = json.loads(recorded.frame)
+        except ValueError:
+            continue
+        if not isinstance(frame, dict):
+            continue
+        wire_type = frame.get("type")
+        if wire_type == "subscribed" and isinstance(frame.get("msg"), dict):
+            channels[frame["msg"].get("sid")] = str(frame["msg"].get("channel"))
+            continue
+        if wire_type in ("unsubscribed", "ok", "error") or not isinstance(wire_type, str):
+            continue
+        channel = channels.get(frame.get("sid")) or str(TYPE_CHANNELS.get(wire_type, wire_type))
+        frames.append((recorded.t, channel, wire_type, frame.get("msg")))
+    return frames
 
 
 def _markets(params: Mapping[str, Any]) -> list[str]:
