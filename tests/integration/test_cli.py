@@ -21,7 +21,7 @@ def kalshi_ws(*args: str, timeout: float = 60, **kwargs: object) -> subprocess.C
     for name in ("KALSHI_API_KEY_ID", "KALSHI_PRIVATE_KEY_PATH", "KALSHI_PRIVATE_KEY"):
         env.pop(name, None)
     return subprocess.run([sys.executable, "-m", "kalshi_ws", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=ROOT, **kwargs)
+                          text=True, timeout=timeout, env=env, cwd=ROOT, check=False, **kwargs)
 
 
 def test_stream_prints_one_line_per_update() -> None:
@@ -56,7 +56,7 @@ def test_a_broken_pipe_exits_quietly() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     pipeline = subprocess.run(
         f"{sys.executable} -m kalshi_ws stream ticker trade --simulate --duration 20 | head -n 3",
-        shell=True, capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+        shell=True, capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, check=False)
     assert pipeline.stdout.count("\n") == 3
     assert "Traceback" not in pipeline.stderr and "Error" not in pipeline.stderr
 
