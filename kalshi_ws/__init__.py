@@ -93,6 +93,7 @@ from .models import (
     Unsubscribed,
     UserOrder,
 )
+from .per_process import PerProcessClient
 
 __all__ = [
     "DEMO_WS_URL",
@@ -139,6 +140,7 @@ __all__ = [
     "OrderGroupUpdate",
     "OrderbookDelta",
     "OrderbookSnapshot",
+    "PerProcessClient",
     "PriceRange",
     "ProtocolError",
     "PythValue",

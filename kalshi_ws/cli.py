@@ -46,7 +46,6 @@ from .models import (
 __all__ = ["main"]
 
 CHANNELS = [c.value for c in Channel if c is not Channel.MULTIVARIATE]
-_SIMULATED_KEY_ID = "simulated-key"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -213,22 +212,15 @@ class _Session:
         return client
 
     def _simulated_config(self) -> KalshiConfig:
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
         try:
-            from .testing import FakeKalshiServer
+            from .testing import simulated
         except ImportError as exc:  # websockets is not installed
             raise KalshiWSError(f"--simulate needs the fake server: pip install "
                                 f"'kalshi-ws[testing]' ({exc})") from None
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        server = FakeKalshiServer(public_key=key.public_key())
-        for market in getattr(self.args, "market", []) or getattr(self.args, "markets", []):
-            server.simulator.add_market(market)
-        server.start()
-        self._stack.callback(server.stop)
-        server.start_simulation(interval=0.02, trades=0.4)
-        self.server = server
-        return KalshiConfig(_SIMULATED_KEY_ID, key, ws_url=server.url)
+        markets = getattr(self.args, "market", []) or getattr(self.args, "markets", [])
+        simulation = self._stack.enter_context(simulated(markets))
+        self.server = simulation.server
+        return simulation.config
 
     def markets_for(self, channels: Sequence[str], markets: list[str]) -> list[str] | None:
         if markets:

@@ -789,6 +789,8 @@ class KalshiStreamClient:
                     stop = process(texts)
                     if stop is not None:
                         return stop
+                    if restore_deadline is not None and self._protocol.restored is not None:
+                        return _Stop(ConnectionClosedOK("restored"))
             if now >= next_tick:
                 next_tick = now + _TICK
                 stop = self._housekeeping(transport, now)

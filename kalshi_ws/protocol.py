@@ -480,7 +480,7 @@ class KalshiProtocol:
         if not plan:
             self.restored = RestoreDone(sid_map={}, failed=())
             return 0
-        self._restoring = True
+        self._restoring = True  # hold deliveries until finish_restore()
         for template in plan:
             pending = _Pending(id=self._new_id(), kind="restore", user=False,
                                channels=[str(template.channel)], template=template)
@@ -488,15 +488,20 @@ class KalshiProtocol:
         return len(plan)
 
     def finish_restore(self, announcement: Any) -> None:
-        """Deliver ``announcement`` (the Reconnected message), then the data held back."""
+        """Deliver ``announcement`` (the Reconnected message), then the data held back.
+
+        Data keeps being held from :meth:`begin_restore` until this call, so nothing
+        from the new connection precedes the announcement.
+        """
+        self._restoring = False
         self.deliveries.append(announcement)
         self.deliveries.extend(self._held)
         self._held = []
         self.restored = None
 
     def _check_restore_done(self) -> None:
-        if self._restoring and not any(p.kind == "restore" for p in self._pending.values()):
-            self._restoring = False
+        if self._restoring and self.restored is None and \
+                not any(p.kind == "restore" for p in self._pending.values()):
             self.restored = RestoreDone(sid_map=dict(self._sid_map),
                                         failed=tuple(self._restore_failed))
 

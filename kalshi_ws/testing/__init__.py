@@ -5,6 +5,7 @@ Use them in your own tests to run your bot against a real WebSocket server on
 """
 
 from .server import FakeKalshiServer, ServerSession, ServerSubscription
+from .simulation import Simulation, simulated
 from .simulator import BookChange, MarketSimulator, TradePrint
 
 __all__ = [
@@ -13,5 +14,7 @@ __all__ = [
     "MarketSimulator",
     "ServerSession",
     "ServerSubscription",
+    "Simulation",
     "TradePrint",
+    "simulated",
 ]

@@ -81,10 +81,13 @@ def test_abrupt_drop_reconnects_and_restores_every_subscription(
                             use_yes_price=True).successful[0]
     client.add_markets(book.sid, ["SIM-BRAVO", "SIM-CHARLIE"])
     client.remove_markets(book.sid, ["SIM-CHARLIE"])
-    client.subscribe([Channel.TICKER], ["SIM-ALPHA"], send_initial_snapshot=True)
     client.subscribe([Channel.TRADE])
+    # Restored last, ticker's reply is followed at once by its initial snapshot: the
+    # announcement must still come first.
+    client.subscribe([Channel.TICKER], ["SIM-ALPHA"], send_initial_snapshot=True)
     server.step_market("SIM-ALPHA", count=3)
     before = {s.channel: s.sid for s in client.subscriptions()}
+    server.start_simulation(interval=0.002, trades=0.5)  # data keeps flowing throughout
 
     with caplog.at_level(logging.INFO, logger="kalshi_ws"):
         server.drop_connections()
@@ -109,14 +112,15 @@ def test_abrupt_drop_reconnects_and_restores_every_subscription(
     announced = items.index(event)
     assert items[lost].will_reconnect and not items[lost].final
     assert all(not isinstance(item, StreamUpdate) for item in items[lost + 1:announced])
-    collector.wait_for(lambda items: len([u for u in items[announced:] if isinstance(
-        u, StreamUpdate) and u.type == "orderbook_snapshot"]) == 2)
-    server.step_market("SIM-BRAVO", count=2)
-    collector.wait_for(lambda items: [u for u in items[announced:] if isinstance(
-        u, StreamUpdate) and u.type == "orderbook_delta"])
-    after_types = [u.type for u in items[announced:] if isinstance(u, StreamUpdate)
-                   and u.channel == Channel.ORDERBOOK_DELTA]
-    assert after_types[:2] == ["orderbook_snapshot", "orderbook_snapshot"]
+    collector.wait_for(lambda items: len({u.msg.market_ticker for u in items[announced:]
+                                          if isinstance(u, StreamUpdate)
+                                          and u.type == "orderbook_delta"}) == 2)
+    server.stop_simulation()
+    for market in ("SIM-ALPHA", "SIM-BRAVO"):
+        book_messages = [u.type for u in items[announced:] if isinstance(u, StreamUpdate)
+                         and u.channel == Channel.ORDERBOOK_DELTA
+                         and u.msg.market_ticker == market]
+        assert book_messages[0] == "orderbook_snapshot", market  # never a stale delta first
     messages = [r.getMessage() for r in caplog.records]
     assert any("lost" in m and r.levelno == logging.WARNING
                for m, r in zip(messages, caplog.records))

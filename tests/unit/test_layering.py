@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "kalshi_ws"
 
 # Modules in layer order: a module may import only modules listed before it.
 LAYERS = ["exceptions", "models", "_wire", "protocol", "auth", "config", "reconnect",
-          "orderbook", "_transport", "_dispatch", "recording", "client"]
+          "orderbook", "_transport", "_dispatch", "recording", "client", "per_process"]
 PURE = ["exceptions", "models", "_wire", "protocol", "auth", "config", "reconnect",
         "orderbook"]
 LAYERS = [m for m in LAYERS if (PACKAGE / f"{m}.py").exists()]

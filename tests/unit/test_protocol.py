@@ -14,7 +14,6 @@ from kalshi_ws import (
     MalformedMessage,
     Resubscribed,
     SequenceGap,
-    StreamUpdate,
     SubscribeResult,
     SubscriptionError,
     SubscriptionInfo,
@@ -489,9 +488,14 @@ def test_restore_replays_every_subscription_with_its_current_markets() -> None:
     peer.subscribed(plans[("orderbook_delta",)]["id"], ("orderbook_delta", 2))
     assert peer.p.restored is not None
     assert dict(peer.p.restored.sid_map) == {1: 2, 2: 1}
+    peer.feed({"type": "ticker", "sid": 1, "msg": {"market_ticker": "B"}})
+    assert peer.deliveries() == []  # still held: the announcement comes first
     peer.p.finish_restore("RECONNECTED")
     delivered = peer.deliveries()
-    assert delivered[0] == "RECONNECTED" and isinstance(delivered[1], StreamUpdate)
+    assert delivered[0] == "RECONNECTED"
+    assert [u.msg.market_ticker for u in delivered[1:]] == ["A", "B"]
+    peer.feed({"type": "ticker", "sid": 1, "msg": {"market_ticker": "C"}})
+    assert len(peer.deliveries()) == 1  # and afterwards nothing is held
 
 
 def test_restore_with_nothing_to_restore_is_done_at_once() -> None:
