@@ -85,6 +85,9 @@ _SUBSCRIBE_KINDS = frozenset({"subscribe", "restore", "resubscribe", "unsub_resu
 _UNKNOWN_SID_BUFFER = 100_000
 INTERNAL_COMMAND_TIMEOUT = 15.0
 
+_build_message = _wire.build_message
+_new_update = _wire.constructor(StreamUpdate)
+
 
 @attrs.define(slots=True, eq=False)
 class _Sub:
@@ -100,10 +103,11 @@ class _Sub:
     # markets for which a snapshot has been asked for (or is expected).
     snapshotted: set[str] = attrs.Factory(set)
     awaiting: set[str] = attrs.Factory(set)
+    counters: _Counters | None = None  # the channel's counters, set by the protocol
+    is_book: bool = attrs.field(init=False)
 
-    @property
-    def is_book(self) -> bool:
-        return self.channel == Channel.ORDERBOOK_DELTA
+    def __attrs_post_init__(self) -> None:
+        self.is_book = self.channel == Channel.ORDERBOOK_DELTA
 
     def subscribe_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"channels": [str(self.channel)]}
@@ -525,43 +529,55 @@ class KalshiProtocol:
         Args:
             frame: The JSON value of one text frame (normally a dict).
         """
-        if type(frame) is not dict:
-            self._deliver_malformed("", frame, "frame is not a JSON object")
+        # This is the hot path: one call per data frame. Anything unusual (not a dict,
+        # a reply, an unknown sid) leaves it for _receive_other at the first test.
+        get = frame.get if frame.__class__ is dict else None
+        if get is None:
+            self._receive_other(frame, None)
             return
-        wire_type = frame.get("type")
-        if type(wire_type) is not str:
-            self._deliver_malformed("", frame, "frame has no 'type' string")
+        wire_type = get("type")
+        sub = self._subs.get(get("sid"))
+        if sub is None or wire_type in _REPLY_TYPES or wire_type.__class__ is not str:
+            self._receive_other(frame, wire_type)
             return
-        if wire_type in _REPLY_TYPES:
-            self._receive_reply(wire_type, frame)
-            return
-        sid = frame.get("sid")
-        sub = self._subs.get(sid)  # type: ignore[arg-type]
-        if sub is None:
-            self._receive_orphan(sid, wire_type, frame)
-            return
-        counters = self.counters.get(sub.channel) or self._counter(sub.channel)
-        counters.received += 1
-        seq = frame.get("seq")
-        if seq is not None and type(seq) is int:
+        counters = sub.counters
+        counters.received += 1  # type: ignore[union-attr]
+        seq = get("seq")
+        if seq.__class__ is int:
             last = sub.last_seq
             if last is not None and seq != last + 1:
                 if seq <= last:
-                    counters.duplicates += 1
+                    counters.duplicates += 1  # type: ignore[union-attr]
                     return
-                self._gap(sub, counters, last + 1, seq)
+                self._gap(sub, counters, last + 1, seq)  # type: ignore[arg-type]
             sub.last_seq = seq
-        payload = frame.get("msg")
+        payload = get("msg")
         if sub.is_book:
-            if not self._accept_book_frame(sub, counters, wire_type, payload, frame):
+            if wire_type == "orderbook_delta" and payload.__class__ is dict and \
+                    payload.get("market_ticker") in sub.snapshotted:
+                pass  # the common case: a delta for a book in sync
+            elif not self._accept_book_frame(sub, counters, wire_type,  # type: ignore[arg-type]
+                                             payload, frame):
                 return
-        elif wire_type in _LIST_REPLY_TYPES and frame.get("id") is not None:
+        elif wire_type in _LIST_REPLY_TYPES and get("id") is not None:
             self._complete_list_reply(frame, payload)
-        self._deliver(StreamUpdate(
-            channel=sub.channel, type=wire_type, sid=sid, seq=seq,
-            msg=_wire.build_message(wire_type, payload, frame),
-            sending_ts_ms=frame.get("sending_ts_ms"),
-        ))
+        update = _new_update(sub.channel, wire_type, sub.sid, seq,
+                             _build_message(wire_type, payload, frame), get("sending_ts_ms"))
+        if self._restoring:
+            self._held.append(update)
+        else:
+            self.deliveries.append(update)
+
+    def _receive_other(self, frame: Any, wire_type: Any) -> None:
+        """Frames off the hot path: not an object, no type, replies, unknown sids."""
+        if type(frame) is not dict:
+            self._deliver_malformed("", frame, "frame is not a JSON object")
+        elif type(wire_type) is not str:
+            self._deliver_malformed("", frame, "frame has no 'type' string")
+        elif wire_type in _REPLY_TYPES:
+            self._receive_reply(wire_type, frame)
+        else:
+            self._receive_orphan(frame.get("sid"), wire_type, frame)
 
     def receive_invalid(self, data: bytes | str, error: str) -> None:
         """Report a frame that is not JSON (or not UTF-8) as a MalformedMessage."""
@@ -730,6 +746,7 @@ class KalshiProtocol:
             return existing
         if sub.is_book:
             sub.awaiting = set(sub.markets or ())
+        sub.counters = self._counter(sub.channel)
         self._subs[sid] = sub
         self._retired.discard(sid)
         return sub
