@@ -30,7 +30,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _wire
 from ._dispatch import DROP_OLDEST, ERROR, CallbackHandle, Dispatcher, UpdatesQueue
@@ -66,6 +66,9 @@ from .models import (
 from .protocol import KalshiProtocol
 from .reconnect import backoff_delays, is_retryable
 from .recording import Recorder
+
+if TYPE_CHECKING:
+    from .bookset import OrderBookSet
 
 __all__ = ["KalshiStreamClient"]
 
@@ -493,6 +496,42 @@ class KalshiStreamClient:
     def list_subscriptions(self, *, timeout: float | None = None) -> list[SubscriptionInfo]:
         """Ask Kalshi which subscriptions this connection has."""
         return self._command(lambda p: p.list_subscriptions(), timeout)
+
+    def orderbooks(self, market_tickers: Iterable[str] | str, *, use_yes_price: bool = False,
+                   timeout: float | None = None) -> OrderBookSet:
+        """Subscribe ``orderbook_delta`` for these markets and keep exact local books.
+
+        Returns once Kalshi accepted the subscription; use ``wait_synced()`` to wait
+        for the first snapshots. See :class:`~kalshi_ws.bookset.OrderBookSet`.
+
+        Args:
+            market_tickers: The markets.
+            use_yes_price: Ask Kalshi to quote NO levels on the YES scale. The books
+                answer the same either way; this only chooses the wire convention.
+            timeout: Seconds to wait for Kalshi's answer.
+
+        Raises:
+            CommandError: Kalshi refused the subscription.
+            InvalidCommand, CommandTimeout, ConnectionClosed: as for :meth:`subscribe`.
+        """
+        from .bookset import OrderBookSet
+
+        if isinstance(market_tickers, str):
+            market_tickers = [market_tickers]
+        return OrderBookSet(self, market_tickers, use_yes_price=use_yes_price, timeout=timeout)
+
+    def _subscription_options(self, sid: int) -> dict[str, Any]:
+        with self._lock:
+            return self._protocol.subscription_options(sid)
+
+    def _market_book_state(self, market: str) -> tuple[bool, int]:
+        with self._lock:
+            return self._protocol.market_book_state(market)
+
+    def _resync_book(self, market: str) -> None:
+        """Ask for a fresh snapshot of one book; the reader sends it at its next tick."""
+        with self._lock:
+            self._protocol.resync_market(market)
 
     def subscriptions(self) -> list[Subscription]:
         """The live subscriptions as this client tracks them (no round trip).

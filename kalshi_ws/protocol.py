@@ -192,6 +192,8 @@ class KalshiProtocol:
         self.outgoing: list[str] = []
         self.restored: RestoreDone | None = None
         self.counters: dict[str, _Counters] = {}
+        #: Order-book snapshots accepted per market, ever (see market_book_state).
+        self.snapshots_accepted: dict[str, int] = {}
         self._next_id = 1
         self._now = 0.0
         self._pending: dict[int, _Pending] = {}
@@ -234,6 +236,30 @@ class KalshiProtocol:
         """Whether the order book of ``market`` on ``sid`` is trustworthy right now."""
         sub = self._subs.get(sid)
         return sub is not None and market in sub.snapshotted
+
+    def resync_market(self, market: str) -> bool:
+        """Distrust one market's book and ask for a fresh snapshot (get_snapshot).
+
+        Its deltas are held back until the snapshot arrives. Returns False if no
+        order-book subscription covers the market.
+        """
+        found = False
+        for sub in list(self._subs.values()):
+            if sub.is_book and market in (sub.markets or ()):
+                sub.snapshotted.discard(market)
+                if market not in sub.awaiting:
+                    self._request_snapshots(sub, [market])
+                found = True
+        return found
+
+    def market_book_state(self, market: str) -> tuple[bool, int]:
+        """(in sync on some order-book subscription now, snapshots accepted so far).
+
+        The count only grows; a consumer that has applied as many snapshots of the
+        market as were accepted has caught up with the latest one.
+        """
+        synced = any(sub.is_book and market in sub.snapshotted for sub in self._subs.values())
+        return synced, self.snapshots_accepted.get(market, 0)
 
     # ------------------------------------------------------------------ commands
 
@@ -606,6 +632,7 @@ class KalshiProtocol:
         if wire_type == "orderbook_snapshot" and market is not None:
             sub.snapshotted.add(market)
             sub.awaiting.discard(market)
+            self.snapshots_accepted[market] = self.snapshots_accepted.get(market, 0) + 1
             self._snapshot_arrived(sub.sid, market, frame)
         return True
 

@@ -56,7 +56,7 @@ from .._wire import TYPE_CHANNELS
 from ..recording import read_recording
 from .simulator import BookChange, MarketSimulator, TradePrint
 
-__all__ = ["FakeKalshiServer", "ServerSession", "ServerSubscription"]
+__all__ = ["FakeKalshiServer", "ServerSession", "ServerSubscription", "book_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class ServerSubscription:
         self.params = params
         self.seq = 0
         self.skip = 0
+        self.lose = 0  # frames to number but not send (a real loss)
         self.last_frame: str | None = None
 
     @property
@@ -116,9 +117,10 @@ class ServerSubscription:
 class ServerSession:
     """One client connection to the fake server."""
 
-    def __init__(self, server: FakeKalshiServer, ws: ServerConnection) -> None:
+    def __init__(self, server: FakeKalshiServer, ws: ServerConnection, number: int) -> None:
         self.server = server
         self.ws = ws
+        self.number = number  # 1 for the server's first connection, 2 for the next...
         self.subscriptions: dict[int, ServerSubscription] = {}
         self.next_sid = 1
         self.replaying: asyncio.Task[None] | None = None
@@ -132,6 +134,9 @@ class ServerSession:
     async def send(self, frame: Mapping[str, Any], sub: ServerSubscription | None = None) -> None:
         text = json.dumps(frame, separators=(",", ":"), default=str)
         if sub is not None:
+            if sub.lose and "seq" in frame:
+                sub.lose -= 1
+                return  # numbered, never sent: the client must notice the hole
             sub.last_frame = text
         await self.send_text(text)
 
@@ -172,6 +177,9 @@ class FakeKalshiServer:
         get_snapshot_ok: Also answer get_snapshot with an ``ok`` after the snapshots
             (Kalshi's behaviour here is undocumented; by default only the snapshots,
             which carry the command id, answer it).
+        track_books: Log a fingerprint of the true book with every order-book frame
+            (see :attr:`book_log` and :func:`book_fingerprint`), so a test can check a
+            client's book against the truth at any sequence number.
         replay: A recording (see :mod:`kalshi_ws.recording`) to play to each client.
             Playback starts at the client's first subscribe; each recorded data frame
             goes to the client's subscriptions of its channel (and market), with the
@@ -196,6 +204,7 @@ class FakeKalshiServer:
         max_clock_skew: float = 30.0,
         simulator: MarketSimulator | None = None,
         get_snapshot_ok: bool = False,
+        track_books: bool = False,
         replay: str | os.PathLike[str] | None = None,
         replay_speed: float | None = None,
         replay_close: bool = True,
@@ -209,6 +218,7 @@ class FakeKalshiServer:
         self.max_clock_skew = max_clock_skew
         self.simulator = simulator or MarketSimulator(seed=7)
         self.get_snapshot_ok = get_snapshot_ok
+        self.track_books = track_books
         self.sessions: list[ServerSession] = []
         #: Every connection attempt: (time.monotonic(), HTTP status; 0 when dropped).
         self.handshakes: list[tuple[float, int]] = []
@@ -216,6 +226,10 @@ class FakeKalshiServer:
         self._rejections: collections.deque[tuple[int, str]] = collections.deque()
         self._reject_forever: tuple[int, str] | None = None
         self._drops = 0
+        self._connections = 0
+        #: With track_books: (connection number, seq, market, fingerprint of the true
+        #: book right after that frame) for every order-book frame sent or lost.
+        self.book_log: list[tuple[int, int, str, int]] = []
         self._changed = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -408,7 +422,8 @@ class FakeKalshiServer:
     # ------------------------------------------------------------------ sessions
 
     async def _handle(self, ws: ServerConnection) -> None:
-        session = ServerSession(self, ws)
+        self._connections += 1
+        session = ServerSession(self, ws, self._connections)
         self._patch_pongs(session)
         self.sessions.append(session)
         with self._changed:
@@ -571,7 +586,9 @@ class FakeKalshiServer:
             for market in markets:
                 simulator.add_market(market)
                 msg = simulator.snapshot_msg(market, use_yes_price=sub.use_yes_price)
-                await session.send(session.frame(sub, "orderbook_snapshot", msg, command_id), sub)
+                frame = session.frame(sub, "orderbook_snapshot", msg, command_id)
+                self._log_book(session, frame, market)
+                await session.send(frame, sub)
         elif sub.channel == "ticker" and sub.params.get("send_initial_snapshot"):
             for market in markets:
                 if market in simulator.books:
@@ -732,7 +749,12 @@ class FakeKalshiServer:
             trades: Probability of a trade (and a ticker update) after each change.
         """
         async def run() -> list[BookChange]:
-            return [await self._step(market, trades) for _ in range(count)]
+            changes = []
+            for index in range(count):
+                changes.append(await self._step(market, trades))
+                if index % 32 == 31:
+                    await asyncio.sleep(0)  # let commands in, as a real server would
+            return changes
         return self._run_coroutine(run(), timeout=600)
 
     async def _step(self, market: str | None, trades: float) -> BookChange:
@@ -755,7 +777,15 @@ class FakeKalshiServer:
                         msg = flipped
                     else:
                         msg = plain
-                    await session.send(session.frame(sub, "orderbook_delta", msg), sub)
+                    frame = session.frame(sub, "orderbook_delta", msg)
+                    self._log_book(session, frame, change.market)
+                    await session.send(frame, sub)
+
+    def _log_book(self, session: ServerSession, frame: Mapping[str, Any], market: str) -> None:
+        if self.track_books:
+            book = self.simulator.book(market)
+            self.book_log.append((session.number, frame["seq"], market,
+                                  book_fingerprint(book["yes"].items(), book["no"].items())))
 
     async def _broadcast_trade(self, trade: TradePrint) -> None:
         await self._publish("trade", "trade", self.simulator.trade_msg(trade), trade.market)
@@ -852,6 +882,15 @@ class FakeKalshiServer:
                     sub.skip += count
         self.call(skip)
 
+    def lose_next(self, channel: str | None = None, count: int = 1) -> None:
+        """Number the next ``count`` frames of each matching subscription but never send
+        them: a real loss, which the client sees as a sequence gap on the next frame."""
+        def lose() -> None:
+            for session in self.sessions:
+                for sub in session.find(channel):
+                    sub.lose += count
+        self.call(lose)
+
     def repeat_last(self, channel: str | None = None) -> int:
         """Send the last frame of each matching subscription again (a duplicate seq)."""
         async def run() -> int:
@@ -883,6 +922,12 @@ class FakeKalshiServer:
     def subscriptions(self) -> list[list[ServerSubscription]]:
         """Per connected client, its subscriptions (a snapshot)."""
         return self.call(lambda: [list(s.subscriptions.values()) for s in self.sessions])
+
+
+def book_fingerprint(yes: Iterable[tuple[Any, Any]], no: Iterable[tuple[Any, Any]]) -> int:
+    """A fingerprint of a book's levels (prices and sizes as Decimal, NO side in NO terms)
+    that compares books kept in any container or order."""
+    return hash((tuple(sorted(yes)), tuple(sorted(no))))
 
 
 def _load_replay(path: str | os.PathLike[str]) -> list[tuple[float, str, str, dict[str, Any]]]:

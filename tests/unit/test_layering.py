@@ -11,7 +11,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "kalshi_ws"
 
 # Modules in layer order: a module may import only modules listed before it.
 LAYERS = ["exceptions", "models", "_wire", "protocol", "auth", "config", "reconnect",
-          "orderbook", "_transport", "_dispatch", "recording", "client", "per_process"]
+          "orderbook", "_transport", "_dispatch", "recording", "bookset", "bookview", "client",
+          "per_process"]
 PURE = ["exceptions", "models", "_wire", "protocol", "auth", "config", "reconnect",
         "orderbook"]
 LAYERS = [m for m in LAYERS if (PACKAGE / f"{m}.py").exists()]
@@ -20,10 +21,25 @@ IO_MODULES = {"socket", "ssl", "threading", "asyncio", "selectors", "websocket",
               "websockets", "queue", "multiprocessing", "subprocess"}
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node, except those under ``if TYPE_CHECKING:`` (type-only imports)."""
+    nodes: list[ast.AST] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and \
+                node.test.id == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+            continue
+        nodes.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
 def imports_of(module: str) -> set[str]:
     tree = ast.parse((PACKAGE / f"{module}.py").read_text())
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

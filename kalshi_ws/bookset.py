@@ -1,0 +1,340 @@
+"""OrderBookSet: live local order books kept from an ``orderbook_delta`` subscription.
+
+A set subscribes its markets, applies snapshots and deltas (on the client's dispatcher
+thread, in stream order) and lets any thread read an immutable snapshot of a book. It
+always knows whether a book can be trusted:
+
+* a book is *synced* only after its snapshot has been applied, and only while the
+  client's reader has seen no gap since (the reader's view is checked directly, so a
+  gap is visible at once, before the dispatcher reaches it in the stream);
+* a gap, a terminal subscription error, a resubscription or a lost connection marks
+  the affected books unsynced at once; they become synced again only when their fresh
+  snapshot has been applied. No delta from before that snapshot is ever applied after
+  it (the reader never delivers one, and the set ignores deltas of unsynced books).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .exceptions import CommandError, ConnectionLost
+from .models import (
+    Channel,
+    Closed,
+    Reconnected,
+    Resubscribed,
+    SequenceGap,
+    StreamUpdate,
+    SubscriptionError,
+    Unsubscribed,
+)
+from .orderbook import BookSnapshot, OrderBook, TopOfBook
+
+if TYPE_CHECKING:
+    from ._dispatch import CallbackHandle
+    from .client import KalshiStreamClient
+
+__all__ = ["CrossCheck", "OrderBookSet"]
+
+logger = logging.getLogger(__name__)
+
+ChangeCallback = Callable[[str, TopOfBook], Any]
+
+
+@attrs.frozen
+class CrossCheck:
+    """How often the books' top agreed with Kalshi's ``ticker`` messages.
+
+    Attributes:
+        checked: Ticker messages compared with a synced book.
+        disagreements: Of those, how many disagreed on the best bid/ask or their sizes.
+        last_disagreement: A description of the latest disagreement, if any.
+
+    Ticker and book messages travel on different subscriptions, so a short-lived
+    disagreement while one has moved and the other not yet is expected; a persistent
+    one is worth a look.
+    """
+
+    checked: int = 0
+    disagreements: int = 0
+    last_disagreement: str | None = None
+
+
+class OrderBookSet:
+    """Order books for a set of markets. Create it with ``client.orderbooks(markets)``.
+
+    Thread-safe: :meth:`get`, :meth:`is_synced`, :meth:`wait_synced`, :meth:`on_change`
+    and the market commands may be called from any thread. Change callbacks run on the
+    client's dispatcher thread, after the book changed, holding no lock.
+    """
+
+    def __init__(self, client: KalshiStreamClient, markets: Iterable[str], *,
+                 use_yes_price: bool = False, timeout: float | None = None) -> None:
+        self._client = client
+        self._markets = list(dict.fromkeys(markets))
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._books: dict[str, OrderBook] = {}
+        self._applied: dict[str, int] = {}  # snapshots applied per market
+        self._stale: set[str] = set()  # books waiting for a fresh snapshot
+        self._listeners: tuple[ChangeCallback, ...] = ()
+        self._use_yes_price = use_yes_price
+        self._cross = CrossCheck()
+        self.resyncs = 0
+        self._closed = False
+        self._handle: CallbackHandle = client.add_callback(
+            self._on_item, channels=[Channel.ORDERBOOK_DELTA, Channel.TICKER])
+        try:
+            result = client.subscribe([Channel.ORDERBOOK_DELTA], self._markets,
+                                      use_yes_price=use_yes_price, timeout=timeout)
+        except BaseException:
+            client.remove_callback(self._handle)
+            raise
+        if not result.successful:
+            client.remove_callback(self._handle)
+            failure = result.failed[0]
+            raise CommandError(failure.code, failure.message)
+        self._sid = result.successful[0].sid
+        # Kalshi merges order-book subscriptions: the convention is the subscription's.
+        recorded = client._subscription_options(self._sid).get("use_yes_price")
+        if recorded is not None and recorded != use_yes_price:
+            logger.warning("orderbook_delta sid %d already uses use_yes_price=%s; the books "
+                           "follow it", self._sid, recorded)
+            self._use_yes_price = bool(recorded)
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def markets(self) -> list[str]:
+        """The markets of the set."""
+        with self._lock:
+            return list(self._markets)
+
+    @property
+    def use_yes_price(self) -> bool:
+        """The price convention of the stream the books are built from."""
+        return self._use_yes_price
+
+    def get(self, market: str) -> BookSnapshot:
+        """An immutable snapshot of one book (cheap; the same object until it changes).
+
+        Check :meth:`is_synced` to know whether it can be trusted.
+
+        Raises:
+            KeyError: ``market`` is not in the set.
+        """
+        with self._lock:
+            if market not in self._markets:
+                raise KeyError(f"{market!r} is not in this OrderBookSet")
+            book = self._books.get(market)
+            if book is None:
+                book = self._books[market] = self._new_book(market)
+            return book.snapshot()
+
+    def is_synced(self, market: str) -> bool:
+        """Whether the book of ``market`` reflects every message received so far.
+
+        False from the moment the client sees a gap (or loses the connection) until
+        the book's fresh snapshot has been applied.
+        """
+        reader_synced, accepted = self._client._market_book_state(market)
+        with self._lock:
+            return reader_synced and self._applied.get(market, 0) == accepted > 0 and \
+                market in self._books and market not in self._stale
+
+    def wait_synced(self, timeout: float | None = None,
+                    markets: Iterable[str] | None = None) -> bool:
+        """Block until every book (or the given ones) is synced; False on timeout.
+
+        Args:
+            timeout: Seconds to wait; None waits as long as the client lives.
+            markets: Wait for these markets only.
+        """
+        wanted = list(markets) if markets is not None else None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if all(self.is_synced(m) for m in (wanted or self.markets)):
+                return True
+            if self._client.closed:
+                return False
+            remaining = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+            if remaining <= 0:
+                return False
+            with self._changed:
+                self._changed.wait(remaining)
+
+    def on_change(self, fn: ChangeCallback) -> None:
+        """Call ``fn(market, top_of_book)`` on the dispatcher thread after each change.
+
+        Also called when a book becomes unsynced (with its last top); check
+        :meth:`is_synced`.
+        """
+        with self._lock:
+            self._listeners = (*self._listeners, fn)
+
+    def cross_check(self) -> CrossCheck:
+        """Agreement of the books' top with Kalshi's ``ticker`` messages so far.
+
+        Counted only while the ``ticker`` channel is subscribed for these markets.
+        """
+        return self._cross
+
+    # ------------------------------------------------------------------ changing
+
+    def add_markets(self, markets: Iterable[str], *, timeout: float | None = None) -> None:
+        """Add markets (update_subscription add_markets); their books sync on snapshot."""
+        new = [m for m in markets if m not in self._markets]
+        if not new:
+            return
+        with self._lock:
+            self._markets.extend(new)
+        self._client.add_markets(self._current_sid(), new, timeout=timeout)
+
+    def remove_markets(self, markets: Iterable[str], *, timeout: float | None = None) -> None:
+        """Remove markets (update_subscription delete_markets) and forget their books."""
+        gone = [m for m in markets if m in self._markets]
+        if not gone:
+            return
+        self._client.remove_markets(self._current_sid(), gone, timeout=timeout)
+        with self._lock:
+            self._markets = [m for m in self._markets if m not in gone]
+            for market in gone:
+                self._books.pop(market, None)
+                self._stale.discard(market)
+
+    def close(self, *, timeout: float | None = None) -> None:
+        """Stop maintaining the books and unsubscribe their markets. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._client.remove_callback(self._handle)
+        if self._client.closed:
+            return
+        sid = self._current_sid()
+        others = [s for s in self._client.subscriptions() if s.sid == sid]
+        remaining = [m for m in (others[0].market_tickers if others else ())
+                     if m not in self._markets]
+        if remaining:
+            self._client.remove_markets(sid, self._markets, timeout=timeout)
+        elif others:
+            self._client.unsubscribe(sid, timeout=timeout)
+
+    def __enter__(self) -> OrderBookSet:  # noqa: PYI034
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _current_sid(self) -> int:
+        for subscription in self._client.subscriptions():
+            if subscription.channel == Channel.ORDERBOOK_DELTA:
+                return subscription.sid
+        return self._sid
+
+    def _new_book(self, market: str) -> OrderBook:
+        return OrderBook(market, use_yes_price=self._use_yes_price)
+
+    # ------------------------------------------------------------------ stream (dispatcher)
+
+    def _on_item(self, item: Any) -> None:
+        if type(item) is StreamUpdate:
+            if item.type == "orderbook_delta":
+                self._on_delta(item)
+            elif item.type == "orderbook_snapshot":
+                self._on_snapshot(item)
+            elif item.type == "ticker":
+                self._on_ticker(item)
+        elif isinstance(item, (SequenceGap, Resubscribed, SubscriptionError, Unsubscribed)):
+            if item.channel == Channel.ORDERBOOK_DELTA:
+                self._all_stale(type(item).__name__)
+        elif isinstance(item, (ConnectionLost, Reconnected, Closed)):
+            self._all_stale(type(item).__name__)
+
+    def _on_delta(self, update: StreamUpdate) -> None:
+        msg = update.msg
+        market = msg.market_ticker
+        with self._lock:
+            book = self._books.get(market)
+            if book is None or market in self._stale:
+                return  # not ours, or waiting for its snapshot
+            try:
+                book.apply_delta(msg, seq=update.seq)
+            except (TypeError, ValueError, ArithmeticError) as exc:
+                refused: Exception | None = exc
+                self._stale.add(market)
+            else:
+                refused = None
+            top = book.top() if self._listeners or refused else None
+            listeners = self._listeners
+        if refused is not None:
+            logger.error("order book %s refused a delta (%s); resynchronising it", market,
+                         refused)
+            self._client._resync_book(market)
+        for listener in listeners:
+            self._call(listener, market, top)
+
+    def _on_snapshot(self, update: StreamUpdate) -> None:
+        msg = update.msg
+        market = msg.market_ticker
+        with self._lock:
+            if market not in self._markets:
+                return
+            book = self._books.get(market)
+            if book is None:
+                book = self._books[market] = self._new_book(market)
+            elif market in self._stale:
+                self.resyncs += 1
+            book.apply_snapshot(msg, seq=update.seq)
+            self._stale.discard(market)
+            self._applied[market] = self._applied.get(market, 0) + 1
+            top = book.top()
+            listeners = self._listeners
+            self._changed.notify_all()
+        for listener in listeners:
+            self._call(listener, market, top)
+
+    def _all_stale(self, why: str) -> None:
+        with self._lock:
+            stale = [(m, b.top()) for m, b in self._books.items() if m not in self._stale]
+            self._stale.update(self._books)
+            listeners = self._listeners
+        if stale:
+            logger.info("order books unsynced (%s): %s", why, ", ".join(m for m, _ in stale))
+        for market, top in stale:
+            for listener in listeners:
+                self._call(listener, market, top)
+
+    def _on_ticker(self, update: StreamUpdate) -> None:
+        ticker = update.msg
+        market = getattr(ticker, "market_ticker", None)
+        if market not in self._markets or not self.is_synced(market):
+            return
+        with self._lock:
+            top = self._books[market].top()
+        mismatches = []
+        for name, book_value, ticker_value in (
+                ("yes bid", top.best_yes_bid, ticker.yes_bid_dollars),
+                ("yes ask", top.best_yes_ask, ticker.yes_ask_dollars),
+                ("yes bid size", top.best_yes_bid_size, ticker.yes_bid_size_fp),
+                ("yes ask size", top.best_yes_ask_size, ticker.yes_ask_size_fp)):
+            if book_value is not None and ticker_value is not None and book_value != ticker_value:
+                mismatches.append(f"{name} book {book_value} vs ticker {ticker_value}")
+        cross = self._cross
+        self._cross = CrossCheck(
+            checked=cross.checked + 1,
+            disagreements=cross.disagreements + (1 if mismatches else 0),
+            last_disagreement=f"{market}: {'; '.join(mismatches)}" if mismatches
+            else cross.last_disagreement)
+
+    @staticmethod
+    def _call(listener: ChangeCallback, market: str, top: TopOfBook | None) -> None:
+        try:
+            listener(market, top)  # type: ignore[arg-type]
+        except Exception:
+            logger.exception("! order-book change callback %r raised", listener)

@@ -1,0 +1,266 @@
+"""Live order books against the fake server's market simulator: exact, or flagged."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kalshi_ws import (
+    Backoff,
+    Channel,
+    HealthConfig,
+    KalshiConfig,
+    KalshiStreamClient,
+    Reconnected,
+    ReconnectPolicy,
+    StreamUpdate,
+)
+from kalshi_ws.testing import FakeKalshiServer, MarketSimulator
+from kalshi_ws.testing.server import book_fingerprint
+from tests.conftest import Collector
+
+MARKETS = ["BOOK-A", "BOOK-B", "BOOK-C", "BOOK-D", "BOOK-E"]
+FAST = ReconnectPolicy(backoff=Backoff(base=0.01, cap=0.05))
+QUIET = HealthConfig(ping_interval=None, idle_timeout=None)
+
+
+@pytest.fixture
+def book_server(private_key: rsa.RSAPrivateKey) -> Iterator[FakeKalshiServer]:
+    simulator = MarketSimulator(MARKETS, seed=404, levels=10, fractional=0.3)
+    with FakeKalshiServer(public_key=private_key.public_key(), simulator=simulator,
+                          track_books=True) as server:
+        yield server
+
+
+@pytest.fixture
+def book_config(book_server: FakeKalshiServer, private_key: rsa.RSAPrivateKey) -> KalshiConfig:
+    return KalshiConfig("k", private_key, ws_url=book_server.url)
+
+
+def truth(server: FakeKalshiServer, market: str) -> int:
+    book = server.call(lambda: server.simulator.book(market))
+    return book_fingerprint(book["yes"].items(), book["no"].items())
+
+
+def fingerprint(snapshot: Any) -> int:
+    return book_fingerprint(snapshot.yes_bids, snapshot.no_bids)
+
+
+class Auditor:
+    """Records, at every book change, the book as the client had it and whether it said
+    it was synced, with the connection it came from (counted in stream order)."""
+
+    def __init__(self, books: Any) -> None:
+        self.books = books
+        self.connection = 1
+        self.observations: list[tuple[int, str, int | None, int, bool]] = []
+        self.lock = threading.Lock()
+        self.reconnected = threading.Event()
+
+    def on_item(self, item: Any) -> None:
+        if isinstance(item, Reconnected):
+            self.connection += 1
+            self.reconnected.set()
+
+    def on_change(self, market: str, top: Any) -> None:
+        snapshot = self.books.get(market)
+        synced = self.books.is_synced(market)
+        with self.lock:
+            self.observations.append((self.connection, market, snapshot.last_seq,
+                                      fingerprint(snapshot), synced))
+
+
+def wait_caught_up(server: FakeKalshiServer, books: Any, timeout: float = 30) -> None:
+    """Wait until every book is synced at the last sequence number the server sent."""
+    def caught_up() -> bool:
+        if not books.wait_synced(timeout=0.05):
+            return False
+        last = {m: max((seq for c, seq, mk, _ in server.book_log
+                        if mk == m and c == server._connections), default=None)
+                for m in MARKETS}
+        return all(books.get(m).last_seq == last[m] for m in MARKETS)
+    deadline = threading.Event()
+    for _ in range(int(timeout / 0.05)):
+        if caught_up():
+            return
+        deadline.wait(0.05)
+    raise AssertionError("books did not catch up with the server")
+
+
+@pytest.mark.timeout(120)
+def test_books_stay_exact_through_gaps_duplicates_and_a_drop(
+        book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
+    server = book_server
+    with KalshiStreamClient.connect(book_config, reconnect=FAST, health=QUIET,
+                                    queue=False) as client:
+        books = client.orderbooks(MARKETS)
+        auditor = Auditor(books)
+        client.add_callback(auditor.on_item)
+        books.on_change(auditor.on_change)
+        assert books.wait_synced(timeout=10)
+
+        faults: list[tuple[str, Callable[[], Any]]] = [
+            ("loss", lambda: server.lose_next("orderbook_delta", 3)),
+            ("duplicate", lambda: server.repeat_last("orderbook_delta")),
+            ("hole with nothing lost", lambda: server.skip_seq("orderbook_delta", 2)),
+            ("reset connection", server.drop_connections),
+            ("loss", lambda: server.lose_next("orderbook_delta", 1)),
+            ("duplicate", lambda: server.repeat_last("orderbook_delta")),
+        ]
+        sent = 0
+        for name, fault in faults:
+            server.step_market(count=2_500)
+            sent += 2_500
+            fault()
+            if name == "reset connection":  # let it reconnect before going on
+                assert auditor.reconnected.wait(10)
+                assert books.wait_synced(timeout=10)
+        server.step_market(count=20_000 - sent)
+        wait_caught_up(server, books)
+
+        # At the end, every book equals the server's true book exactly.
+        for market in MARKETS:
+            assert books.is_synced(market)
+            assert fingerprint(books.get(market)) == truth(server, market), market
+        # Whenever a book said it was synced, it equalled the truth at that seq.
+        true_at = {(c, seq, m): f for c, seq, m, f in server.book_log}
+        checked = 0
+        for connection, market, seq, print_, synced in auditor.observations:
+            if synced:
+                assert print_ == true_at[(connection, seq, market)], (connection, market, seq)
+                checked += 1
+        assert checked > 15_000
+        # ...and it did say "unsynced" while the lost deltas were missing.
+        assert any(not synced for *_, synced in auditor.observations)
+        stats = client.stats().channels["orderbook_delta"]
+        assert stats.gaps >= 3 and stats.duplicates >= 2 and stats.held_back > 0
+        assert books.resyncs >= 3 and client.stats().reconnects == 1
+
+
+def test_books_read_the_same_in_both_price_conventions(
+        book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as plain, \
+            KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as yes_terms:
+        books_plain = plain.orderbooks(MARKETS[:2])
+        books_yes = yes_terms.orderbooks(MARKETS[:2], use_yes_price=True)
+        assert books_yes.use_yes_price and not books_plain.use_yes_price
+        book_server.step_market(count=500)
+        wait_caught_up_both = [books_plain, books_yes]
+        for books in wait_caught_up_both:
+            assert books.wait_synced(timeout=10)
+        for market in MARKETS[:2]:
+            expected = truth(book_server, market)
+            for books in wait_caught_up_both:
+                for _ in range(200):
+                    if fingerprint(books.get(market)) == expected:
+                        break
+                    threading.Event().wait(0.02)
+                assert fingerprint(books.get(market)) == expected
+            a, b = books_plain.get(market), books_yes.get(market)
+            assert (a.best_yes_bid, a.best_yes_ask, a.spread, a.mid) == \
+                (b.best_yes_bid, b.best_yes_ask, b.spread, b.mid)
+
+
+def test_get_wait_and_change_callbacks(book_server: FakeKalshiServer,
+                                       book_config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        changes = Collector()
+        books = client.orderbooks(MARKETS[:2])
+        books.on_change(lambda market, top: changes((market, top)))
+        assert books.wait_synced(timeout=10)
+        book = books.get(MARKETS[0])
+        assert book.best_yes_bid is not None and isinstance(book.best_yes_bid, Decimal)
+        assert book.best_yes_ask == 1 - book.best_no_bid
+        assert books.get(MARKETS[0]) is book  # unchanged: the same immutable snapshot
+        book_server.step_market(MARKETS[0], count=5)
+        changes.wait_for(lambda items: len([i for i in items if i[0] == MARKETS[0]]) >= 5)
+        market, top = changes.items[-1]
+        assert top.market_ticker == market and top.last_seq is not None
+        with pytest.raises(KeyError):
+            books.get("NOT-IN-THE-SET")
+
+
+def test_markets_can_be_added_and_removed(book_server: FakeKalshiServer,
+                                          book_config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        books = client.orderbooks([MARKETS[0]])
+        assert books.wait_synced(timeout=10)
+        books.add_markets([MARKETS[1]])
+        assert books.markets == MARKETS[:2]
+        assert books.wait_synced(timeout=10)
+        assert fingerprint(books.get(MARKETS[1])) == truth(book_server, MARKETS[1])
+        books.remove_markets([MARKETS[0]])
+        assert books.markets == [MARKETS[1]]
+        assert client.subscriptions()[0].market_tickers == (MARKETS[1],)
+        books.close()
+        assert client.subscriptions() == []
+
+
+def test_a_gap_marks_books_unsynced_at_once(book_server: FakeKalshiServer,
+                                           book_config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        books = client.orderbooks(MARKETS[:1])
+        assert books.wait_synced(timeout=10)
+        release = threading.Event()
+        blocked = threading.Event()
+
+        def block_dispatcher(item: Any) -> None:
+            if isinstance(item, StreamUpdate) and not blocked.is_set():
+                blocked.set()
+                release.wait(10)
+
+        client.add_callback(block_dispatcher)
+        book_server.step_market(MARKETS[0])  # the dispatcher stops in the callback
+        assert blocked.wait(5)
+        book_server.lose_next("orderbook_delta", 1)
+        book_server.step_market(MARKETS[0], count=2)  # the reader sees the hole
+        for _ in range(200):  # the reader flags it; the dispatcher is still blocked
+            if not books.is_synced(MARKETS[0]):
+                break
+            threading.Event().wait(0.01)
+        assert not books.is_synced(MARKETS[0])
+        release.set()
+        assert books.wait_synced(timeout=10)
+        assert books.resyncs == 1
+
+
+def test_cross_check_against_ticker(book_server: FakeKalshiServer,
+                                    book_config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        books = client.orderbooks(MARKETS[:1])
+        client.subscribe([Channel.TICKER], MARKETS[:1])
+        assert books.wait_synced(timeout=10)
+        book = books.get(MARKETS[0])
+        seen = Collector()
+        client.add_callback(seen, channels=[Channel.TICKER])
+        book_server.publish("ticker", "ticker", {
+            "market_ticker": MARKETS[0], "yes_bid_dollars": str(book.best_yes_bid),
+            "yes_ask_dollars": str(book.best_yes_ask)})
+        book_server.publish("ticker", "ticker", {
+            "market_ticker": MARKETS[0], "yes_bid_dollars": "0.0100",
+            "yes_ask_dollars": str(book.best_yes_ask)})
+        seen.wait_for(lambda items: len(items) == 2)
+        check = books.cross_check()
+        assert (check.checked, check.disagreements) == (2, 1)
+        assert "yes bid book" in check.last_disagreement
+
+
+def test_a_delta_the_book_refuses_triggers_a_resync(book_server: FakeKalshiServer,
+                                                   book_config: KalshiConfig,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        books = client.orderbooks(MARKETS[:1])
+        assert books.wait_synced(timeout=10)
+        book_server.publish("orderbook_delta", "orderbook_delta", {
+            "market_ticker": MARKETS[0], "market_id": "x", "price_dollars": "1.5000",
+            "delta_fp": "5.00", "side": "yes"})
+        book_server.wait_for_command("update_subscription")
+        assert books.wait_synced(timeout=10)
+        assert books.resyncs == 1
+        assert fingerprint(books.get(MARKETS[0])) == truth(book_server, MARKETS[0])
+        assert "refused a delta" in caplog.text
