@@ -51,6 +51,14 @@ def test_stream_reconnect_survives_a_server_restart() -> None:
     assert "subscriptions after:  [('ticker'" in out
 
 
+def test_orderbook() -> None:
+    result = run_example("orderbook.py", "--simulate", "--seconds", "1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(" bid 0." in line and line.endswith("synced") for line in lines)
+    assert sum(line.startswith("SIM-") and ": spread " in line for line in lines) == 3
+
+
 def test_the_replay_example_test_passes() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",

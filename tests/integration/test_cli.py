@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -133,6 +134,61 @@ def test_record_writes_a_replayable_file(tmp_path: Path) -> None:
     assert types.count("subscribed") == 2
     assert len([t for t in types if t in ("ticker", "trade")]) >= 15
     assert f"to {path}" in result.stderr
+
+
+def test_book_prints_plain_snapshots_when_piped() -> None:
+    result = kalshi_ws("book", "SIM-ALPHA", "SIM-BRAVO", "--simulate", "--limit", "2",
+                       "--interval", "0.3", "--depth", "3")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("--- ") == 2 and "\x1b[" not in out  # plain text, no terminal codes
+    assert out.count("SIM-ALPHA  synced") == 2 and out.count("SIM-BRAVO  synced") == 2
+    header = "YES bids (price x size)"
+    assert out.count(header) == 4
+    first_book = out.split(header)[1].splitlines()[1:4]
+    assert all(re.match(r"^\s+0\.\d{4} x\s+\d+\.\d{2}\s+0\.\d{4} x\s+\d+\.\d{2}$", line)
+               for line in first_book), first_book
+
+
+def test_book_redraws_in_place_in_a_terminal() -> None:
+    """Run `kalshi-ws book` on a real pseudo-terminal and read what it draws."""
+    import pty
+    import select
+
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm", "COLUMNS": "100",
+           "LINES": "40"}
+    process = subprocess.Popen([sys.executable, "-m", "kalshi_ws", "book", "SIM-ALPHA",
+                                "--simulate", "--duration", "2", "--depth", "4"],
+                               stdin=terminal, stdout=terminal, stderr=terminal, env=env,
+                               cwd=ROOT, close_fds=True)
+    os.close(terminal)
+    output = b""
+    try:
+        while True:
+            ready, _, _ = select.select([controller], [], [], 30)
+            if not ready:
+                break
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal closed: the process exited
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(controller)
+        process.wait(timeout=30)
+    assert process.returncode == 0
+    text = output.decode("utf-8", "replace")
+    redraws = text.count("\x1b[H\x1b[2J")  # home + clear: an in-place redraw
+    assert redraws >= 2, text[:500]
+    assert "\x1b[?25l" in text and text.rstrip().endswith("\x1b[?25h")  # cursor restored
+    last_frame = text.split("\x1b[H\x1b[2J")[-1]
+    assert "kalshi-ws book" in last_frame and "SIM-ALPHA  synced" in last_frame
+    rows = [line for line in last_frame.splitlines() if re.match(r"^\s+0\.\d{4} x", line)]
+    assert len(rows) == 4  # --depth 4
+    assert "Traceback" not in text
 
 
 def test_python_dash_m_and_the_version_flag() -> None:
