@@ -559,93 +559,75 @@ class MveSelectedLeg:
 
 
 @_frozen
-class RfqCreated:
+class _RfqFields:
+    id: str
+    market_ticker: str | None = None
+    creator_id: str | None = None
+    event_ticker: str | None = None
+    contracts_fp: Decimal | None = None
+    target_cost_dollars: Decimal | None = None
+    # Legacy (removed 12 Mar 2026).
+    contracts: int | None = None
+    target_cost: int | None = None
+
+
+@_frozen
+class RfqCreated(_RfqFields):
     """``rfq_created`` (channel ``communications``): a request for quote was opened."""
 
     TYPE: ClassVar[str] = "rfq_created"
-    id: str
-    market_ticker: str | None = None
-    creator_id: str | None = None
-    event_ticker: str | None = None
-    contracts_fp: Decimal | None = None
-    target_cost_dollars: Decimal | None = None
     created_ts: str | None = None
     mve_collection_ticker: str | None = None
     mve_selected_legs: tuple[MveSelectedLeg, ...] | None = None
-    # Legacy (removed 12 Mar 2026).
-    contracts: int | None = None
-    target_cost: int | None = None
 
 
 @_frozen
-class RfqDeleted:
+class RfqDeleted(_RfqFields):
     """``rfq_deleted`` (channel ``communications``): a request for quote was closed."""
 
     TYPE: ClassVar[str] = "rfq_deleted"
-    id: str
-    market_ticker: str | None = None
-    creator_id: str | None = None
-    event_ticker: str | None = None
-    contracts_fp: Decimal | None = None
-    target_cost_dollars: Decimal | None = None
     deleted_ts: str | None = None
-    # Legacy (removed 12 Mar 2026).
-    contracts: int | None = None
-    target_cost: int | None = None
 
 
 @_frozen
-class QuoteCreated:
+class _QuoteFields:
+    quote_id: str
+    rfq_id: str | None = None
+    quote_creator_id: str | None = None
+    rfq_creator_id: str | None = None
+    market_ticker: str | None = None
+    event_ticker: str | None = None
+    yes_bid_dollars: Decimal | None = None
+    no_bid_dollars: Decimal | None = None
+    yes_contracts_offered_fp: Decimal | None = None
+    no_contracts_offered_fp: Decimal | None = None
+    rfq_target_cost_dollars: Decimal | None = None
+    subaccount: int | None = None
+    # Legacy (removed 12 Mar 2026).
+    yes_bid: int | None = None
+    no_bid: int | None = None
+    yes_contracts_offered: int | None = None
+    no_contracts_offered: int | None = None
+    rfq_target_cost: int | None = None
+
+
+@_frozen
+class QuoteCreated(_QuoteFields):
     """``quote_created`` (channel ``communications``). A bid of ``0`` means that side is declined."""
 
     TYPE: ClassVar[str] = "quote_created"
-    quote_id: str
-    rfq_id: str | None = None
-    quote_creator_id: str | None = None
-    rfq_creator_id: str | None = None
-    market_ticker: str | None = None
-    event_ticker: str | None = None
-    yes_bid_dollars: Decimal | None = None
-    no_bid_dollars: Decimal | None = None
-    yes_contracts_offered_fp: Decimal | None = None
-    no_contracts_offered_fp: Decimal | None = None
-    rfq_target_cost_dollars: Decimal | None = None
     created_ts: str | None = None
-    subaccount: int | None = None
-    # Legacy (removed 12 Mar 2026).
-    yes_bid: int | None = None
-    no_bid: int | None = None
-    yes_contracts_offered: int | None = None
-    no_contracts_offered: int | None = None
-    rfq_target_cost: int | None = None
 
 
 @_frozen
-class QuoteAccepted:
+class QuoteAccepted(_QuoteFields):
     """``quote_accepted`` (channel ``communications``). Carries no timestamp."""
 
     TYPE: ClassVar[str] = "quote_accepted"
-    quote_id: str
-    rfq_id: str | None = None
-    quote_creator_id: str | None = None
-    rfq_creator_id: str | None = None
-    market_ticker: str | None = None
-    event_ticker: str | None = None
-    yes_bid_dollars: Decimal | None = None
-    no_bid_dollars: Decimal | None = None
     accepted_side: str | None = None
     contracts_accepted_fp: Decimal | None = None
-    yes_contracts_offered_fp: Decimal | None = None
-    no_contracts_offered_fp: Decimal | None = None
-    rfq_target_cost_dollars: Decimal | None = None
-    subaccount: int | None = None
     # Legacy (removed 12 Mar 2026).
-    yes_bid: int | None = None
-    no_bid: int | None = None
     contracts_accepted: int | None = None
-    yes_contracts_offered: int | None = None
-    no_contracts_offered: int | None = None
-    rfq_target_cost: int | None = None
 
 
 @_frozen
