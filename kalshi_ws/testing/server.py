@@ -317,7 +317,7 @@ class FakeKalshiServer:
         self._server = await serve(
             self._handle, self.host, self.port, ssl=self.ssl_context,
             process_request=self._check_handshake, ping_interval=None,
-            compression=None, max_size=None, max_queue=None, close_timeout=2,
+            compression=None, max_size=None, max_queue=4096, close_timeout=2,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
