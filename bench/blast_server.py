@@ -1,0 +1,350 @@
+"""The blast server: a minimal WebSocket server on a raw socket, in its own process.
+
+It must never be the bottleneck, so it does as little as possible per frame: the
+frames are generated and encoded once (:mod:`bench.frames`), and a connection is
+served by a few large ``sendall`` calls of that buffer. The server side of RFC 6455
+is done by hand: the HTTP upgrade, ``Sec-WebSocket-Accept``, reading the client's
+masked frames, answering pings, the close handshake. Authentication headers are
+accepted without checking.
+
+Each connection says what it wants in the query string of its URL:
+
+* ``?mode=blast&n=N``: once every channel of the frame set (``orderbook_delta``,
+  ``ticker``, ``trade``) is subscribed, send the first N frames as fast as the socket
+  takes them, then a close frame (1000).
+* ``?mode=paced&rate=R&n=N``: once ``trade`` is subscribed, send N ``trade`` frames at
+  R frames per second, each stamped at send time with ``time.monotonic_ns()`` in its
+  ``trade_id``, then close.
+
+Add ``&token=T`` to make a URL single-use: a second connection with the same token is
+refused (HTTP 410), so a client that reconnects after the close cannot start another
+blast.
+
+Subscribe replies follow Kalshi: one ``subscribed`` per channel, with the command's
+id; the sid of a channel is fixed (:data:`bench.frames.CHANNEL_SIDS`). Other commands
+are counted and ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import multiprocessing
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .frames import (
+    CHANNEL_SIDS,
+    FrameSet,
+    build_frames,
+    server_frame,
+    stamped_trade_frame,
+)
+
+__all__ = ["BlastServer", "serve"]
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_CHUNK = 1 << 20  # bytes per sendall
+_PATH = "/trade-api/ws/v2"
+
+
+class _Refused(Exception):
+    """The connection is answered with an HTTP error and dropped."""
+
+
+class _Conn:
+    """One accepted client: frame reading (masked) and locked writing."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+        self.write_lock = threading.Lock()
+        self.closed_by_client = threading.Event()
+        self.commands: list[dict[str, Any]] = []
+
+    def read_request(self) -> tuple[str, dict[str, str]]:
+        while b"\r\n\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("EOF during the handshake")
+            self.buffer += chunk
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        target = lines[0].split(" ")[1]
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return target, headers
+
+    def accept(self, key: str) -> None:
+        digest = hashlib.sha1(key.encode() + _GUID).digest()
+        accept = base64.b64encode(digest).decode()
+        self.sock.sendall(
+            ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+             f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+
+    def refuse(self, status: str) -> None:
+        body = status.encode()
+        self.sock.sendall(f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n"
+                          f"Connection: close\r\n\r\n".encode() + body)
+
+    def read_frame(self) -> tuple[int, bytes]:
+        """One whole message (opcode, unmasked payload); fragments are joined."""
+        opcode = 0
+        parts: list[bytes] = []
+        while True:
+            b0, b1 = self._exactly(2)
+            length = b1 & 0x7F
+            if length == 126:
+                length = struct.unpack("!H", self._exactly(2))[0]
+            elif length == 127:
+                length = struct.unpack("!Q", self._exactly(8))[0]
+            mask = self._exactly(4) if b1 & 0x80 else b""
+            payload = self._exactly(length)
+            if mask:
+                payload = _unmask(payload, mask)
+            op = b0 & 0x0F
+            if op >= 0x8:
+                return op, payload  # control frames are never fragmented
+            if op:
+                opcode = op
+            parts.append(payload)
+            if b0 & 0x80:
+                return opcode, b"".join(parts)
+
+    def _exactly(self, count: int) -> bytes:
+        while len(self.buffer) < count:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("EOF")
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:count], self.buffer[count:]
+        return data
+
+    def send(self, data: bytes | memoryview) -> None:
+        with self.write_lock:
+            self.sock.sendall(data)
+
+    def send_json(self, value: dict[str, Any]) -> None:
+        self.send(server_frame(json.dumps(value, separators=(",", ":")).encode()))
+
+
+def _unmask(payload: bytes, mask: bytes) -> bytes:
+    size = len(payload)
+    key = int.from_bytes((mask * (size // 4 + 1))[:size], "big")
+    return (int.from_bytes(payload, "big") ^ key).to_bytes(size, "big")
+
+
+class _Server:
+    """Serves connections one at a time from one pre-encoded frame set."""
+
+    def __init__(self, frames: FrameSet) -> None:
+        self.frames = frames
+        self.encoded: dict[int, bytes] = {}
+        self.tokens: set[str] = set()
+
+    def buffer(self, count: int) -> bytes:
+        """The first ``count`` frames, encoded once and kept."""
+        blob = self.encoded.get(count)
+        if blob is None:
+            blob, _ = self.frames.encode(count)
+            self.encoded = {count: blob}  # keep one: a 1,000,000-frame buffer is big
+        return blob
+
+    def handle(self, sock: socket.socket) -> dict[str, Any]:
+        conn = _Conn(sock)
+        sock.settimeout(30.0)
+        target, headers = conn.read_request()
+        split = urlsplit(target)
+        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        try:
+            if split.path != _PATH:
+                raise _Refused("404 Not Found")
+            token = query.get("token")
+            if token is not None:
+                if token in self.tokens:
+                    raise _Refused("410 Gone")
+                self.tokens.add(token)
+            key = headers.get("sec-websocket-key")
+            if not key or headers.get("upgrade", "").lower() != "websocket":
+                raise _Refused("400 Bad Request")
+        except _Refused as refusal:
+            conn.refuse(str(refusal))
+            return {"refused": str(refusal), "token": query.get("token")}
+        mode = query.get("mode", "blast")
+        count = int(query.get("n", "1000"))
+        if mode == "blast":
+            blob = self.buffer(count)  # before the 101: encoding is not timed
+            needed = set(self.frames.channels)
+        elif mode == "paced":
+            blob = b""
+            needed = {"trade"}
+        else:
+            conn.refuse("400 Bad Request")
+            return {"refused": f"unknown mode {mode!r}", "token": query.get("token")}
+        conn.accept(key)
+        self._await_subscriptions(conn, needed)
+        sock.settimeout(None)
+        reader = threading.Thread(target=self._read_rest, args=(conn,), daemon=True)
+        reader.start()
+        started = time.monotonic()
+        if mode == "blast":
+            view = memoryview(blob)
+            for offset in range(0, len(view), _CHUNK):
+                conn.send(view[offset:offset + _CHUNK])
+        else:
+            self._paced(conn, float(query.get("rate", "1000")), count)
+        sent_in = time.monotonic() - started
+        try:
+            conn.send(server_frame(struct.pack("!H", 1000), 0x8))
+        except OSError:
+            pass
+        conn.closed_by_client.wait(10.0)
+        return {"token": query.get("token"), "mode": mode, "frames": count, "bytes": len(blob), "send_seconds": sent_in,
+                "client_closed": conn.closed_by_client.is_set(),
+                "other_commands": len(conn.commands)}
+
+    @staticmethod
+    def _await_subscriptions(conn: _Conn, needed: set[str]) -> None:
+        subscribed: set[str] = set()
+        while not needed <= subscribed:
+            opcode, payload = conn.read_frame()
+            if opcode == 0x9:
+                conn.send(server_frame(payload, 0xA))
+                continue
+            if opcode == 0x8:
+                raise ConnectionError("client closed before subscribing")
+            if opcode != 0x1:
+                continue
+            command = json.loads(payload)
+            if command.get("cmd") != "subscribe":
+                conn.commands.append(command)
+                continue
+            for channel in command.get("params", {}).get("channels", []):
+                sid = CHANNEL_SIDS.get(channel, 100 + len(subscribed))
+                subscribed.add(channel)
+                conn.send_json({"id": command.get("id"), "type": "subscribed",
+                                "msg": {"channel": channel, "sid": sid}})
+
+    @staticmethod
+    def _read_rest(conn: _Conn) -> None:
+        """After the subscriptions: answer pings, note commands, wait for the close."""
+        try:
+            while True:
+                opcode, payload = conn.read_frame()
+                if opcode == 0x9:
+                    conn.send(server_frame(payload, 0xA))
+                elif opcode == 0x8:
+                    break
+                elif opcode == 0x1:
+                    conn.commands.append(json.loads(payload))
+        except (OSError, ValueError):
+            pass
+        conn.closed_by_client.set()
+
+    @staticmethod
+    def _paced(conn: _Conn, rate: float, count: int) -> None:
+        """Send ``count`` stamped trade frames at ``rate`` per second."""
+        interval = 1.0 / rate
+        monotonic = time.monotonic
+        start = monotonic()
+        for seq in range(1, count + 1):
+            due = start + (seq - 1) * interval
+            delay = due - monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            conn.send(stamped_trade_frame(seq, time.monotonic_ns()))
+
+
+def serve(ready: Any, frame_count: int, seed: int, results: Any) -> None:
+    """Process entry point: listen on 127.0.0.1, report the port, serve until killed.
+
+    Args:
+        ready: A connection on which ``(port, frame-set summary)`` is sent once the
+            frames are built and the socket listens.
+        frame_count: Frames in the base set (longer blasts replay it).
+        seed: Seed of the frame set.
+        results: A queue receiving one dict per served connection.
+    """
+    frames = build_frames(frame_count, seed)
+    server = _Server(frames)
+    server.buffer(len(frames))
+    listener = socket.create_server(("127.0.0.1", 0), backlog=8)
+    sizes = [len(p) for p in frames.payloads()]
+    ready.send((listener.getsockname()[1], {
+        "frames": len(frames), "kinds": frames.kinds, "markets": list(frames.markets),
+        "channels": frames.channels,
+        "seed": seed, "bytes_mean": sum(sizes) / len(sizes),
+        "bytes_min": min(sizes), "bytes_max": max(sizes)}))
+    while True:
+        sock, _ = listener.accept()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            results.put(server.handle(sock))
+        except Exception as exc:  # noqa: BLE001 - the server must outlive a bad client
+            print(f"blast server: connection failed: {exc!r}", file=sys.stderr)
+            if not isinstance(exc, (OSError, ValueError)):
+                traceback.print_exc()
+            results.put({"error": repr(exc)})
+        finally:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+
+class BlastServer:
+    """Runs :func:`serve` in a spawned process; use as a context manager.
+
+    Example::
+
+        with BlastServer(200_000) as server:
+            url = server.url("blast", n=200_000)
+    """
+
+    def __init__(self, frame_count: int, seed: int = 20261121) -> None:
+        self.frame_count = frame_count
+        self.seed = seed
+        self.port = 0
+        self.info: dict[str, Any] = {}
+        self._tokens = 0
+        context = multiprocessing.get_context("spawn")
+        self._results = context.Queue()
+        self._ready, child_end = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=serve, args=(child_end, frame_count, seed, self._results),
+            name="blast-server", daemon=True)
+
+    def __enter__(self) -> BlastServer:  # noqa: PYI034 - final class in practice
+        self._process.start()
+        if not self._ready.poll(120):
+            self._process.kill()
+            raise RuntimeError("the blast server did not start")
+        self.port, self.info = self._ready.recv()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._process.kill()
+        self._process.join(5)
+
+    def url(self, mode: str = "blast", **params: Any) -> str:
+        """A single-use URL for one connection in ``mode``."""
+        self._tokens += 1
+        query = "&".join(f"{k}={v}" for k, v in
+                         {"mode": mode, **params, "token": self._tokens}.items())
+        return f"ws://127.0.0.1:{self.port}{_PATH}?{query}"
+
+    def last_result(self, timeout: float = 5.0) -> dict[str, Any] | None:
+        """The report of the next finished connection (None if none came in time)."""
+        try:
+            return self._results.get(timeout=timeout)
+        except Exception:  # noqa: BLE001 - queue.Empty, or the process died
+            return None
