@@ -51,6 +51,7 @@ _CONTROL = frozenset({OP_CLOSE, OP_PING, OP_PONG})
 _DATA = frozenset({OP_TEXT, OP_BINARY})
 
 _RECV_SIZE = 256 * 1024
+_LARGE_READ = 4 * 1024 * 1024
 _unpack_16 = struct.Struct("!H").unpack_from
 _unpack_64 = struct.Struct("!Q").unpack_from
 
@@ -75,6 +76,7 @@ class Transport:
         self._sock.settimeout(tick)
         # Bytes of an incomplete frame, kept across calls; _need is that frame's size
         # once its header is known (0 before), _have the bytes held.
+        self._view = memoryview(bytearray(_RECV_SIZE))
         self._pieces: list[bytes] = []
         self._have = 0
         self._need = 0
@@ -147,10 +149,16 @@ class Transport:
             ProtocolError: the bytes are not valid WebSocket framing.
         """
         frames: list[tuple[int, bytes]] = []
+        view = self._view
         while True:
             want = self._need - self._have
             try:
-                chunk = self._sock.recv(max(_RECV_SIZE, want))
+                if want > _RECV_SIZE:  # the rest of a large frame, read straight into bytes
+                    chunk = self._sock.recv(min(want, _LARGE_READ))
+                else:
+                    # Into a reused buffer: recv(n) would allocate n bytes on every call,
+                    # which costs far more than the copy below when frames come one by one.
+                    chunk = view[:self._sock.recv_into(view)].tobytes()
             except (TimeoutError, ssl.SSLWantReadError):
                 return frames
             except OSError as exc:

@@ -410,6 +410,7 @@ def _malformed(wire_type: str, payload: Any, frame: Mapping[str, Any],
 
 
 _decoder = json.JSONDecoder(parse_float=Decimal)
+_scan = _decoder.scan_once
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 
 
@@ -421,7 +422,16 @@ def decode(data: str | bytes) -> Any:
     """
     if type(data) is not str:
         data = data.decode("utf-8")
-    return _decoder.decode(data)
+    # The C scanner directly: JSONDecoder.decode would run two whitespace regexes per
+    # frame. Anything unusual (leading or trailing whitespace, junk) goes the long way,
+    # which also produces the proper error.
+    try:
+        value, end = _scan(data, 0)
+    except StopIteration:
+        return _decoder.decode(data)
+    if end != len(data):
+        return _decoder.decode(data)
+    return value
 
 
 def encode(command: Mapping[str, Any]) -> str:

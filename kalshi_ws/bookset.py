@@ -85,7 +85,9 @@ class OrderBookSet:
         self._stale: set[str] = set()  # books waiting for a fresh snapshot
         self._listeners: tuple[ChangeCallback, ...] = ()
         self._use_yes_price = use_yes_price
-        self._cross = CrossCheck()
+        self._checked = 0
+        self._disagreements = 0
+        self._last_disagreement: str | None = None
         self.resyncs = 0
         self._closed = False
         self._handle: CallbackHandle = client.add_callback(
@@ -183,7 +185,8 @@ class OrderBookSet:
 
         Counted only while the ``ticker`` channel is subscribed for these markets.
         """
-        return self._cross
+        return CrossCheck(checked=self._checked, disagreements=self._disagreements,
+                          last_disagreement=self._last_disagreement)
 
     # ------------------------------------------------------------------ changing
 
@@ -313,7 +316,7 @@ class OrderBookSet:
     def _on_ticker(self, update: StreamUpdate) -> None:
         ticker = update.msg
         market = getattr(ticker, "market_ticker", None)
-        if market not in self._markets or not self.is_synced(market):
+        if market not in self._books or market in self._stale or not self.is_synced(market):
             return
         with self._lock:
             top = self._books[market].top()
@@ -325,12 +328,10 @@ class OrderBookSet:
                 ("yes ask size", top.best_yes_ask_size, ticker.yes_ask_size_fp)):
             if book_value is not None and ticker_value is not None and book_value != ticker_value:
                 mismatches.append(f"{name} book {book_value} vs ticker {ticker_value}")
-        cross = self._cross
-        self._cross = CrossCheck(
-            checked=cross.checked + 1,
-            disagreements=cross.disagreements + (1 if mismatches else 0),
-            last_disagreement=f"{market}: {'; '.join(mismatches)}" if mismatches
-            else cross.last_disagreement)
+        self._checked += 1
+        if mismatches:
+            self._disagreements += 1
+            self._last_disagreement = f"{market}: {'; '.join(mismatches)}"
 
     @staticmethod
     def _call(listener: ChangeCallback, market: str, top: TopOfBook | None) -> None:

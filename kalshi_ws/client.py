@@ -86,6 +86,7 @@ CLOSED = "CLOSED"
 
 _TICK = 0.5  # seconds: the reader's socket timeout, hence its health-check period
 _PING_PAYLOAD = b"kalshi-ws"
+_FRAMES_PER_LOCK = 128
 
 
 class _Slot:
@@ -919,18 +920,24 @@ class KalshiStreamClient:
             for text in texts:
                 logger.debug("< %s", text[:500])
         protocol = self._protocol
-        with self._lock:
-            if bad:
-                bad_at = {index: (text, error) for index, text, error in bad}
+        if bad:
+            bad_at = {index: (text, error) for index, text, error in bad}
+            with self._lock:
                 for index, frame in enumerate(parsed):
                     if index in bad_at:
                         protocol.receive_invalid(*bad_at[index])
                     else:
                         protocol.receive(frame)
-            else:
-                receive = protocol.receive
-                for frame in parsed:
-                    receive(frame)
+        else:
+            receive = protocol.receive
+            lock = self._lock
+            # In slices, so that a command or a book's is_synced() never waits behind a
+            # whole read (which can hold hundreds of frames).
+            for start in range(0, len(parsed), _FRAMES_PER_LOCK):
+                with lock:
+                    for frame in parsed[start:start + _FRAMES_PER_LOCK]:
+                        receive(frame)
+        with self._lock:
             deliveries = protocol.deliveries
             protocol.deliveries = []
             if protocol.completions:

@@ -220,6 +220,20 @@ def test_fast_path_matches_converter_on_random_tickers(price: Any, bid: Any, siz
     assert_no_float(fast)
 
 
+@pytest.mark.parametrize("text, value", [
+    ('{"a": 1}', {"a": 1}), (' {"a": 1}\n', {"a": 1}), ('[1, 2.5]', [1, Decimal("2.5")]),
+    ('"x"', "x"), ("7", 7)])
+def test_decode_reads_any_json_value(text: str, value: object) -> None:
+    assert _wire.decode(text) == value
+    assert _wire.decode(text.encode()) == value
+
+
+@pytest.mark.parametrize("text", ['{"a": 1} x', '{"a": 1}{"b": 2}', "", "   ", '{"a":'])
+def test_decode_refuses_junk_around_or_inside_a_value(text: str) -> None:
+    with pytest.raises(ValueError):
+        _wire.decode(text)
+
+
 def test_decode_rejects_invalid_utf8_and_json() -> None:
     with pytest.raises(ValueError):
         _wire.decode(b'{"type": "\xff"}')
