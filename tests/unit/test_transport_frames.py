@@ -132,7 +132,7 @@ def test_close_frames_are_returned_and_parsed(pair: Pair) -> None:
 
 
 def test_no_pong_once_we_sent_close(pair: Pair) -> None:
-    pair.transport._close_sent = True  # noqa: SLF001 - as send_close() leaves it
+    pair.transport._close_sent = True
     pair.theirs.sendall(frame(b"late", OP_PING))
     assert pair.read_all(1) == [(OP_PING, b"late")]
     assert pair.pongs == []
