@@ -326,7 +326,7 @@ class Dispatcher:
                 break
             self._items.popleft()
             discarded += 1
-        logger.warning("x close deadline reached: discarded %d undelivered update(s)", discarded)
+        logger.warning("close deadline reached: discarded %d undelivered update(s)", discarded)
 
     def _deliver(self, item: Any) -> None:
         is_update = type(item) is StreamUpdate
@@ -339,7 +339,7 @@ class Dispatcher:
             try:
                 callback.fn(item)
             except Exception:
-                logger.exception("! callback %r raised while handling %s", callback.fn,
+                logger.exception("callback %r raised while handling %s", callback.fn,
                                  item.type if is_update else type(item).__name__)
         if self.queue_enabled:
             final = not is_update and item.final

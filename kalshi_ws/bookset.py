@@ -338,4 +338,4 @@ class OrderBookSet:
         try:
             listener(market, top)  # type: ignore[arg-type]
         except Exception:
-            logger.exception("! order-book change callback %r raised", listener)
+            logger.exception("order-book change callback %r raised", listener)

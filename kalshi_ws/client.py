@@ -148,6 +148,7 @@ class KalshiStreamClient:
         self._queue_claimed = options.queue is True
         self._pending_outgoing: list[str] = []
         self._recorder: Recorder | None = None
+        self._dispatcher_deadline: float | None = None  # set by close()
         self._dispatcher = Dispatcher(
             name=f"kalshi-ws-dispatch-{self._number}",
             inbox_limit=options.max_pending,
@@ -693,10 +694,8 @@ class KalshiStreamClient:
             self._teardown(None, Closed(reason="client closed"))
         if not self._dispatcher.join(max(0.1, deadline - time.monotonic())) and \
                 current is not self._dispatcher.thread:
-            logger.warning("x a callback is still running after close(); abandoning the "
+            logger.warning("a callback is still running after close(); abandoning the "
                            "dispatcher thread %s", self._dispatcher.thread.name)
-
-    _dispatcher_deadline: float | None = None
 
     def start_recording(self, target: str | os.PathLike[str] | Any) -> Recorder:
         """Record every frame received from now on (with its receive time) to a file.
@@ -774,7 +773,7 @@ class KalshiStreamClient:
                     break
                 stop = self._read_connection()  # reconnected: read the new connection
         except BaseException as exc:
-            logger.exception("! internal error in the reader thread")
+            logger.exception("internal error in the reader thread")
             error = ProtocolError(f"internal error: {exc!r}")
             error.__cause__ = exc
             final = _connection_lost(error, False)
