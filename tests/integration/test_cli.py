@@ -153,7 +153,6 @@ def test_book_prints_plain_snapshots_when_piped() -> None:
 def test_book_redraws_in_place_in_a_terminal() -> None:
     """Run `kalshi-ws book` on a real pseudo-terminal and read what it draws."""
     import pty
-    import select
 
     controller, terminal = pty.openpty()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm", "COLUMNS": "100",
@@ -163,19 +162,8 @@ def test_book_redraws_in_place_in_a_terminal() -> None:
                                stdin=terminal, stdout=terminal, stderr=terminal, env=env,
                                cwd=ROOT, close_fds=True)
     os.close(terminal)
-    output = b""
     try:
-        while True:
-            ready, _, _ = select.select([controller], [], [], 30)
-            if not ready:
-                break
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # the terminal closed: the process exited
-                break
-            if not chunk:
-                break
-            output += chunk
+        output = read_terminal(controller)
     finally:
         os.close(controller)
         process.wait(timeout=30)
@@ -189,6 +177,46 @@ def test_book_redraws_in_place_in_a_terminal() -> None:
     rows = [line for line in last_frame.splitlines() if re.match(r"^\s+0\.\d{4} x", line)]
     assert len(rows) == 4  # --depth 4
     assert "Traceback" not in text
+
+
+def read_terminal(controller: int) -> bytes:
+    """Everything a process writes to a pseudo-terminal, until it closes."""
+    import select
+
+    output = b""
+    while True:
+        ready, _, _ = select.select([controller], [], [], 30)
+        if not ready:
+            return output
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the process exited
+            return output
+        if not chunk:
+            return output
+        output += chunk
+
+
+def test_stream_shows_a_status_line_on_a_terminal() -> None:
+    import pty
+
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "kalshi_ws", "stream", "ticker",
+                                "trade", "--simulate", "--duration", "2.5"],
+                               stdout=subprocess.PIPE, stderr=terminal, env=env, cwd=ROOT,
+                               close_fds=True)
+    os.close(terminal)
+    try:
+        status = read_terminal(controller).decode("utf-8", "replace")
+    finally:
+        os.close(controller)
+        out, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert out.count(b"\n") > 5  # the updates went to stdout, untouched
+    assert re.search(r"\r\x1b\[K[\d,]+ msg/s \| [\d,]+ received \| 0 dropped \| "
+                     r"0 reconnects", status), status
+    assert "done:" in status
 
 
 def test_python_dash_m_and_the_version_flag() -> None:

@@ -1,0 +1,158 @@
+"""The fake server behaves like Kalshi where a client can tell, even to clients that
+misbehave in ways kalshi_ws never does (raw websocket-client connections here)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+import websocket
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kalshi_ws.auth import Signer
+from kalshi_ws.testing import FakeKalshiServer
+
+
+def raw_connect(server: FakeKalshiServer, headers: dict[str, str],
+                **options: Any) -> websocket.WebSocket:
+    return websocket.create_connection(server.url, header=headers, timeout=5, **options)
+
+
+def signed(key: rsa.RSAPrivateKey, clock: Any = time.time) -> dict[str, str]:
+    return Signer("raw-client", key, clock=clock).headers()
+
+
+def status_of(server: FakeKalshiServer, headers: dict[str, str], **options: Any) -> int:
+    try:
+        raw_connect(server, headers, **options).close()
+    except websocket.WebSocketBadStatusException as exc:
+        return exc.status_code
+    return 101
+
+
+def test_handshake_checks(server: FakeKalshiServer, private_key: rsa.RSAPrivateKey,
+                          other_private_key: rsa.RSAPrivateKey) -> None:
+    assert status_of(server, signed(private_key), suppress_origin=True) == 101
+    assert status_of(server, {}, suppress_origin=True) == 401
+    assert status_of(server, signed(other_private_key), suppress_origin=True) == 401
+    stale = signed(private_key, clock=lambda: time.time() - 120)
+    assert status_of(server, stale, suppress_origin=True) == 401
+    # websocket-client sends an Origin header unless told not to: Kalshi's CDN says 403.
+    assert status_of(server, signed(private_key)) == 403
+
+
+def test_replies_to_bad_json_and_unknown_commands(server: FakeKalshiServer,
+                                                  private_key: rsa.RSAPrivateKey) -> None:
+    ws = raw_connect(server, signed(private_key), suppress_origin=True)
+    try:
+        ws.send("{not json")
+        assert json.loads(ws.recv()) == {"type": "error", "msg": {
+            "code": 1, "msg": "Unable to process message"}}
+        ws.send(json.dumps({"id": 4, "cmd": "dance"}))
+        assert json.loads(ws.recv())["msg"]["code"] == 5
+        ws.send(json.dumps({"id": 5, "cmd": "subscribe"}))
+        assert json.loads(ws.recv())["msg"]["code"] == 2
+        ws.send(json.dumps({"id": 6, "cmd": "subscribe", "params": {"channels": []}}))
+        assert json.loads(ws.recv())["msg"]["code"] == 3
+        ws.send(json.dumps({"id": 7, "cmd": "unsubscribe", "params": {}}))
+        assert json.loads(ws.recv())["msg"]["code"] == 4
+        ws.send(json.dumps({"id": 8, "cmd": "update_subscription",
+                            "params": {"sids": [1, 2], "action": "add_markets"}}))
+        assert json.loads(ws.recv())["msg"]["code"] == 12
+    finally:
+        ws.close()
+
+
+def test_a_client_that_never_pongs_is_dropped(private_key: rsa.RSAPrivateKey) -> None:
+    with FakeKalshiServer(public_key=private_key.public_key(), ping_interval=0.1,
+                          pong_timeout=0.3) as server:
+        ws = raw_connect(server, signed(private_key), suppress_origin=True)
+        try:
+            server.wait_for_sessions(1)
+            # websocket-client answers pings only while reading; this client never reads.
+            server.wait_for_sessions(0, timeout=10)
+        finally:
+            ws.shutdown()
+
+
+def test_a_client_that_pongs_is_kept(private_key: rsa.RSAPrivateKey) -> None:
+    with FakeKalshiServer(public_key=private_key.public_key(), ping_interval=0.1,
+                          pong_timeout=0.3) as server:
+        ws = raw_connect(server, signed(private_key), suppress_origin=True)
+        ws.settimeout(0.05)
+        stop = threading.Event()
+        pings: list[bytes] = []
+
+        def read() -> None:
+            while not stop.is_set():
+                try:
+                    opcode, data = ws.recv_data(control_frame=True)  # answers pings
+                    if opcode == websocket.ABNF.OPCODE_PING:
+                        pings.append(data)
+                except websocket.WebSocketTimeoutException:
+                    continue
+                except websocket.WebSocketException:
+                    return
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        try:
+            for _ in range(200):
+                if len(pings) >= 5:
+                    break
+                stop.wait(0.02)
+            assert len(pings) >= 5 and set(pings) == {b"heartbeat"}
+            assert len(server.sessions) == 1
+        finally:
+            stop.set()
+            reader.join(5)
+            ws.close()
+
+
+def test_sequence_numbers_count_every_sid_scoped_reply(server: FakeKalshiServer,
+                                                       private_key: rsa.RSAPrivateKey) -> None:
+    ws = raw_connect(server, signed(private_key), suppress_origin=True)
+    try:
+        ws.send(json.dumps({"id": 1, "cmd": "subscribe",
+                            "params": {"channels": ["orderbook_delta"],
+                                       "market_tickers": ["SIM-ALPHA"]}}))
+        replies = [json.loads(ws.recv()) for _ in range(2)]
+        assert replies[0]["type"] == "subscribed" and replies[1]["seq"] == 1
+        ws.send(json.dumps({"id": 2, "cmd": "update_subscription",
+                            "params": {"sid": 1, "action": "add_markets",
+                                       "market_tickers": ["SIM-BRAVO"]}}))
+        ok, snapshot = json.loads(ws.recv()), json.loads(ws.recv())
+        assert (ok["type"], ok["seq"], snapshot["seq"]) == ("ok", 2, 3)
+        ws.send(json.dumps({"id": 3, "cmd": "update_subscription",
+                            "params": {"sid": 1, "action": "subscribe_indices",
+                                       "index_ids": ["BRTI"]}}))
+        error = json.loads(ws.recv())
+        assert (error["type"], error["sid"], error["seq"], error["msg"]["code"]) == (
+            "error", 1, 4, 13)
+        ws.send(json.dumps({"id": 4, "cmd": "unsubscribe", "params": {"sids": [1]}}))
+        assert json.loads(ws.recv()) == {"id": 4, "sid": 1, "seq": 5, "type": "unsubscribed"}
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("channel, action, key, code", [
+    ("cfbenchmarks_value", "subscribe_indices", "index_ids", 24),
+    ("pyth_value", "subscribe_underlyings", "underlying_tickers", 28),
+])
+def test_index_and_underlying_actions(server: FakeKalshiServer, private_key: rsa.RSAPrivateKey,
+                                      channel: str, action: str, key: str, code: int) -> None:
+    ws = raw_connect(server, signed(private_key), suppress_origin=True)
+    try:
+        ws.send(json.dumps({"id": 1, "cmd": "subscribe", "params": {"channels": [channel]}}))
+        assert json.loads(ws.recv())["type"] == "subscribed"
+        ws.send(json.dumps({"id": 2, "cmd": "update_subscription",
+                            "params": {"sid": 1, "action": action}}))
+        assert json.loads(ws.recv())["msg"]["code"] == code
+        ws.send(json.dumps({"id": 3, "cmd": "update_subscription",
+                            "params": {"sid": 1, "action": action, key: ["X"]}}))
+        assert json.loads(ws.recv())["msg"] == {key: ["X"]}
+    finally:
+        ws.close()
