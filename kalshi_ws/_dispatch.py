@@ -180,7 +180,6 @@ class Dispatcher:
         self.queue_enabled = True
         self.delivered: collections.Counter[Any] = collections.Counter()
         self.dropped: collections.Counter[Any] = collections.Counter()
-        self._stopping = False
         self._deadline: float | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -203,10 +202,6 @@ class Dispatcher:
             removed = len(kept) != len(self._callbacks)
             self._callbacks = kept
         return removed
-
-    @property
-    def callback_count(self) -> int:
-        return len(self._callbacks)
 
     # ------------------------------------------------------------------ posting
 
@@ -272,7 +267,6 @@ class Dispatcher:
         """
         self._deadline = deadline
         self._items.append(item)
-        self._stopping = True
         self._wake.set()
 
     # ------------------------------------------------------------------ thread
