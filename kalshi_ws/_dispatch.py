@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 DROP_OLDEST = "drop_oldest"
 ERROR = "error"
+_BATCH = 512  # most items the dispatcher takes from the inbox at once
 _CONNECTION_MESSAGES = (Closed, ConnectionLost, Reconnected)
 
 
@@ -155,6 +156,9 @@ class Dispatcher:
         policy: Returns ``"drop_oldest"`` or ``"error"`` for a channel.
         on_overflow: Called (on the posting or dispatching thread, holding no lock)
             with a description when an ``"error"`` channel overflows.
+        queue_maxsize: Bound of the updates queue.
+        on_drop: Called on the posting thread, holding no lock, with the updates just
+            dropped from the inbox (so that the client can resynchronise what they hit).
     """
 
     def __init__(
@@ -165,15 +169,21 @@ class Dispatcher:
         policy: Callable[[Any], str],
         on_overflow: Callable[[str], None],
         queue_maxsize: int = 0,
+        on_drop: Callable[[list[StreamUpdate]], None] | None = None,
     ) -> None:
         self._items: collections.deque[Any] = collections.deque()
         self._wake = threading.Event()
         self._inbox_limit = inbox_limit
         self._policy = policy
         self._on_overflow = on_overflow
+        self._on_drop = on_drop
         self._callbacks: tuple[_Callback, ...] = ()
         self._registry_lock = threading.Lock()
-        self._lag_lock = threading.Lock()
+        # Guards the inbox against the reader and the dispatcher at once (the drop path
+        # searches it); the dispatcher takes items in batches, so it is cheap.
+        self._inbox_lock = threading.Lock()
+        self._discarded = 0
+        self._batch_left = 0  # items of the batch in hand not yet delivered
         self._lagged: dict[Any, int] = {}
         self._lossy_cache: dict[Any, bool] = {}
         self.queue = UpdatesQueue(queue_maxsize, self._lossy)
@@ -218,44 +228,49 @@ class Dispatcher:
             False when an item of an ``"error"`` channel did not fit (the caller must
             end the connection with SlowConsumerError); True otherwise.
         """
-        inbox = self._items
-        if len(inbox) + len(items) <= self._inbox_limit:
-            inbox.extend(items)
-        else:
-            for item in items:
-                if len(inbox) < self._inbox_limit or isinstance(item, SystemMessage):
-                    inbox.append(item)
-                elif not self._make_room(item):
-                    self._wake.set()
-                    return False
+        dropped: list[StreamUpdate] = []
+        accepted = True
+        with self._inbox_lock:
+            inbox = self._items
+            if len(inbox) + len(items) <= self._inbox_limit:
+                inbox.extend(items)
+            else:
+                for item in items:
+                    if len(inbox) < self._inbox_limit or isinstance(item, SystemMessage):
+                        inbox.append(item)
+                    elif not self._make_room(item, dropped):
+                        accepted = False
+                        break
+        if dropped and self._on_drop is not None:
+            self._on_drop(dropped)
         if not self._wake.is_set():
             self._wake.set()
-        return True
+        return accepted
 
-    def _make_room(self, item: Any) -> bool:
+    def _make_room(self, item: Any, dropped: list[StreamUpdate]) -> bool:
+        """Drop the oldest waiting update of a dropping channel (hold _inbox_lock)."""
         inbox = self._items
         for index, old in enumerate(inbox):
             if type(old) is StreamUpdate and self._lossy(old.channel):
-                try:
-                    del inbox[index]
-                except IndexError:  # the dispatcher took it meanwhile: room was made anyway
-                    pass
+                del inbox[index]
                 self._note_drop(old.channel)
+                dropped.append(old)
                 inbox.append(item)
                 return True
-        if self._lossy(item.channel):
+        if self._lossy(item.channel):  # the incoming item is the oldest such one
             self._note_drop(item.channel)
+            dropped.append(item)
             return True
         return False
 
     def _note_drop(self, channel: Any) -> None:
+        """Count a dropped update; one Lagged marker per channel waits in the inbox."""
         self.dropped[channel] += 1
-        with self._lag_lock:
-            if channel in self._lagged:
-                self._lagged[channel] += 1
-                return
+        if channel in self._lagged:
+            self._lagged[channel] += 1
+        else:
             self._lagged[channel] = 1
-        self._items.append(_LagMarker(channel))
+            self._items.append(_LagMarker(channel))
 
     def post_final(self, item: SystemMessage, deadline: float | None) -> None:
         """Queue the last item of the stream; items after it are never delivered.
@@ -266,7 +281,8 @@ class Dispatcher:
                 discarded (with a warning) so that the final item goes out in time.
         """
         self._deadline = deadline
-        self._items.append(item)
+        with self._inbox_lock:
+            self._items.append(item)
         self._wake.set()
 
     # ------------------------------------------------------------------ thread
@@ -284,43 +300,54 @@ class Dispatcher:
 
     @property
     def backlog(self) -> int:
-        """Items waiting for the callbacks."""
-        return len(self._items)
+        """Items waiting for the callbacks (in the inbox and in the batch being run)."""
+        return len(self._items) + self._batch_left
+
+    def _take(self) -> list[Any] | collections.deque[Any]:
+        """Take a batch of waiting items (possibly none), holding the inbox lock briefly."""
+        with self._inbox_lock:
+            inbox = self._items
+            if len(inbox) <= _BATCH:
+                self._items = collections.deque()
+                return inbox
+            popleft = inbox.popleft
+            return [popleft() for _ in range(_BATCH)]
 
     def _run(self) -> None:
-        items = self._items
         wake = self._wake
         deliver = self._deliver
         while True:
-            try:
-                item = items.popleft()
-            except IndexError:
+            batch = self._take()
+            if not batch:
                 wake.clear()
-                if items:
+                if self._items:
                     continue
                 wake.wait(1.0)
                 continue
-            if self._deadline is not None and time.monotonic() > self._deadline and \
-                    not (isinstance(item, SystemMessage) and item.final):
-                self._discard_until_final(item)
-                continue
-            if type(item) is _LagMarker:
-                with self._lag_lock:
-                    dropped = self._lagged.pop(item.channel)
-                item = Lagged(dropped=dropped, channel=item.channel, consumer="callbacks")
-            deliver(item)
-            if type(item) is not StreamUpdate and item.final:
-                return
+            left = len(batch)
+            for item in batch:
+                self._batch_left = left
+                left -= 1
+                if self._deadline is not None and time.monotonic() > self._deadline and \
+                        not (isinstance(item, SystemMessage) and item.final):
+                    self._discard(item)
+                    continue
+                if type(item) is _LagMarker:
+                    with self._inbox_lock:
+                        dropped = self._lagged.pop(item.channel)
+                    item = Lagged(dropped=dropped, channel=item.channel, consumer="callbacks")
+                deliver(item)
+                if type(item) is not StreamUpdate and item.final:
+                    self._batch_left = 0
+                    if self._discarded:
+                        logger.warning("close deadline reached: %d update(s) were not "
+                                       "delivered", self._discarded)
+                    return
+            self._batch_left = 0
 
-    def _discard_until_final(self, first: Any) -> None:
-        discarded = 1
-        while self._items:
-            item = self._items[0]
-            if isinstance(item, SystemMessage) and item.final:
-                break
-            self._items.popleft()
-            discarded += 1
-        logger.warning("close deadline reached: discarded %d undelivered update(s)", discarded)
+    def _discard(self, item: Any) -> None:
+        """Past the close deadline: an undelivered update is dropped (counted, logged)."""
+        self._discarded += 1
 
     def _deliver(self, item: Any) -> None:
         is_update = type(item) is StreamUpdate
@@ -332,7 +359,7 @@ class Dispatcher:
                 continue
             try:
                 callback.fn(item)
-            except Exception:
+            except BaseException:  # even sys.exit() in a callback must not stop delivery
                 logger.exception("callback %r raised while handling %s", callback.fn,
                                  item.type if is_update else type(item).__name__)
         if self.queue_enabled:

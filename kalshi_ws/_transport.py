@@ -14,11 +14,19 @@ called from any thread; the caller serialises them with its own send lock.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import os
+import select
 import socket
 import ssl
 import struct
+import threading
+import time
 from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
 
 import websocket
 
@@ -35,6 +43,7 @@ __all__ = [
     "OP_PING",
     "OP_PONG",
     "OP_TEXT",
+    "ConnectAttempt",
     "Transport",
     "parse_close",
 ]
@@ -95,6 +104,7 @@ class Transport:
         timeout: float,
         tick: float,
         ssl_context: ssl.SSLContext | None = None,
+        attempt: ConnectAttempt | None = None,
     ) -> Transport:
         """Open a connection and perform the handshake.
 
@@ -104,22 +114,32 @@ class Transport:
             timeout: Seconds for TCP connect, TLS and the HTTP upgrade together.
             tick: Socket timeout used afterwards by :meth:`receive`.
             ssl_context: TLS settings for wss://; default verifies certificate and host.
+            attempt: Lets another thread abort the attempt at any stage (see
+                :class:`ConnectAttempt`). Without a proxy the TCP connect and TLS are
+                done here for that; with one, websocket-client does them (not abortable).
 
         Raises:
             AuthenticationError: the server answered 401 or 403.
-            HandshakeError: any other failure to open (refused, DNS, TLS, other status).
+            HandshakeError: any other failure to open (refused, DNS, TLS, other status,
+                aborted).
         """
+        secure = url.startswith("wss://")
+        context = (ssl_context or ssl.create_default_context()) if secure else None
         options: dict[str, object] = {
             "header": dict(headers),
             "suppress_origin": True,  # Kalshi's CDN answers 403 to an Origin header
             "timeout": timeout,
-            "skip_utf8_validation": True,
-            "enable_multithread": True,
         }
-        if url.startswith("wss://"):
-            options["sslopt"] = {"context": ssl_context or ssl.create_default_context()}
+        if context is not None:
+            options["sslopt"] = {"context": context}
+        ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True,
+                                 sslopt=options.get("sslopt"))
         try:
-            ws = websocket.create_connection(url, **options)
+            if attempt is not None and not _proxy_configured():
+                deadline = time.monotonic() + timeout
+                options["socket"] = attempt.open_socket(url, context, deadline)
+                options["timeout"] = max(0.01, deadline - time.monotonic())
+            ws.connect(url, **options)
         except websocket.WebSocketBadStatusException as exc:
             raise _status_error(exc) from exc
         except ssl.SSLCertVerificationError as exc:
@@ -128,6 +148,8 @@ class Transport:
                 "pass ssl_context= with the right CA to trust this server"
             ) from exc
         except (OSError, websocket.WebSocketException) as exc:
+            if attempt is not None and attempt.aborted:
+                raise HandshakeError(f"connection attempt to {url} aborted") from exc
             raise HandshakeError(f"could not connect to {url}: {exc}") from exc
         if ws.frame_buffer.recv_buffer:  # pragma: no cover - websocket-client never over-reads
             raise ProtocolError("handshake left unread bytes in websocket-client's buffer")
@@ -309,6 +331,105 @@ class Transport:
             self._sock.close()
         except OSError:
             pass
+
+
+class ConnectAttempt:
+    """One connection attempt that another thread may abort at any stage.
+
+    The TCP connect polls the abort flag every tenth of a second; the TLS handshake
+    runs in slices as well; during the HTTP upgrade :meth:`abort` shuts the socket
+    down, which wakes the waiting read. Used for reconnects, so that ``close()`` never
+    waits for an attempt against a black-holed server.
+    """
+
+    _SLICE = 0.1
+
+    def __init__(self) -> None:
+        self._aborted = threading.Event()
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted.is_set()
+
+    def abort(self) -> None:
+        """Stop the attempt; thread-safe, idempotent."""
+        with self._lock:
+            self._aborted.set()
+            sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _check(self, deadline: float) -> float:
+        if self._aborted.is_set():
+            raise ConnectionAbortedError("connection attempt aborted")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out")
+        return remaining
+
+    def open_socket(self, url: str, context: ssl.SSLContext | None,
+                    deadline: float) -> socket.socket:
+        """TCP connect (and TLS for wss://) to the URL's host, abortably."""
+        parsed = urlsplit(url)
+        host = parsed.hostname or ""
+        port = parsed.port or (443 if parsed.scheme == "wss" else 80)
+        last_error: OSError = OSError(f"no address for {host}")
+        for family, kind, proto, _name, address in socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, proto)
+            with self._lock:
+                self._sock = sock
+            try:
+                self._connect(sock, address, deadline)
+            except (ConnectionAbortedError, TimeoutError):
+                sock.close()
+                raise
+            except OSError as exc:
+                sock.close()
+                last_error = exc
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if context is None:
+                sock.settimeout(self._check(deadline))
+                return sock
+            return self._wrap(sock, context, host, deadline)
+        raise last_error
+
+    def _connect(self, sock: socket.socket, address: Any, deadline: float) -> None:
+        sock.setblocking(False)
+        error = sock.connect_ex(address)
+        while error in (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK):
+            remaining = self._check(deadline)
+            _, writable, _ = select.select([], [sock], [], min(self._SLICE, remaining))
+            if writable:
+                error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        self._check(deadline)
+        if error:
+            raise OSError(error, os.strerror(error))
+
+    def _wrap(self, sock: socket.socket, context: ssl.SSLContext, host: str,
+              deadline: float) -> ssl.SSLSocket:
+        tls = context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+        with self._lock:
+            self._sock = tls
+        while True:
+            tls.settimeout(min(self._SLICE, self._check(deadline)))
+            try:
+                tls.do_handshake()
+                break
+            except (TimeoutError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                continue
+        tls.settimeout(self._check(deadline))
+        return tls
+
+
+def _proxy_configured() -> bool:
+    """Whether the environment names a proxy (websocket-client then connects itself)."""
+    return any(os.environ.get(name) for name in (
+        "http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"))
 
 
 def _status_error(exc: websocket.WebSocketBadStatusException) -> HandshakeError:

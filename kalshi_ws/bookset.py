@@ -27,6 +27,7 @@ from .exceptions import CommandError, ConnectionLost
 from .models import (
     Channel,
     Closed,
+    Lagged,
     Reconnected,
     Resubscribed,
     SequenceGap,
@@ -81,7 +82,7 @@ class OrderBookSet:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._books: dict[str, OrderBook] = {}
-        self._applied: dict[str, int] = {}  # snapshots applied per market
+        self._applied: dict[str, Any] = {}  # the snapshot message last applied, per market
         self._stale: set[str] = set()  # books waiting for a fresh snapshot
         self._listeners: tuple[ChangeCallback, ...] = ()
         self._use_yes_price = use_yes_price
@@ -90,19 +91,26 @@ class OrderBookSet:
         self._last_disagreement: str | None = None
         self.resyncs = 0
         self._closed = False
-        self._handle: CallbackHandle = client.add_callback(
-            self._on_item, channels=[Channel.ORDERBOOK_DELTA, Channel.TICKER])
+        self._handle: CallbackHandle = client._add_callback(
+            self._on_item, [Channel.ORDERBOOK_DELTA, Channel.TICKER], internal=True)
+        covered = {m for s in client.subscriptions() if s.channel == Channel.ORDERBOOK_DELTA
+                   for m in s.market_tickers}
         try:
             result = client.subscribe([Channel.ORDERBOOK_DELTA], self._markets,
                                       use_yes_price=use_yes_price, timeout=timeout)
+            if not result.successful:
+                failure = result.failed[0]
+                raise CommandError(failure.code, failure.message)
+            self._sid = result.successful[0].sid
+            # Kalshi merges this into a live order-book subscription; markets it already
+            # covered get no new snapshot unless asked, and this set needs one.
+            already = [m for m in self._markets if m in covered]
+            if already:
+                client.get_snapshot(self._sid, already, timeout=timeout)
         except BaseException:
             client.remove_callback(self._handle)
             raise
-        if not result.successful:
-            client.remove_callback(self._handle)
-            failure = result.failed[0]
-            raise CommandError(failure.code, failure.message)
-        self._sid = result.successful[0].sid
+        client._book_sets.append(self)
         # Kalshi merges order-book subscriptions: the convention is the subscription's.
         recorded = client._subscription_options(self._sid).get("use_yes_price")
         if recorded is not None and recorded != use_yes_price:
@@ -145,10 +153,10 @@ class OrderBookSet:
         False from the moment the client sees a gap (or loses the connection) until
         the book's fresh snapshot has been applied.
         """
-        reader_synced, accepted = self._client._market_book_state(market)
+        reader_synced, latest = self._client._market_book_state(market)
         with self._lock:
-            return reader_synced and self._applied.get(market, 0) == accepted > 0 and \
-                market in self._books and market not in self._stale
+            return reader_synced and latest is not None and self._applied.get(market) is latest \
+                and market not in self._stale
 
     def wait_synced(self, timeout: float | None = None,
                     markets: Iterable[str] | None = None) -> bool:
@@ -197,7 +205,12 @@ class OrderBookSet:
             return
         with self._lock:
             self._markets.extend(new)
-        self._client.add_markets(self._current_sid(), new, timeout=timeout)
+        try:
+            self._client.add_markets(self._current_sid(), new, timeout=timeout)
+        except BaseException:
+            with self._lock:  # not added after all
+                self._markets = [m for m in self._markets if m not in new]
+            raise
 
     def remove_markets(self, markets: Iterable[str], *, timeout: float | None = None) -> None:
         """Remove markets (update_subscription delete_markets) and forget their books."""
@@ -217,15 +230,22 @@ class OrderBookSet:
             return
         self._closed = True
         self._client.remove_callback(self._handle)
+        if self in self._client._book_sets:
+            self._client._book_sets.remove(self)
         if self._client.closed:
             return
+        # Kalshi keeps one order-book subscription per connection: leave the markets
+        # another live set (or the user's own subscription) still uses.
+        shared = {m for other in self._client._book_sets for m in other.markets}
+        mine = [m for m in self._markets if m not in shared]
         sid = self._current_sid()
-        others = [s for s in self._client.subscriptions() if s.sid == sid]
-        remaining = [m for m in (others[0].market_tickers if others else ())
-                     if m not in self._markets]
+        current = [s for s in self._client.subscriptions() if s.sid == sid]
+        remaining = [m for m in (current[0].market_tickers if current else ()) if m not in mine]
+        if not current or not mine:
+            return
         if remaining:
-            self._client.remove_markets(sid, self._markets, timeout=timeout)
-        elif others:
+            self._client.remove_markets(sid, mine, timeout=timeout)
+        else:
             self._client.unsubscribe(sid, timeout=timeout)
 
     def __enter__(self) -> OrderBookSet:  # noqa: PYI034
@@ -256,6 +276,13 @@ class OrderBookSet:
         elif isinstance(item, (SequenceGap, Resubscribed, SubscriptionError, Unsubscribed)):
             if item.channel == Channel.ORDERBOOK_DELTA:
                 self._all_stale(type(item).__name__)
+        elif isinstance(item, Lagged):
+            if item.channel == Channel.ORDERBOOK_DELTA:
+                # Book messages were dropped (overflow="drop_oldest"): every book may
+                # have a hole. Distrust them all and fetch fresh snapshots.
+                self._all_stale("Lagged")
+                for market in self.markets:
+                    self._client._resync_book(market)
         elif isinstance(item, (ConnectionLost, Reconnected, Closed)):
             self._all_stale(type(item).__name__)
 
@@ -295,7 +322,7 @@ class OrderBookSet:
                 self.resyncs += 1
             book.apply_snapshot(msg, seq=update.seq)
             self._stale.discard(market)
-            self._applied[market] = self._applied.get(market, 0) + 1
+            self._applied[market] = msg
             top = book.top()
             listeners = self._listeners
             self._changed.notify_all()

@@ -34,7 +34,15 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _wire
 from ._dispatch import DROP_OLDEST, ERROR, CallbackHandle, Dispatcher, UpdatesQueue
-from ._transport import OP_BINARY, OP_CLOSE, OP_PONG, OP_TEXT, Transport, parse_close
+from ._transport import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PONG,
+    OP_TEXT,
+    ConnectAttempt,
+    Transport,
+    parse_close,
+)
 from .config import ConnectStrategy, HealthConfig, KalshiConfig, ReconnectPolicy
 from .exceptions import (
     AuthenticationError,
@@ -149,11 +157,14 @@ class KalshiStreamClient:
         self._pending_outgoing: list[str] = []
         self._recorder: Recorder | None = None
         self._dispatcher_deadline: float | None = None  # set by close()
+        self._book_sets: list[OrderBookSet] = []  # live order-book sets (see orderbooks())
+        self._attempt: ConnectAttempt | None = None  # a connection attempt under way
         self._dispatcher = Dispatcher(
             name=f"kalshi-ws-dispatch-{self._number}",
             inbox_limit=options.max_pending,
             policy=options.overflow_policy,
             on_overflow=self._consumer_overflowed,
+            on_drop=self._updates_dropped,
             queue_maxsize=options.queue_maxsize,
         )
         self._dispatcher.queue_enabled = options.queue is not False
@@ -252,9 +263,16 @@ class KalshiStreamClient:
         logger.info("connected to %s", self._config.url)
 
     def _open_transport(self) -> Transport:
-        return Transport.connect(
-            self._config.url, self._signer.headers(), timeout=self._options.timeout,
-            tick=_TICK, ssl_context=self._options.ssl_context)
+        attempt = ConnectAttempt()
+        self._attempt = attempt
+        if self._stop_requested.is_set():  # close() came first (it sets the flag, then
+            attempt.abort()                # aborts whatever attempt it finds)
+        try:
+            return Transport.connect(
+                self._config.url, self._signer.headers(), timeout=self._options.timeout,
+                tick=_TICK, ssl_context=self._options.ssl_context, attempt=attempt)
+        finally:
+            self._attempt = None
 
     # ------------------------------------------------------------------ context manager
 
@@ -329,10 +347,16 @@ class KalshiStreamClient:
         self._check_process()
         if not callable(fn):
             raise InvalidCommand(f"callback must be callable, not {type(fn).__name__}")
+        return self._add_callback(fn, channels, internal=False)
+
+    def _add_callback(self, fn: Callable[[StreamItem], Any],
+                      channels: Iterable[Channel | str] | Channel | str | None, *,
+                      internal: bool) -> CallbackHandle:
+        """Register a callback; ``internal`` ones (the library's own) leave the queue alone."""
         if isinstance(channels, (str, Channel)):
             channels = [channels]
         names = None if channels is None else [str(channel_of(str(c))) for c in channels]
-        if self._options.queue is None and not self._queue_claimed and \
+        if not internal and self._options.queue is None and not self._queue_claimed and \
                 not self._dispatcher.queue.was_read:
             # Callbacks only: do not let an unread queue fill up and end the client.
             self._dispatcher.queue_enabled = False
@@ -670,6 +694,9 @@ class KalshiStreamClient:
             transport = self._transport
         self._stop_requested.set()
         self._open_event.set()
+        attempt = self._attempt
+        if attempt is not None:  # a reconnect attempt under way: stop it now
+            attempt.abort()
         if first:
             logger.info("closing connection to %s", self._config.url)
             self._dispatcher_deadline = deadline
@@ -692,7 +719,11 @@ class KalshiStreamClient:
                 reader.join(max(0.2, deadline - time.monotonic()))
         elif reader is None:
             self._teardown(None, Closed(reason="client closed"))
-        if not self._dispatcher.join(max(0.1, deadline - time.monotonic())) and \
+        if reader is not None and reader is not current and reader.is_alive():
+            logger.warning("close(): the reader thread is still in a connection attempt; it "
+                           "exits without reconnecting when the attempt ends (within the "
+                           "connect timeout of %g s)", self._options.timeout)
+        elif not self._dispatcher.join(max(0.1, deadline - time.monotonic())) and \
                 current is not self._dispatcher.thread:
             logger.warning("a callback is still running after close(); abandoning the "
                            "dispatcher thread %s", self._dispatcher.thread.name)
@@ -850,7 +881,7 @@ class KalshiStreamClient:
                                                 "(pong timeout)"))
                 if next_ping is not None and now >= next_ping:
                     next_ping = now + health.ping_interval  # type: ignore[operator]
-                    if self._send_lock.acquire(blocking=False):
+                    if not transport.close_sent and self._send_lock.acquire(blocking=False):
                         try:
                             transport.send_ping(_PING_PAYLOAD)
                         except ConnectionLost as exc:
@@ -891,6 +922,8 @@ class KalshiStreamClient:
             self._pending_outgoing[:0] = outgoing  # a caller is sending; try next tick
             return None
         try:
+            if self._state in (CLOSING, CLOSED) or transport.close_sent:
+                return None  # nothing may follow our close frame
             for text in outgoing:
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug("> %s", text)
@@ -908,35 +941,33 @@ class KalshiStreamClient:
             self._record(recorder, texts)
         decode = _wire.decode
         parsed: list[Any] = []
-        bad: list[tuple[int, bytes, str]] = []
+        bad: dict[int, tuple[bytes, str]] = {}
         for text in texts:
             try:
                 parsed.append(decode(text))
-            except ValueError as exc:
-                bad.append((len(parsed), text, str(exc)))
+            except (ValueError, RecursionError) as exc:  # RecursionError: absurd nesting
+                bad[len(parsed)] = (text, str(exc) or type(exc).__name__)
                 parsed.append(None)
         if logger.isEnabledFor(logging.DEBUG):
             for text in texts:
                 logger.debug("< %s", text[:500])
         protocol = self._protocol
-        if bad:
-            bad_at = {index: (text, error) for index, text, error in bad}
-            with self._lock:
-                for index, frame in enumerate(parsed):
-                    if index in bad_at:
-                        protocol.receive_invalid(*bad_at[index])
-                    else:
-                        protocol.receive(frame)
-        else:
-            receive = protocol.receive
-            lock = self._lock
-            # In slices, so that a command or a book's is_synced() never waits behind a
-            # whole read (which can hold hundreds of frames).
-            for start in range(0, len(parsed), _FRAMES_PER_LOCK):
-                with lock:
-                    for frame in parsed[start:start + _FRAMES_PER_LOCK]:
-                        receive(frame)
-        with self._lock:
+        receive = protocol.receive
+        lock = self._lock
+        # In slices, so that a command or a book's is_synced() never waits behind a
+        # whole read (which can hold hundreds of frames).
+        for start in range(0, len(parsed), _FRAMES_PER_LOCK):
+            with lock:
+                for index in range(start, min(start + _FRAMES_PER_LOCK, len(parsed))):
+                    try:
+                        if index in bad:
+                            protocol.receive_invalid(*bad[index])
+                        else:
+                            receive(parsed[index])
+                    except Exception as exc:
+                        logger.exception("could not process a frame; reporting it as malformed")
+                        protocol.receive_invalid(texts[index], f"{type(exc).__name__}: {exc}")
+        with lock:
             deliveries = protocol.deliveries
             protocol.deliveries = []
             if protocol.completions:
@@ -947,25 +978,24 @@ class KalshiStreamClient:
                             for cid, result, error in completions]
             else:
                 answered = None
-            outgoing = self._take_outgoing() if (protocol.outgoing or
-                                                  self._pending_outgoing) else None
         if answered:
             for slot, result, error in answered:
                 if slot is not None:
                     slot.result = result
                     slot.error = error
                     slot.event.set()
-        if outgoing:
-            transport = self._transport
-            if transport is not None:
-                stop = self._send_outgoing(transport, outgoing)
-                if stop is not None:
-                    return stop
+        # Post before sending anything: a failed send must not lose what was received.
         if deliveries and not self._dispatcher.post(deliveries):
             return _Stop(SlowConsumerError(
                 f"{self._options.max_pending} updates are waiting for the callbacks: a "
                 "callback is too slow (raise max_pending, or use overflow='drop_oldest' "
                 "for channels that may drop)"))
+        if protocol.outgoing or self._pending_outgoing:
+            with lock:
+                outgoing = self._take_outgoing()
+            transport = self._transport
+            if transport is not None:
+                return self._send_outgoing(transport, outgoing)
         return None
 
     def _record(self, recorder: Recorder, texts: list[bytes]) -> None:
@@ -974,6 +1004,16 @@ class KalshiStreamClient:
         except (OSError, ValueError) as exc:
             logger.error("recording failed and was stopped: %s", exc)
             self._recorder = None
+
+    def _updates_dropped(self, dropped: list[Any]) -> None:
+        """Reader thread: updates were dropped before any callback saw them. An order
+        book that lost one is distrusted at once and resynchronised."""
+        markets = {u.msg.market_ticker for u in dropped
+                   if u.channel == Channel.ORDERBOOK_DELTA and hasattr(u.msg, "market_ticker")}
+        if markets:
+            with self._lock:
+                for market in markets:
+                    self._protocol.resync_market(market)
 
     def _consumer_overflowed(self, text: str) -> None:
         """The updates queue overflowed on an ``error`` channel (dispatcher thread)."""
@@ -1023,6 +1063,9 @@ class KalshiStreamClient:
                 return _Stop(ConnectionClosedOK("client closed"))
             try:
                 transport = self._open_transport()
+                if self._stop_requested.is_set():  # close() came during the handshake
+                    transport.close_socket()
+                    return _Stop(ConnectionClosedOK("client closed"))
             except AuthenticationError as exc:
                 logger.error("reconnect refused: %s; giving up (the same key would fail "
                              "again)", exc)

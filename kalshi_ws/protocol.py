@@ -73,6 +73,8 @@ UPDATE_ACTIONS: Mapping[str, str | None] = {
     "underlying_list": None,
 }
 
+# Errors that end the subscription they are scoped to (17 is retired but was terminal).
+_TERMINAL_ERRORS = frozenset({10, 17, 25})
 # Errors that answer a whole command rather than one of its channels or sids.
 _COMMAND_LEVEL_ERRORS = frozenset({1, 2, 3, 4, 5})
 _REPLY_TYPES = frozenset({"subscribed", "unsubscribed", "ok", "error"})
@@ -104,6 +106,8 @@ class _Sub:
     snapshotted: set[str] = attrs.Factory(set)
     awaiting: set[str] = attrs.Factory(set)
     counters: _Counters | None = None  # the channel's counters, set by the protocol
+    # While a restore is under way: the sid the user last heard of (Reconnected maps it).
+    announced_sid: int | None = None
     is_book: bool = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -117,6 +121,11 @@ class _Sub:
             params["market_ids"] = list(self.market_ids)
         params.update(self.params)
         return params
+
+    @property
+    def user_sid(self) -> int:
+        """The sid the user knows this subscription by."""
+        return self.sid if self.announced_sid is None else self.announced_sid
 
     def public(self) -> Subscription:
         return Subscription(channel=self.channel, sid=self.sid,
@@ -192,8 +201,8 @@ class KalshiProtocol:
         self.outgoing: list[str] = []
         self.restored: RestoreDone | None = None
         self.counters: dict[str, _Counters] = {}
-        #: Order-book snapshots accepted per market, ever (see market_book_state).
-        self.snapshots_accepted: dict[str, int] = {}
+        #: The latest order-book snapshot accepted per market (see market_book_state).
+        self.latest_snapshots: dict[str, Any] = {}
         self._next_id = 1
         self._now = 0.0
         self._pending: dict[int, _Pending] = {}
@@ -252,14 +261,14 @@ class KalshiProtocol:
                 found = True
         return found
 
-    def market_book_state(self, market: str) -> tuple[bool, int]:
-        """(in sync on some order-book subscription now, snapshots accepted so far).
+    def market_book_state(self, market: str) -> tuple[bool, Any]:
+        """(in sync on some order-book subscription now, the latest snapshot accepted).
 
-        The count only grows; a consumer that has applied as many snapshots of the
-        market as were accepted has caught up with the latest one.
+        The snapshot is the message object delivered on the stream: a consumer that has
+        applied that very object has caught up with the latest snapshot.
         """
         synced = any(sub.is_book and market in sub.snapshotted for sub in self._subs.values())
-        return synced, self.snapshots_accepted.get(market, 0)
+        return synced, self.latest_snapshots.get(market)
 
     # ------------------------------------------------------------------ commands
 
@@ -524,6 +533,8 @@ class KalshiProtocol:
         from the new connection precedes the announcement.
         """
         self._restoring = False
+        for sub in self._subs.values():
+            sub.announced_sid = None  # the announcement tells the user the new sids
         self.deliveries.append(announcement)
         self.deliveries.extend(self._held)
         self._held = []
@@ -562,7 +573,8 @@ class KalshiProtocol:
             self._receive_other(frame, None)
             return
         wire_type = get("type")
-        sub = self._subs.get(get("sid"))
+        sid = get("sid")
+        sub = self._subs.get(sid) if sid.__class__ is int else None
         if sub is None or wire_type in _REPLY_TYPES or wire_type.__class__ is not str:
             self._receive_other(frame, wire_type)
             return
@@ -579,16 +591,20 @@ class KalshiProtocol:
             sub.last_seq = seq
         payload = get("msg")
         if sub.is_book:
-            if wire_type == "orderbook_delta" and payload.__class__ is dict and \
-                    payload.get("market_ticker") in sub.snapshotted:
+            market = payload.get("market_ticker") if payload.__class__ is dict else None
+            if market.__class__ is not str:
+                market = None
+            if wire_type == "orderbook_delta" and market in sub.snapshotted:
                 pass  # the common case: a delta for a book in sync
             elif not self._accept_book_frame(sub, counters, wire_type,  # type: ignore[arg-type]
-                                             payload, frame):
+                                             market, frame):
                 return
         elif wire_type in _LIST_REPLY_TYPES and get("id") is not None:
             self._complete_list_reply(frame, payload)
         update = _new_update(sub.channel, wire_type, sub.sid, seq,
                              _build_message(wire_type, payload, frame), get("sending_ts_ms"))
+        if sub.is_book and wire_type == "orderbook_snapshot" and market is not None:
+            self.latest_snapshots[market] = update.msg
         if self._restoring:
             self._held.append(update)
         else:
@@ -602,6 +618,8 @@ class KalshiProtocol:
             self._deliver_malformed("", frame, "frame has no 'type' string")
         elif wire_type in _REPLY_TYPES:
             self._receive_reply(wire_type, frame)
+        elif frame.get("sid") is not None and type(frame.get("sid")) is not int:
+            self._deliver_malformed(wire_type, frame, "'sid' is not an integer")
         else:
             self._receive_orphan(frame.get("sid"), wire_type, frame)
 
@@ -617,8 +635,7 @@ class KalshiProtocol:
                                    msg=MalformedMessage(type=wire_type, raw=raw, error=error)))
 
     def _accept_book_frame(self, sub: _Sub, counters: _Counters, wire_type: str,
-                           payload: Any, frame: dict[str, Any]) -> bool:
-        market = payload.get("market_ticker") if type(payload) is dict else None
+                           market: str | None, frame: dict[str, Any]) -> bool:
         if wire_type == "orderbook_delta":
             if market in sub.snapshotted:
                 return True
@@ -632,7 +649,6 @@ class KalshiProtocol:
         if wire_type == "orderbook_snapshot" and market is not None:
             sub.snapshotted.add(market)
             sub.awaiting.discard(market)
-            self.snapshots_accepted[market] = self.snapshots_accepted.get(market, 0) + 1
             self._snapshot_arrived(sub.sid, market, frame)
         return True
 
@@ -755,7 +771,8 @@ class KalshiProtocol:
             template = pending.template
             sub = _Sub(sid=sid, channel=channel or template.channel, params=dict(template.params),
                        markets=list(template.markets) if template.markets else None,
-                       market_ids=template.market_ids)
+                       market_ids=template.market_ids,
+                       announced_sid=template.user_sid if pending.kind == "restore" else None)
         else:
             params = {k: v for k, v in pending.params.items()
                       if k not in ("channels", "market_tickers", "market_ids")}
@@ -805,7 +822,7 @@ class KalshiProtocol:
             if pending.successes:
                 new_sid = pending.successes[0].sid
                 if kind == "restore":
-                    self._sid_map[template.sid] = new_sid
+                    self._sid_map[template.user_sid] = new_sid
                 else:
                     self._deliver(Resubscribed(channel=template.channel, old_sid=template.sid,
                                                new_sid=new_sid,
@@ -816,7 +833,7 @@ class KalshiProtocol:
                 logger.warning("could not re-create %s subscription (old sid %d): %s",
                                template.channel, template.sid, text)
                 if kind == "restore":
-                    self._restore_failed.append((template.sid, text))
+                    self._restore_failed.append((template.user_sid, text))
                 else:
                     self._deliver(Unsubscribed(sid=template.sid, channel=template.channel,
                                                reason=f"resubscribe failed: {text}"))
@@ -891,9 +908,15 @@ class KalshiProtocol:
             if existing is None:
                 logger.warning("'ok' reply to subscribe %d without a known sid", pending.id)
                 return
-            reported = _reported_list(frame, payload)
-            if reported is not None and existing.markets is not None:
-                existing.markets = list(reported)
+            if existing.markets is not None:
+                reported = _reported_list(frame, payload)
+                requested = pending.params.get("market_tickers") or (
+                    pending.template.markets if pending.template is not None else None) or []
+                merged = list(reported) if reported is not None else list(dict.fromkeys(
+                    existing.markets + list(requested)))
+                if existing.is_book:
+                    existing.awaiting.update(m for m in merged if m not in existing.markets)
+                existing.markets = merged
             self._answer_channel(pending, str(existing.channel), existing.public())
             return
         if kind in ("update", "resync", "abandoned_update"):
@@ -967,7 +990,8 @@ class KalshiProtocol:
             self.completions.append((pending.id, list(result), None))
 
     def _complete_list_reply(self, frame: dict[str, Any], payload: Any) -> None:
-        pending = self._pending.get(frame.get("id"))  # type: ignore[arg-type]
+        command_id = frame.get("id")
+        pending = self._pending.get(command_id) if type(command_id) is int else None
         if pending is None or pending.kind not in ("update", "abandoned_update"):
             return
         values = None
@@ -989,14 +1013,12 @@ class KalshiProtocol:
             pending = self._pending_update_for(sid)
         if pending is not None:
             self._fail_pending(pending, code, text, error, sid)
-        elif sub is not None:
+        if sub is not None and (pending is None or code in _TERMINAL_ERRORS):
+            # A terminal error ends the subscription whatever command it answers.
             self._subscription_error(sub, code, text)
-        else:
+        elif pending is None:
             logger.warning("Kalshi error %d (%s) for command %r matches nothing pending",
                            code, text, command_id)
-        if pending is not None and sub is not None and code in (10, 25) and \
-                pending.kind in ("update", "abandoned_update"):
-            self._subscription_error(sub, code, text)
 
     def _fail_pending(self, pending: _Pending, code: int, text: str, error: CommandError,
                       sid: Any) -> None:
@@ -1022,7 +1044,7 @@ class KalshiProtocol:
         if kind == "resync":
             del self._pending[pending.id]
             sub = self._subs.get(pending.sid)  # type: ignore[arg-type]
-            if sub is not None and code not in (10, 25):
+            if sub is not None and code not in _TERMINAL_ERRORS:
                 logger.warning("get_snapshot on sid %d failed (error %d: %s); resubscribing",
                                sub.sid, code, text)
                 self._resubscribe(sub, f"get_snapshot failed: error {code}", unsubscribe=True)
@@ -1037,7 +1059,7 @@ class KalshiProtocol:
     def _subscription_error(self, sub: _Sub, code: int, text: str) -> None:
         self._deliver(SubscriptionError(sid=sub.sid, channel=sub.channel, code=code,
                                         message=text))
-        if code not in (10, 17, 25):
+        if code not in _TERMINAL_ERRORS:
             logger.warning("Kalshi error %d on sid %d (%s): %s", code, sub.sid, sub.channel, text)
             return
         name = ErrorCode(code).name.lower().replace("_", " ")

@@ -292,6 +292,30 @@ def test_bad_frames_never_stop_the_stream(server: FakeKalshiServer, client: Kals
     assert any("malformed" in r.message.lower() for r in caplog.records)
 
 
+def test_hostile_frames_never_stop_the_stream(server: FakeKalshiServer,
+                                             client: KalshiStreamClient,
+                                             collector: Collector) -> None:
+    client.add_callback(collector)
+    book = client.subscribe([Channel.ORDERBOOK_DELTA], ["SIM-ALPHA"]).successful[0]
+    collector.wait_for(lambda items: len(items) == 1)  # the snapshot
+    hostile = [
+        json.dumps({"type": "trade", "sid": [1], "seq": 1, "msg": {}}),  # unhashable sid
+        json.dumps({"type": "orderbook_delta", "sid": book.sid,  # unhashable market
+                    "msg": {"market_ticker": ["SIM-ALPHA"], "side": "yes"}}),
+        "[" * 100_000,  # nesting deep enough to exhaust the JSON parser's recursion
+        json.dumps({"type": "ok", "id": {"x": 1}}),
+    ]
+    for text in hostile:
+        server.send_raw(text)
+    server.step_market("SIM-ALPHA")
+    collector.wait_for(lambda items: any(isinstance(i, StreamUpdate) and i.type ==
+                                         "orderbook_delta" for i in items))
+    assert client.state == "OPEN" and client.close_reason is None
+    malformed = [i for i in collector.items if isinstance(i, StreamUpdate)
+                 and isinstance(i.msg, MalformedMessage)]
+    assert len(malformed) >= 2
+
+
 def test_a_callback_that_raises_is_logged_and_delivery_goes_on(
         server: FakeKalshiServer, client: KalshiStreamClient, collector: Collector,
         caplog: pytest.LogCaptureFixture) -> None:

@@ -264,3 +264,76 @@ def test_a_delta_the_book_refuses_triggers_a_resync(book_server: FakeKalshiServe
         assert books.resyncs == 1
         assert fingerprint(books.get(MARKETS[0])) == truth(book_server, MARKETS[0])
         assert "refused a delta" in caplog.text
+
+
+# ---------------------------------------------------------------- review regressions
+
+
+def test_a_second_and_a_recreated_set_sync(book_server: FakeKalshiServer,
+                                          book_config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        first = client.orderbooks(MARKETS[:2])
+        assert first.wait_synced(timeout=10)
+        second = client.orderbooks(MARKETS[:1])  # overlaps a live set: merged by Kalshi
+        assert second.wait_synced(timeout=10)
+        assert fingerprint(second.get(MARKETS[0])) == truth(book_server, MARKETS[0])
+        second.close()
+        # The first set still has both markets: closing the second kept them.
+        assert client.subscriptions()[0].market_tickers == tuple(MARKETS[:2])
+        assert first.is_synced(MARKETS[0])
+        first.close()
+        assert client.subscriptions() == []
+        again = client.orderbooks(MARKETS[:1])
+        assert again.wait_synced(timeout=10)
+        assert fingerprint(again.get(MARKETS[0])) == truth(book_server, MARKETS[0])
+
+
+def test_a_failed_add_markets_leaves_the_set_as_it_was(book_server: FakeKalshiServer,
+                                                      book_config: KalshiConfig) -> None:
+    from kalshi_ws import CommandTimeout
+
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        books = client.orderbooks(MARKETS[:1])
+        assert books.wait_synced(timeout=10)
+        book_server.stop_answering()
+        with pytest.raises(CommandTimeout):
+            books.add_markets([MARKETS[1]], timeout=0.3)
+        assert books.markets == MARKETS[:1]
+        book_server.resume_answering()
+        assert books.wait_synced(timeout=10)
+
+
+def test_books_on_drop_oldest_resync_instead_of_building_on_a_hole(
+        book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
+    from kalshi_ws import Lagged
+
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET, max_pending=100,
+                                    overflow={Channel.ORDERBOOK_DELTA: "drop_oldest"}) as client:
+        books = client.orderbooks(MARKETS)
+        auditor = Auditor(books)
+        books.on_change(auditor.on_change)
+        assert books.wait_synced(timeout=10)
+        lagged = Collector()
+        slow = threading.Event()
+        client.add_callback(lambda item: (lagged(item) if isinstance(item, Lagged)
+                                          else slow.wait(0.0002)))
+        book_server.step_market(count=4_000)
+        lagged.wait_for(lambda items: items)
+        wait_caught_up(book_server, books)
+        for market in MARKETS:
+            assert fingerprint(books.get(market)) == truth(book_server, market), market
+        true_at = {(c, seq, m): f for c, seq, m, f in book_server.book_log}
+        for connection, market, seq, print_, synced in auditor.observations:
+            if synced:  # never "synced" while built on a hole
+                assert print_ == true_at[(connection, seq, market)], (market, seq)
+        assert client.stats().channels["orderbook_delta"].dropped > 0
+        assert books.resyncs > 0 and client.state == "OPEN"
+
+
+def test_order_books_leave_an_unread_queue_on(book_server: FakeKalshiServer,
+                                             book_config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(book_config, health=QUIET) as client:
+        books = client.orderbooks(MARKETS[:1])
+        assert books.wait_synced(timeout=10)
+        first = client.updates.get(timeout=5)  # the queue kept the snapshot
+        assert isinstance(first, StreamUpdate) and first.type == "orderbook_snapshot"

@@ -581,3 +581,90 @@ def test_turning_verification_off_is_never_silent(tls_server: FakeKalshiServer,
             KalshiStreamClient.connect(config, ssl_context=context) as client:
         assert client.state == "OPEN"
     assert "does not verify the server certificate" in caplog.text
+
+
+# ---------------------------------------------------------------- review regressions
+
+
+def test_dropping_under_load_never_kills_the_reader(server: FakeKalshiServer,
+                                                    connect: Connect) -> None:
+    # The drop path searches the callbacks' inbox while the dispatcher empties it.
+    client = connect(max_pending=200, queue=False, health=QUIET)
+    client.add_callback(lambda item: threading.Event().wait(0.0001))  # a slow consumer
+    client.subscribe(["ticker"])
+    for _ in range(5):
+        server.publish_many(("ticker", "ticker", ticker(f"M{n % 7}", "0.5000"))
+                            for n in range(3_000))
+    wait_until(lambda: client.stats().channels["ticker"].received == 15_000, timeout=30)
+    wait_until(lambda: client.stats().pending == 0, timeout=30)
+    stats = client.stats().channels["ticker"]
+    assert client.state == "OPEN" and client.close_reason is None
+    assert stats.dropped > 0 and stats.delivered + stats.dropped == stats.received
+
+
+def test_close_during_a_reconnect_handshake_returns_at_once(
+        private_key: rsa.RSAPrivateKey) -> None:
+    import socket as socket_module
+
+    server = FakeKalshiServer(public_key=private_key.public_key()).start()
+    config = KalshiConfig("k", private_key, ws_url=server.url)
+    client = KalshiStreamClient.connect(config, reconnect=FAST, health=QUIET, timeout=30)
+    lost = Collector()
+    client.add_callback(lost)
+    port = server.port
+    server.stop(abrupt=True)
+    # A listener that accepts TCP but never answers the HTTP upgrade.
+    silent = socket_module.socket()
+    silent.setsockopt(socket_module.SOL_SOCKET, socket_module.SO_REUSEADDR, 1)
+    silent.bind(("127.0.0.1", port))
+    silent.listen(16)
+    try:
+        lost.wait_for(lambda items: [i for i in items if isinstance(i, ConnectionLost)])
+        wait_until(lambda: client._attempt is not None)
+        started = time.monotonic()
+        client.close(timeout=5)
+        assert time.monotonic() - started < 2
+        assert client.closed
+        assert isinstance(final_item(lost), Closed)
+    finally:
+        silent.close()
+
+
+def test_updates_read_before_a_failed_send_are_still_delivered(
+        server: FakeKalshiServer, connect: Connect, collector: Collector) -> None:
+    client = connect(health=QUIET)
+    client.add_callback(collector)
+    book = client.subscribe([Channel.ORDERBOOK_DELTA], ["SIM-ALPHA"]).successful[0]
+    client.subscribe(["trade"])
+    transport = client._transport
+    sent = transport.send_text
+
+    def failing_send(text: str) -> None:  # a reset arriving right after the read
+        if "get_snapshot" in text:
+            from kalshi_ws import ConnectionLost as Lost
+            raise Lost("send failed: connection reset")
+        sent(text)
+
+    transport.send_text = failing_send  # the transport seam: a fault sockets cannot time
+    server.lose_next("orderbook_delta", 1)
+    server.step_market("SIM-ALPHA", count=2)  # the gap asks for a get_snapshot
+    final = final_item(collector)
+    assert isinstance(final, ConnectionLost)
+    kinds = [type(i).__name__ for i in collector.items]
+    assert "SequenceGap" in kinds  # it was read before the send failed, and delivered
+    assert book.sid in {i.sid for i in collector.items if isinstance(i, SequenceGap)}
+
+
+def test_a_callback_calling_sys_exit_does_not_stop_delivery(
+        server: FakeKalshiServer, client: KalshiStreamClient, collector: Collector,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def exits(item: Any) -> None:
+        raise SystemExit(1)
+
+    client.add_callback(exits)
+    client.add_callback(collector)
+    client.subscribe(["ticker"])
+    server.publish("ticker", "ticker", ticker())
+    server.publish("ticker", "ticker", ticker())
+    collector.wait_for(lambda items: len(items) == 2)
+    assert "SystemExit" in caplog.text

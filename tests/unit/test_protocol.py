@@ -542,3 +542,93 @@ def test_replies_with_bad_shapes_do_not_raise() -> None:
     peer.feed({"type": "subscribed", "id": 1, "msg": "x"}, {"type": "ok", "id": 99},
               {"type": "error"}, {"type": "unsubscribed", "sid": "x"})
     assert peer.completions() == {}
+
+
+# ---------------------------------------------------------------- review regressions
+
+
+def test_a_terminal_error_during_a_resync_still_resubscribes() -> None:
+    peer = Peer()
+    sid = peer.book(["A"])
+    peer.feed(delta(sid, 3, "A"))  # a gap: a get_snapshot is now in flight
+    peer.deliveries()
+    (request,) = peer.sent()
+    assert request["params"]["action"] == "get_snapshot"
+    peer.feed({"type": "error", "sid": sid, "seq": 4,
+               "msg": {"code": 25, "msg": "Subscription buffer overflow"}})
+    assert [type(d) for d in peer.deliveries()] == [SubscriptionError]
+    (resub,) = peer.sent()
+    assert resub["cmd"] == "subscribe"
+    assert peer.p.subscriptions() == []  # the dead sid is no longer tracked
+
+
+def test_sid_map_after_a_failed_restore_maps_the_sids_the_user_knows() -> None:
+    peer = Peer()
+    first, _ = peer.subscribe(["ticker"])
+    peer.subscribed(first, ("ticker", 1))
+    second, _ = peer.subscribe(["trade"])
+    peer.subscribed(second, ("trade", 2))
+    peer.p.connection_lost()
+    peer.p.begin_restore()
+    plans = peer.sent()
+    peer.subscribed(plans[1]["id"], ("trade", 5))  # half restored, then lost again
+    peer.p.connection_lost()
+    peer.p.begin_restore()
+    for plan, new_sid in zip(peer.sent(), (7, 8)):
+        peer.subscribed(plan["id"], (plan["params"]["channels"][0], new_sid))
+    assert peer.p.restored is not None
+    assert set(peer.p.restored.sid_map) == {1, 2}  # not the intermediate sid 5
+    peer.p.finish_restore("RECONNECTED")
+    peer.p.connection_lost()
+    peer.p.begin_restore()
+    for plan, new_sid in zip(peer.sent(), (3, 4)):
+        peer.subscribed(plan["id"], (plan["params"]["channels"][0], new_sid))
+    assert set(peer.p.restored.sid_map) == {7, 8}  # after the announcement: the new sids
+
+
+def test_a_merge_answered_without_a_market_list_still_tracks_the_markets() -> None:
+    peer = Peer()
+    first, _ = peer.subscribe(["ticker"], ["A"], skip_ticker_ack=True)
+    peer.subscribed(first, ("ticker", 1))
+    second, _ = peer.subscribe(["ticker"], ["B"], skip_ticker_ack=True)
+    peer.feed({"id": second, "sid": 1, "seq": 1, "type": "ok"})
+    result, _ = peer.completions()[second]
+    assert result.successful[0].market_tickers == ("A", "B")
+    peer.p.connection_lost()
+    peer.p.begin_restore()
+    (plan,) = peer.sent()
+    assert plan["params"]["market_tickers"] == ["A", "B"]
+
+
+@pytest.mark.parametrize("frame", [
+    {"type": "trade", "sid": [1], "seq": 1, "msg": {}},
+    {"type": "trade", "sid": {"x": 1}, "msg": {}},
+    {"type": "ok", "id": [2], "msg": {}},
+    {"type": "cfbenchmarks_value_indexlist", "id": [3], "sid": 9, "msg": {}},
+])
+def test_unhashable_ids_never_raise(frame: dict[str, Any]) -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["trade"])
+    peer.subscribed(command_id, ("trade", 1))
+    peer.p.receive(frame)  # must not raise
+
+
+def test_an_order_book_delta_with_a_bad_market_never_raises() -> None:
+    peer = Peer()
+    sid = peer.book(["A"])
+    peer.feed({"type": "orderbook_delta", "sid": sid, "seq": 2,
+               "msg": {"market_ticker": ["A"], "side": "yes"}})
+    peer.feed(delta(sid, 3, "A"))
+    assert [u.seq for u in peer.deliveries()] == [3]
+
+
+def test_the_latest_snapshot_is_remembered_per_market() -> None:
+    peer = Peer()
+    sid = peer.book(["A"])
+    synced, latest = peer.p.market_book_state("A")
+    assert synced and latest.market_ticker == "A"
+    peer.feed(snapshot(sid, 2, "A"))
+    (update,) = peer.deliveries()
+    assert peer.p.market_book_state("A") == (True, update.msg)
+    peer.p.resync_market("A")
+    assert peer.p.market_book_state("A")[0] is False
