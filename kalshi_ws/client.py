@@ -616,13 +616,18 @@ class KalshiStreamClient:
                 try:
                     assert transport is not None
                     transport.send_text(text)
-                except ConnectionLost:
+                except ConnectionLost as exc:
                     with self._lock:
                         self._slots.pop(command_id, None)
                         self._protocol.abandon(command_id)
                     if transport is not None:
                         transport.abort()  # make sure the reader notices at once
-                    raise
+                    error = ConnectionLost(
+                        f"the connection was lost while sending command {command_id} "
+                        f"({exc.reason}); Kalshi did not answer it"
+                        + ("; the client is reconnecting" if self._options.reconnect
+                           else ""))
+                    raise error from exc
                 break
             finally:
                 self._send_lock.release()

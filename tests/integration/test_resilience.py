@@ -149,7 +149,9 @@ def test_a_command_pending_at_the_drop_fails_and_the_next_one_works(
     server.drop_connections()
     waiting.join(10)
     assert len(errors) == 1 and isinstance(errors[0], ConnectionLost)
-    assert "may or may not have taken effect" in str(errors[0])
+    # Sent before the drop: its fate is unknown. Still being sent: it never left.
+    assert "may or may not have taken effect" in str(errors[0]) or \
+        "lost while sending" in str(errors[0])
     reconnected(collector)
     assert client.subscribe(["trade"]).ok
 
@@ -300,7 +302,9 @@ def test_a_silent_server_is_detected_by_the_idle_timeout(server: FakeKalshiServe
     final = final_item(collector)
     elapsed = time.monotonic() - started
     assert isinstance(final, ConnectionLost) and "idle timeout" in final.reason
-    assert 1.0 <= elapsed < 1.0 + 1.0 + 1.0  # idle_timeout + 1 s tick, + scheduling slack
+    # Within idle_timeout + 1 s (+ slack for a loaded machine). No lower bound: the idle
+    # clock starts at the last frame received, which can precede `started`.
+    assert elapsed < 1.0 + 1.0 + 1.0
     assert client.closed
 
 
