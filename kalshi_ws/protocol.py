@@ -77,6 +77,8 @@ UPDATE_ACTIONS: Mapping[str, str | None] = {
 _TERMINAL_ERRORS = frozenset({10, 17, 25})
 # Errors that answer a whole command rather than one of its channels or sids.
 _COMMAND_LEVEL_ERRORS = frozenset({1, 2, 3, 4, 5})
+_UNKNOWN_CHANNEL = 8
+_NO_MARKETS_LEFT = "no markets left: every market was removed from it"
 _REPLY_TYPES = frozenset({"subscribed", "unsubscribed", "ok", "error"})
 _LIST_REPLY_TYPES = frozenset({
     "cfbenchmarks_value_indexlist", "cfbenchmarks_value_5hz_indexlist",
@@ -113,6 +115,12 @@ class _Sub:
     def __attrs_post_init__(self) -> None:
         self.is_book = self.channel == Channel.ORDERBOOK_DELTA
 
+    @property
+    def emptied(self) -> bool:
+        """The user removed every market from the filter: re-sending it would widen it."""
+        return (self.markets is not None or self.market_ids is not None) and \
+            not self.markets and not self.market_ids
+
     def subscribe_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"channels": [str(self.channel)]}
         if self.markets:
@@ -141,6 +149,9 @@ class _Pending:
     user: bool
     params: dict[str, Any] = attrs.Factory(dict)
     channels: list[str] = attrs.Factory(list)  # subscribe: channels still unanswered
+    answered: set[str] = attrs.Factory(set)  # subscribe: channels answered with success
+    # subscribe: errors not yet pinned on a channel (Kalshi's errors do not name it)
+    unplaced: list[tuple[int, str]] = attrs.Factory(list)
     successes: list[Subscription] = attrs.Factory(list)
     failures: list[SubscribeFailure] = attrs.Factory(list)
     sids: list[int] = attrs.Factory(list)  # unsubscribe: sids still unanswered
@@ -509,8 +520,10 @@ class KalshiProtocol:
         """On a new connection, queue one subscribe per subscription to restore.
 
         Data that arrives before every reply is in is held back, so that the caller
-        can announce the reconnection before it. Returns how many subscribes were queued
-        (0 means nothing to restore; :attr:`restored` is then set at once).
+        can announce the reconnection before it. A subscription whose every market was
+        removed is not re-sent (that would widen it to all markets) and is reported as
+        failed. Returns how many subscribes were queued (with 0, :attr:`restored` is
+        set at once).
         """
         plan, self._to_restore = self._to_restore, []
         self._sid_map = {}
@@ -520,11 +533,21 @@ class KalshiProtocol:
             self.restored = RestoreDone(sid_map={}, failed=())
             return 0
         self._restoring = True  # hold deliveries until finish_restore()
+        queued = 0
         for template in plan:
+            if template.emptied:
+                # Without markets it cannot be subscribed again as it was: a ticker
+                # subscription would widen to every market, a book one is refused.
+                logger.warning("not restoring %s subscription (old sid %d): no markets left",
+                               template.channel, template.user_sid)
+                self._restore_failed.append((template.user_sid, _NO_MARKETS_LEFT))
+                continue
             pending = _Pending(id=self._new_id(), kind="restore", user=False,
                                channels=[str(template.channel)], template=template)
             self._send_internal(pending, "subscribe", template.subscribe_params())
-        return len(plan)
+            queued += 1
+        self._check_restore_done()  # in case nothing could be queued
+        return queued
 
     def finish_restore(self, announcement: Any) -> None:
         """Deliver ``announcement`` (the Reconnected message), then the data held back.
@@ -790,24 +813,47 @@ class KalshiProtocol:
             return existing
         if sub.is_book:
             sub.awaiting = set(sub.markets or ())
+        # A new sid's seq starts at 1, so a lost first frame (a book's first snapshot,
+        # say) is a gap like any other.
+        sub.last_seq = 0
         sub.counters = self._counter(sub.channel)
         self._subs[sid] = sub
         self._retired.discard(sid)
         return sub
 
     def _answer_channel(self, pending: _Pending, channel: str,
-                        success: Subscription | None = None,
-                        failure: SubscribeFailure | None = None) -> None:
+                        success: Subscription) -> None:
+        """One channel of a subscribe succeeded (a ``subscribed``, or an ``ok`` merge)."""
         if channel in pending.channels:
             pending.channels.remove(channel)
+        elif channel in pending.answered:
+            return  # a merge may be answered twice (subscribed and ok): count it once
         elif pending.channels:
-            pending.channels.pop(0)
-        if success is not None:
-            pending.successes.append(success)
-        if failure is not None:
-            pending.failures.append(failure)
-        if pending.channels:
+            channel = pending.channels.pop(0)  # a reply naming a channel we did not ask for
+        pending.answered.add(channel)
+        pending.successes.append(success)
+        self._settle_subscribe(pending)
+
+    def _settle_subscribe(self, pending: _Pending) -> None:
+        """Complete a subscribe once every channel has a success or an error.
+
+        An ``error`` reply does not say which channel it is about, so errors are
+        pinned on channels only when every other channel has succeeded: whatever the
+        order of the replies, a channel never both succeeds and fails.
+        """
+        if len(pending.unplaced) < len(pending.channels):
             return
+        left = list(pending.channels)
+        for code, text in pending.unplaced:
+            if not left:
+                break
+            # "unknown channel" most likely names a channel we do not know either
+            channel = next((c for c in left if code == _UNKNOWN_CHANNEL and
+                            not isinstance(channel_of(c), Channel)), left[0])
+            left.remove(channel)
+            pending.failures.append(SubscribeFailure(channel=channel_of(channel), code=code,
+                                                     message=text))
+        pending.channels = []
         del self._pending[pending.id]
         self._finish_subscribe(pending)
 
@@ -1029,12 +1075,11 @@ class KalshiProtocol:
                 # The unsubscribe half failed (e.g. unknown sid): subscribe anyway.
                 self._resubscribe_after_unsubscribe(pending)
                 return
-            whole = code in _COMMAND_LEVEL_ERRORS
-            targets = list(pending.channels) if whole else pending.channels[:1]
-            for channel in targets:
-                self._answer_channel(pending, channel,
-                                     failure=SubscribeFailure(channel=channel_of(channel),
-                                                              code=code, message=text))
+            if code in _COMMAND_LEVEL_ERRORS:  # the whole command failed
+                pending.unplaced.extend([(code, text)] * len(pending.channels))
+            else:
+                pending.unplaced.append((code, text))
+            self._settle_subscribe(pending)
             return
         if kind in ("unsubscribe", "abandoned_unsubscribe"):
             if code in _COMMAND_LEVEL_ERRORS:
@@ -1094,6 +1139,12 @@ class KalshiProtocol:
         self._start_resubscribe(pending.template, str(pending.params.get("reason", "")))
 
     def _start_resubscribe(self, template: _Sub, reason: str) -> None:
+        if template.emptied:
+            logger.warning("not re-creating %s subscription (old sid %d): no markets left",
+                           template.channel, template.sid)
+            self._deliver(Unsubscribed(sid=template.sid, channel=template.channel,
+                                       reason=f"{reason}; {_NO_MARKETS_LEFT}"))
+            return
         pending = _Pending(id=self._new_id(), kind="resubscribe", user=False,
                            channels=[str(template.channel)], template=template,
                            params={"reason": reason})

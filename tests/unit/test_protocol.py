@@ -148,6 +148,49 @@ def test_partial_failure_lists_the_refused_channel() -> None:
     assert result.sids == (1,)
 
 
+def test_an_error_before_a_siblings_success_fails_only_the_other_channel() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["ticker", "ticker_v2"])
+    peer.feed({"id": command_id, "type": "error", "msg": {"code": 8,
+                                                          "msg": "Unknown channel name"}})
+    assert peer.completions() == {}  # the error does not say which channel it is about
+    peer.subscribed(command_id, ("ticker", 1))
+    result, _ = peer.completions()[command_id]
+    assert [s.channel for s in result.successful] == [Channel.TICKER]
+    assert [(f.channel, f.code) for f in result.failed] == [("ticker_v2", 8)]
+
+
+def test_unknown_channel_errors_are_pinned_on_the_unknown_names() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["ticker", "bogus", "trade"])
+    peer.subscribed(command_id, ("trade", 3))
+    peer.feed({"id": command_id, "type": "error", "msg": {"code": 8,
+                                                          "msg": "Unknown channel name"}})
+    peer.feed({"id": command_id, "type": "error", "msg": {"code": 9,
+                                                          "msg": "Authentication required"}})
+    result, _ = peer.completions()[command_id]
+    assert sorted((str(f.channel), f.code) for f in result.failed) == [
+        ("bogus", 8), ("ticker", 9)]
+
+
+def test_a_merge_answered_twice_counts_once_and_waits_for_the_other_channel() -> None:
+    peer = Peer()
+    first, _ = peer.subscribe(["ticker"], ["A"])
+    peer.subscribed(first, ("ticker", 1))
+    peer.completions()
+    second, _ = peer.subscribe(["ticker", "trade"], ["B"])
+    peer.subscribed(second, ("ticker", 1))
+    peer.feed({"id": second, "sid": 1, "seq": 1, "type": "ok",
+               "msg": {"market_tickers": ["A", "B"]}})
+    assert peer.completions() == {}  # trade has not answered yet
+    peer.subscribed(second, ("trade", 2))
+    result, _ = peer.completions()[second]
+    assert [(s.channel, s.sid) for s in result.successful] == [
+        (Channel.TICKER, 1), (Channel.TRADE, 2)]
+    assert [(s.channel, s.sid) for s in peer.p.subscriptions()] == [
+        (Channel.TICKER, 1), (Channel.TRADE, 2)]
+
+
 def test_a_command_level_error_fails_every_channel_at_once() -> None:
     peer = Peer()
     command_id, _ = peer.subscribe(["ticker", "trade"])
@@ -343,6 +386,31 @@ def test_control_replies_consume_sequence_numbers() -> None:
     assert kinds == ["StreamUpdate", "StreamUpdate", "SubscriptionError", "StreamUpdate"]
 
 
+def test_a_new_sid_whose_first_frames_were_lost_reports_a_gap() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["trade"])
+    peer.subscribed(command_id, ("trade", 1))
+    peer.feed(trade(1, 3))  # seq starts at 1: seqs 1 and 2 were lost
+    gap, update = peer.deliveries()
+    assert gap == SequenceGap(sid=1, channel=Channel.TRADE, expected=1, received=3)
+    assert update.seq == 3
+
+
+def test_a_lost_first_snapshot_resyncs_the_book_instead_of_stalling_it() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["orderbook_delta"], ["A"])
+    peer.subscribed(command_id, ("orderbook_delta", 1))
+    peer.completions()
+    peer.feed(delta(1, 2, "A"))  # seq 1, the snapshot of A, never arrived
+    (gap,) = peer.deliveries()
+    assert gap == SequenceGap(sid=1, channel=Channel.ORDERBOOK_DELTA, expected=1, received=2)
+    (request,) = peer.sent()
+    assert request["params"] == {"sids": [1], "action": "get_snapshot", "market_tickers": ["A"]}
+    peer.feed(snapshot(1, 3, "A", id=request["id"]), delta(1, 4, "A"))
+    assert [u.type for u in peer.deliveries()] == ["orderbook_snapshot", "orderbook_delta"]
+    assert peer.p.book_synced(1, "A")
+
+
 def test_unsequenced_channels_are_not_gap_checked() -> None:
     peer = Peer()
     command_id, _ = peer.subscribe(["ticker"])
@@ -503,6 +571,56 @@ def test_restore_with_nothing_to_restore_is_done_at_once() -> None:
     peer.p.connection_lost()
     assert peer.p.begin_restore() == 0
     assert peer.p.restored is not None and not peer.p.restored.sid_map
+
+
+@pytest.mark.parametrize("channel", ["ticker", "orderbook_delta"])
+def test_a_subscription_emptied_of_markets_is_not_restored_as_all_markets(
+        channel: str) -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe([channel], ["A"])
+    peer.subscribed(command_id, (channel, 7))
+    remove_id, _ = peer.p.update_subscription(7, "delete_markets", ["A"])
+    peer.feed({"id": remove_id, "sid": 7, "type": "ok", "msg": {"market_tickers": []}})
+    command_id, _ = peer.subscribe(["trade"])
+    peer.subscribed(command_id, ("trade", 8))
+    peer.completions()
+    peer.p.connection_lost()
+    assert peer.p.begin_restore() == 1
+    (plan,) = peer.sent()
+    assert plan["params"] == {"channels": ["trade"]}  # the emptied one is not re-sent
+    assert peer.p.restored is None
+    peer.subscribed(plan["id"], ("trade", 1))
+    assert peer.p.restored is not None
+    assert dict(peer.p.restored.sid_map) == {8: 1}
+    ((old_sid, reason),) = peer.p.restored.failed
+    assert old_sid == 7 and "no markets left" in reason
+
+
+def test_restoring_only_emptied_subscriptions_is_done_at_once() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["ticker"], ["A"])
+    peer.subscribed(command_id, ("ticker", 3))
+    remove_id, _ = peer.p.update_subscription(3, "delete_markets", ["A"])
+    peer.feed({"id": remove_id, "sid": 3, "type": "ok", "msg": {"market_tickers": []}})
+    peer.p.connection_lost()
+    assert peer.p.begin_restore() == 0
+    assert peer.sent() == []
+    assert peer.p.restored is not None and peer.p.restored.failed[0][0] == 3
+
+
+def test_an_emptied_subscription_ended_by_kalshi_is_not_recreated_wider() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["orderbook_delta"], ["A"])
+    peer.subscribed(command_id, ("orderbook_delta", 4))
+    remove_id, _ = peer.p.update_subscription(4, "delete_markets", ["A"])
+    peer.feed({"id": remove_id, "sid": 4, "seq": 1, "type": "ok",
+               "msg": {"market_tickers": []}})
+    peer.completions()
+    peer.feed({"type": "error", "sid": 4, "seq": 2,
+               "msg": {"code": 25, "msg": "Subscription buffer overflow"}})
+    assert not any(c["cmd"] == "subscribe" for c in peer.sent())
+    ended = [d for d in peer.deliveries() if isinstance(d, Unsubscribed)]
+    assert len(ended) == 1 and ended[0].sid == 4 and "no markets left" in ended[0].reason
 
 
 def test_a_refused_restore_is_reported_not_retried_forever() -> None:
