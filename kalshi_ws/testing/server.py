@@ -70,6 +70,9 @@ KNOWN_CHANNELS = frozenset({
     "pyth_value",
 })
 UNSEQUENCED = frozenset({"ticker", "fill", "market_positions", "user_orders"})
+# Channels whose market filter Kalshi ignores (they always carry every market).
+UNFILTERED = frozenset({"order_group_updates", "communications", "market_lifecycle_v2",
+                        "multivariate_market_lifecycle"})
 MARKET_ACTIONS = frozenset({"orderbook_delta", "ticker", "trade", "fill", "user_orders",
                             "market_positions"})
 ERROR_TEXT = {
@@ -78,6 +81,8 @@ ERROR_TEXT = {
     8: "Unknown channel name", 9: "Authentication required", 10: "Channel error",
     11: "Invalid parameter", 12: "Exactly one subscription ID is required",
     13: "Unsupported action", 14: "Market Ticker required", 15: "Action required",
+    19: "shard_factor must be > 0", 20: "shard_factor is required when shard_key is set",
+    21: "shard_key must be >= 0 and < shard_factor", 22: "shard_factor must be <= 100",
     24: "Index IDs required", 25: "Subscription buffer overflow",
     28: "Underlying tickers required",
 }
@@ -556,26 +561,32 @@ class FakeKalshiServer:
             if channel == "orderbook_delta" and not markets:
                 await session.send(_error(command_id, 14))
                 continue
+            shard_error = _shard_error(params) if channel == "communications" else None
+            if shard_error is not None:
+                await session.send(_error(command_id, shard_error))
+                continue
+            channel_markets = None if channel in UNFILTERED else markets
             existing = session.find(channel)
             if existing:
                 # Since Oct 2025 a repeated subscribe merges into the subscription.
                 sub = existing[0]
-                new = [m for m in markets or () if sub.markets is not None
+                new = [m for m in channel_markets or () if sub.markets is not None
                        and m not in sub.markets]
-                if sub.markets is not None and markets:
-                    sub.markets.update(markets)
+                if sub.markets is not None and channel_markets:
+                    sub.markets.update(channel_markets)
                 frame = {"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
                          "type": "ok", "msg": {"market_tickers": sorted(sub.markets or ())}}
                 await session.send(frame, sub)
                 await self._initial_data(session, sub, new)
                 continue
             sub = ServerSubscription(session.next_sid, channel,
-                                     set(markets) if markets else None, dict(options))
+                                     set(channel_markets) if channel_markets else None,
+                                     dict(options))
             session.next_sid += 1
             session.subscriptions[sub.sid] = sub
             await session.send({"id": command_id, "type": "subscribed",
                                 "msg": {"channel": channel, "sid": sub.sid}})
-            await self._initial_data(session, sub, markets or [])
+            await self._initial_data(session, sub, channel_markets or [])
 
     async def _initial_data(self, session: ServerSession, sub: ServerSubscription,
                             markets: Iterable[str], command_id: int | None = None) -> None:
@@ -958,6 +969,20 @@ def _markets(params: Mapping[str, Any]) -> list[str]:
         return [m for m in markets if isinstance(m, str)]
     single = params.get("market_ticker")
     return [single] if isinstance(single, str) else []
+
+
+def _shard_error(params: Mapping[str, Any]) -> int | None:
+    """The error code Kalshi gives a communications subscribe's sharding, if any."""
+    factor, key = params.get("shard_factor"), params.get("shard_key")
+    if factor is None:
+        return 20 if key is not None else None
+    if type(factor) is not int or factor <= 0:
+        return 19
+    if factor > 100:
+        return 22
+    if key is not None and (type(key) is not int or not 0 <= key < factor):
+        return 21
+    return None
 
 
 def _error(command_id: Any, code: int, sub: ServerSubscription | None = None,

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kalshi_ws.auth import Signer
 from kalshi_ws.testing import FakeKalshiServer
+from kalshi_ws.testing.server import ERROR_TEXT
 
 
 def raw_connect(server: FakeKalshiServer, headers: dict[str, str],
@@ -154,5 +155,42 @@ def test_index_and_underlying_actions(server: FakeKalshiServer, private_key: rsa
         ws.send(json.dumps({"id": 3, "cmd": "update_subscription",
                             "params": {"sid": 1, "action": action, key: ["X"]}}))
         assert json.loads(ws.recv())["msg"] == {key: ["X"]}
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize(("sharding", "code"), [
+    ({"shard_factor": 0}, 19), ({"shard_key": 1}, 20),
+    ({"shard_factor": 2, "shard_key": 2}, 21), ({"shard_factor": 2, "shard_key": -1}, 21),
+    ({"shard_factor": 101}, 22)])
+def test_bad_communications_sharding_gets_kalshis_codes(
+        server: FakeKalshiServer, private_key: rsa.RSAPrivateKey, sharding: dict[str, int],
+        code: int) -> None:
+    ws = raw_connect(server, signed(private_key), suppress_origin=True)
+    try:
+        ws.send(json.dumps({"id": 1, "cmd": "subscribe",
+                            "params": {"channels": ["communications"], **sharding}}))
+        assert json.loads(ws.recv()) == {"id": 1, "type": "error", "msg": {
+            "code": code, "msg": ERROR_TEXT[code]}}
+        ws.send(json.dumps({"id": 2, "cmd": "subscribe", "params": {
+            "channels": ["communications"], "shard_factor": 2, "shard_key": 1}}))
+        assert json.loads(ws.recv())["type"] == "subscribed"
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize(("channel", "wire_type"), [
+    ("market_lifecycle_v2", "market_lifecycle_v2"), ("communications", "rfq_created")])
+def test_channels_without_a_market_filter_ignore_the_tickers(
+        server: FakeKalshiServer, private_key: rsa.RSAPrivateKey, channel: str,
+        wire_type: str) -> None:
+    ws = raw_connect(server, signed(private_key), suppress_origin=True)
+    try:
+        ws.send(json.dumps({"id": 1, "cmd": "subscribe", "params": {
+            "channels": [channel], "market_tickers": ["SIM-ALPHA"]}}))
+        assert json.loads(ws.recv())["type"] == "subscribed"
+        assert server.publish(channel, wire_type, {"market_ticker": "SIM-OTHER"}) == 1
+        frame = json.loads(ws.recv())
+        assert frame["type"] == wire_type and frame["msg"]["market_ticker"] == "SIM-OTHER"
     finally:
         ws.close()
