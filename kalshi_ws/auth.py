@@ -28,6 +28,9 @@ KeyInput = str | bytes | rsa.RSAPrivateKey
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
 
 
+MIN_KEY_BITS = 1024
+
+
 def load_private_key(key: KeyInput, password: str | bytes | None = None) -> rsa.RSAPrivateKey:
     """Load an RSA private key from PEM (PKCS#1 or PKCS#8) or accept a key object.
 
@@ -40,10 +43,11 @@ def load_private_key(key: KeyInput, password: str | bytes | None = None) -> rsa.
 
     Raises:
         ConfigurationError: the data is not a PEM private key, the password is wrong
-            or missing, or the key is not RSA. The message never quotes the key.
+            or missing, or the key is not RSA of at least 1024 bits. The message never
+            quotes the key.
     """
     if isinstance(key, rsa.RSAPrivateKey):
-        return key
+        return _check_size(key)
     if isinstance(key, str):
         data = key.encode("utf-8")
     elif isinstance(key, (bytes, bytearray, memoryview)):
@@ -75,7 +79,18 @@ def load_private_key(key: KeyInput, password: str | bytes | None = None) -> rsa.
         raise ConfigurationError(
             f"private_key is a {type(loaded).__name__.lstrip('_')}, but Kalshi requires an RSA key"
         )
-    return loaded
+    return _check_size(loaded)
+
+
+def _check_size(key: rsa.RSAPrivateKey) -> rsa.RSAPrivateKey:
+    # RSA-PSS with SHA-256 and a digest-length salt cannot sign with very small keys,
+    # and Kalshi issues 2048-bit ones: refuse now rather than at the first handshake.
+    if key.key_size < MIN_KEY_BITS:
+        raise ConfigurationError(
+            f"private_key is a {key.key_size}-bit RSA key; Kalshi's keys are 2048-bit and "
+            f"signing needs at least {MIN_KEY_BITS} bits"
+        )
+    return key
 
 
 def sign_message(private_key: rsa.RSAPrivateKey, message: str) -> str:

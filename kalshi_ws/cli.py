@@ -250,7 +250,13 @@ def _config_from(args: argparse.Namespace) -> KalshiConfig:
     try:
         return KalshiConfig.from_env(environ)
     except KalshiWSError as exc:
-        raise type(exc)(f"{exc} (pass --key-id/--key-file, or --simulate to try it "
+        text = str(exc)
+        # Name the flag the user typed rather than the variable it stood in for.
+        for variable, flag in (("KALSHI_PRIVATE_KEY_PATH", "key_file"), ("KALSHI_ENV", "env"),
+                               ("KALSHI_WS_URL", "url")):
+            if text.startswith(f"{variable}:") and getattr(args, flag):
+                text = "--" + flag.replace("_", "-") + text[len(variable):]
+        raise type(exc)(f"{text} (pass --key-id/--key-file, or --simulate to try it "
                         "without an account)") from None
 
 

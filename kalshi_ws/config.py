@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -184,18 +185,26 @@ class KalshiConfig:
 def _check_url(url: object) -> None:
     if not isinstance(url, str):
         raise ConfigurationError(f"ws_url must be a string, not {type(url).__name__}")
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+        parsed.port  # noqa: B018  (raises ValueError for a bad or out-of-range port)
+    except ValueError as exc:
+        raise ConfigurationError(f"ws_url {url!r} is not a valid URL: {exc}") from None
     if parsed.scheme not in ("ws", "wss") or not parsed.hostname:
         raise ConfigurationError(
             f"ws_url must be a ws:// or wss:// URL with a host, not {url!r}"
         )
 
 
+def is_seconds(value: object) -> bool:
+    """Whether ``value`` is a usable duration: a finite number above zero (not a bool)."""
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and math.isfinite(value) and value > 0)
+
+
 def _positive(name: str) -> Callable[[object, attrs.Attribute, object], None]:
     def check(_instance: object, _attribute: attrs.Attribute, value: object) -> None:
-        if value is None:
-            return
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if value is not None and not is_seconds(value):
             raise ConfigurationError(f"{name} must be a positive number of seconds, not {value!r}")
 
     return check

@@ -106,6 +106,22 @@ def test_bad_key_file_gives_one_line(tmp_path: Path) -> None:
     assert "not PEM" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_bad_url_gives_one_line_naming_the_flag(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path / "key.pem"
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    result = kalshi_ws("stream", "ticker", "--key-id", "abc", "--key-file", str(path),
+                       "--url", "ws://127.0.0.1:99999/")
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("kalshi-ws: error: --url: ") and "out of range" in line
+
+
 def test_refused_credentials_give_one_line(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import math
 import pickle
+import random
 from pathlib import Path
 
 import pytest
@@ -140,6 +142,56 @@ def test_environment_picks_the_url_and_ws_url_overrides(private_key: rsa.RSAPriv
         KalshiConfig(" ", private_key)
 
 
+@pytest.mark.parametrize(("url", "problem"), [
+    ("ws://[::1", "Invalid IPv6"), ("ws://127.0.0.1:99999/", "out of range"),
+    ("ws://127.0.0.1:abc/", "Port")])
+def test_urls_that_cannot_be_connected_to_fail_at_construction(
+        private_key: rsa.RSAPrivateKey, url: str, problem: str) -> None:
+    with pytest.raises(ConfigurationError, match=problem):
+        KalshiConfig("k", private_key, ws_url=url)
+
+
+def _probable_prime(bits: int, rng: random.Random) -> int:
+    """A random prime of ``bits`` bits (Miller-Rabin), for a key cryptography won't make."""
+    while True:
+        n = rng.getrandbits(bits) | (1 << (bits - 1)) | 1
+        d, r = n - 1, 0
+        while d % 2 == 0:
+            d, r = d // 2, r + 1
+        for _ in range(32):
+            x = pow(rng.randrange(2, n - 1), d, n)
+            if x in (1, n - 1):
+                continue
+            for _ in range(r - 1):
+                x = pow(x, 2, n)
+                if x == n - 1:
+                    break
+            else:
+                break
+        else:
+            return n
+
+
+def test_a_key_too_small_to_sign_with_is_refused_at_construction() -> None:
+    rng = random.Random(7)
+    e = 65537
+    while True:
+        p, q = _probable_prime(256, rng), _probable_prime(256, rng)
+        phi = (p - 1) * (q - 1)
+        if p != q and math.gcd(e, phi) == 1:
+            break
+    d = pow(e, -1, phi)
+    numbers = rsa.RSAPrivateNumbers(
+        p=p, q=q, d=d, dmp1=d % (p - 1), dmq1=d % (q - 1), iqmp=pow(q, -1, p),
+        public_numbers=rsa.RSAPublicNumbers(e, p * q))
+    small = numbers.private_key()
+    assert small.key_size == 512
+    with pytest.raises(ConfigurationError, match="512-bit RSA key"):
+        KalshiConfig("k", small)
+    with pytest.raises(ConfigurationError, match="at least 1024 bits"):
+        KalshiConfig("k", pem(small, serialization.PrivateFormat.PKCS8))
+
+
 def test_from_key_file(tmp_path: Path, private_key: rsa.RSAPrivateKey) -> None:
     path = tmp_path / "key.pem"
     path.write_bytes(pem(private_key, serialization.PrivateFormat.PKCS8))
@@ -183,6 +235,9 @@ def test_policies_validate_their_numbers() -> None:
     assert HealthConfig().ping_interval == 10.0
     with pytest.raises(ConfigurationError, match="idle_timeout"):
         HealthConfig(idle_timeout=0)
+    for not_a_duration in (float("nan"), float("inf"), True, "5"):
+        with pytest.raises(ConfigurationError, match="pong_timeout"):
+            HealthConfig(pong_timeout=not_a_duration)
     with pytest.raises(ConfigurationError, match="max_attempts"):
         Backoff(max_attempts=0)
     with pytest.raises(ConfigurationError, match="restore_timeout"):
