@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .exceptions import CommandError, ConnectionLost
+from .config import is_seconds
+from .exceptions import CommandError, ConcurrencyError, ConnectionLost, InvalidCommand
 from .models import (
     Channel,
     Closed,
@@ -36,6 +37,7 @@ from .models import (
     Unsubscribed,
 )
 from .orderbook import BookSnapshot, OrderBook, TopOfBook
+from .protocol import string_list
 
 if TYPE_CHECKING:
     from ._dispatch import CallbackHandle
@@ -78,7 +80,9 @@ class OrderBookSet:
     def __init__(self, client: KalshiStreamClient, markets: Iterable[str], *,
                  use_yes_price: bool = False, timeout: float | None = None) -> None:
         self._client = client
-        self._markets = list(dict.fromkeys(markets))
+        self._markets = string_list("market_tickers", markets)
+        if not self._markets:
+            raise InvalidCommand("orderbooks() needs at least one market ticker")
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._books: dict[str, OrderBook] = {}
@@ -165,14 +169,26 @@ class OrderBookSet:
         Args:
             timeout: Seconds to wait; None waits as long as the client lives.
             markets: Wait for these markets only.
+
+        Raises:
+            ConcurrencyError: called from a callback while a book is unsynced (books
+                are updated on the thread that runs callbacks, so it cannot wait).
+            InvalidCommand: a bad timeout or market list.
         """
-        wanted = list(markets) if markets is not None else None
+        if timeout is not None and not is_seconds(timeout):
+            raise InvalidCommand(f"timeout must be a positive number of seconds or None, "
+                                 f"not {timeout!r}")
+        wanted = string_list("markets", markets) if markets is not None else None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if all(self.is_synced(m) for m in (wanted or self.markets)):
                 return True
             if self._client.closed:
                 return False
+            if self._client._on_dispatcher_thread():
+                raise ConcurrencyError(
+                    "wait_synced() cannot wait inside a callback: books are updated on the "
+                    "thread running callbacks; check is_synced() instead")
             remaining = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
             if remaining <= 0:
                 return False
@@ -200,7 +216,7 @@ class OrderBookSet:
 
     def add_markets(self, markets: Iterable[str], *, timeout: float | None = None) -> None:
         """Add markets (update_subscription add_markets); their books sync on snapshot."""
-        new = [m for m in markets if m not in self._markets]
+        new = [m for m in string_list("markets", markets) if m not in self._markets]
         if not new:
             return
         with self._lock:
@@ -214,7 +230,7 @@ class OrderBookSet:
 
     def remove_markets(self, markets: Iterable[str], *, timeout: float | None = None) -> None:
         """Remove markets (update_subscription delete_markets) and forget their books."""
-        gone = [m for m in markets if m in self._markets]
+        gone = [m for m in string_list("markets", markets) if m in self._markets]
         if not gone:
             return
         self._client.remove_markets(self._current_sid(), gone, timeout=timeout)

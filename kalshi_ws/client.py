@@ -43,7 +43,13 @@ from ._transport import (
     Transport,
     parse_close,
 )
-from .config import ConnectStrategy, HealthConfig, KalshiConfig, ReconnectPolicy
+from .config import (
+    ConnectStrategy,
+    HealthConfig,
+    KalshiConfig,
+    ReconnectPolicy,
+    is_seconds,
+)
 from .exceptions import (
     AuthenticationError,
     CommandTimeout,
@@ -406,7 +412,16 @@ class KalshiStreamClient:
         Yields:
             Updates and system messages, in stream order. The last one is
             :class:`Closed` or a final :class:`ConnectionLost`.
+
+        Raises:
+            ConcurrencyError: called from a callback (the dispatcher thread fills the
+                queue, so it would wait for itself).
+            InvalidCommand: ``timeout`` is not a positive number.
         """
+        _check_timeout(timeout)
+        if self._on_dispatcher_thread():
+            raise ConcurrencyError("iter_updates() cannot be used from a callback: the "
+                                   "thread running callbacks is the one that fills the queue")
         updates = self.updates
         while True:
             try:
@@ -447,7 +462,8 @@ class KalshiStreamClient:
             :class:`SubscribeFailure` per refused channel in ``failed``.
 
         Raises:
-            InvalidCommand: refused before sending (e.g. orderbook_delta without markets).
+            InvalidCommand: refused before sending (e.g. orderbook_delta without markets,
+                or a timeout that is not a positive number).
             CommandTimeout: no complete answer in time.
             ConnectionClosed: the connection ended first.
         """
@@ -546,6 +562,10 @@ class KalshiStreamClient:
             market_tickers = [market_tickers]
         return OrderBookSet(self, market_tickers, use_yes_price=use_yes_price, timeout=timeout)
 
+    def _on_dispatcher_thread(self) -> bool:
+        """Whether the caller is the thread that runs callbacks (and fills the queue)."""
+        return threading.current_thread() is self._dispatcher.thread
+
     def _subscription_options(self, sid: int) -> dict[str, Any]:
         with self._lock:
             return self._protocol.subscription_options(sid)
@@ -594,6 +614,7 @@ class KalshiStreamClient:
         self._check_process()
         if threading.current_thread() is self._reader:
             raise ConcurrencyError("commands cannot be sent from the reader thread")
+        _check_timeout(timeout)
         if timeout is None:
             timeout = self._options.command_timeout
         deadline = time.monotonic() + timeout
@@ -687,8 +708,12 @@ class KalshiStreamClient:
 
         Args:
             timeout: Seconds the whole close may take (default: ``close_timeout``).
+
+        Raises:
+            InvalidCommand: ``timeout`` is not a positive number (nothing is closed).
         """
         self._check_process()
+        _check_timeout(timeout)
         if timeout is None:
             timeout = self._options.close_timeout
         deadline = time.monotonic() + timeout
@@ -1180,8 +1205,9 @@ class _Options:
     def build(cls, **values: Any) -> _Options:
         for name in ("timeout", "command_timeout", "close_timeout"):
             value = values[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ConfigurationError(f"{name} must be a positive number of seconds")
+            if not is_seconds(value):
+                raise ConfigurationError(f"{name} must be a positive number of seconds, "
+                                         f"not {value!r}")
         for name in ("queue_maxsize", "max_pending"):
             value = values[name]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -1201,7 +1227,7 @@ class _Options:
         elif not isinstance(reconnect, ReconnectPolicy):
             raise ConfigurationError("reconnect must be True, False or a ReconnectPolicy")
         values["reconnect"] = reconnect
-        if values["queue"] not in (True, False, None):
+        if not any(values["queue"] is allowed for allowed in (True, False, None)):
             raise ConfigurationError("queue must be True, False or None")
         overflow = values.pop("overflow")
         values["overflow"], values["overflow_default"] = _overflow_table(overflow)
@@ -1248,6 +1274,13 @@ def _closed_by(error: BaseException) -> ConnectionClosed:
     closed = ConnectionClosedError(f"the client closed: {error}")
     closed.__cause__ = error
     return closed
+
+
+def _check_timeout(timeout: object) -> None:
+    """Refuse a timeout that is neither None nor a positive, finite number of seconds."""
+    if timeout is not None and not is_seconds(timeout):
+        raise InvalidCommand(f"timeout must be a positive number of seconds or None, "
+                             f"not {timeout!r}")
 
 
 def _lost_during_command(cause: BaseException) -> ConnectionLost:

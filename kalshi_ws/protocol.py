@@ -43,7 +43,7 @@ from .models import (
     channel_of,
 )
 
-__all__ = ["SUBSCRIBE_OPTIONS", "UPDATE_ACTIONS", "KalshiProtocol", "RestoreDone"]
+__all__ = ["SUBSCRIBE_OPTIONS", "UPDATE_ACTIONS", "UPDATE_OPTIONS", "KalshiProtocol", "RestoreDone"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,14 @@ SUBSCRIBE_OPTIONS: Mapping[str, type | tuple[type, ...]] = {
     "user_filter": str,
     "index_ids": list,
     "underlying_tickers": list,
+}
+
+#: update_subscription parameters besides the action and its list, with their types.
+UPDATE_OPTIONS: Mapping[str, type] = {
+    "market_ids": list,
+    "index_ids": list,
+    "underlying_tickers": list,
+    "send_initial_snapshot": bool,
 }
 
 #: update_subscription actions and the list parameter each one needs (None: none).
@@ -171,7 +179,12 @@ class RestoreDone:
     failed: tuple[tuple[int, str], ...]
 
 
-def _listify(name: str, value: Any) -> list[str]:
+def string_list(name: str, value: Any) -> list[str]:
+    """``value`` (one string or an iterable of them) as a list without duplicates.
+
+    Raises:
+        InvalidCommand: naming ``name``, for anything but non-empty strings.
+    """
     if isinstance(value, str):
         value = [value]
     try:
@@ -306,7 +319,7 @@ class KalshiProtocol:
         names = self._check_channels(channels)
         params: dict[str, Any] = {"channels": names}
         if market_tickers is not None:
-            markets = _listify("market_tickers", market_tickers)
+            markets = string_list("market_tickers", market_tickers)
             if not markets:
                 raise InvalidCommand("market_tickers is empty; pass None for all markets")
             params["market_tickers"] = markets
@@ -355,7 +368,7 @@ class KalshiProtocol:
                 raise InvalidCommand(
                     f"unknown subscribe option {name!r}; known: {', '.join(SUBSCRIBE_OPTIONS)}")
             if expected is list:
-                checked[name] = _listify(name, value)
+                checked[name] = string_list(name, value)
                 continue
             if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
                 raise InvalidCommand(f"{name} must be an int, not {value!r}")
@@ -409,22 +422,33 @@ class KalshiProtocol:
         """Build an ``update_subscription`` command.
 
         Raises:
-            InvalidCommand: a bad sid or action, or an action without the list it needs.
+            InvalidCommand: not exactly one valid sid, an unknown action or parameter,
+                or an action without the list it needs.
         """
+        if isinstance(sid, bool) or not isinstance(sid, int):
+            raise InvalidCommand(f"update_subscription takes exactly one sid (an int), not "
+                                 f"{sid!r}; Kalshi answers error 12 otherwise")
         (sid,) = self._check_sids(sid)
-        if not isinstance(action, str) or not action:
-            raise InvalidCommand(f"action must be a non-empty string, not {action!r}")
-        extra = dict(params or {})
+        if action not in UPDATE_ACTIONS:
+            raise InvalidCommand(f"unknown update_subscription action {action!r}; known: "
+                                 f"{', '.join(UPDATE_ACTIONS)}")
         wire: dict[str, Any] = {"sids": [sid], "action": action}
         if market_tickers is not None:
-            wire["market_tickers"] = _listify("market_tickers", market_tickers)
-        for name in ("market_ids", "index_ids", "underlying_tickers"):
-            if extra.get(name) is not None:
-                wire[name] = _listify(name, extra.pop(name))
-        for name, value in extra.items():
-            if value is not None:
+            wire["market_tickers"] = string_list("market_tickers", market_tickers)
+        for name, value in (params or {}).items():
+            expected = UPDATE_OPTIONS.get(name)
+            if expected is None:
+                raise InvalidCommand(f"unknown update_subscription parameter {name!r}; "
+                                     f"known: market_tickers, {', '.join(UPDATE_OPTIONS)}")
+            if value is None:
+                continue
+            if expected is list:
+                wire[name] = string_list(name, value)
+            elif not isinstance(value, expected):
+                raise InvalidCommand(f"{name} must be {expected.__name__}, not {value!r}")
+            else:
                 wire[name] = value
-        needed = UPDATE_ACTIONS.get(action, None)
+        needed = UPDATE_ACTIONS[action]
         if action in ("add_markets", "delete_markets"):
             if not wire.get("market_tickers") and not wire.get("market_ids"):
                 raise InvalidCommand(f"{action} needs market_tickers (or market_ids)")

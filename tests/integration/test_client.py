@@ -22,6 +22,7 @@ from kalshi_ws import (
     CommandError,
     CommandTimeout,
     ConcurrencyError,
+    ConfigurationError,
     ConnectionClosed,
     ConnectionClosedOK,
     ConnectionLost,
@@ -155,6 +156,43 @@ def test_client_side_validation_raises_before_sending(server: FakeKalshiServer,
     assert server.commands == []
 
 
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), "5", True])
+def test_a_bad_command_timeout_is_refused_before_anything_is_sent(
+        server: FakeKalshiServer, client: KalshiStreamClient, timeout: Any) -> None:
+    with pytest.raises(InvalidCommand, match="timeout must be a positive number"):
+        client.subscribe(["ticker"], timeout=timeout)
+    with pytest.raises(InvalidCommand, match="timeout"):
+        client.list_subscriptions(timeout=timeout)
+    with pytest.raises(InvalidCommand, match="timeout"):
+        client.close(timeout=timeout)
+    assert server.commands == [] and not client.closed
+
+
+@pytest.mark.parametrize("options", [{"timeout": float("nan")}, {"command_timeout": 0},
+                                     {"close_timeout": float("inf")}, {"queue": 1}])
+def test_bad_client_options_are_refused_at_connect(config: KalshiConfig,
+                                                   options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match=next(iter(options))):
+        KalshiStreamClient.connect(config, **options)
+
+
+def test_update_subscription_refuses_what_kalshi_would(server: FakeKalshiServer,
+                                                       client: KalshiStreamClient) -> None:
+    sid = client.subscribe(["ticker"], ["SIM-ALPHA"]).sids[0]
+    sent = len(server.commands)
+    with pytest.raises(InvalidCommand, match="unknown update_subscription action 'bogus'"):
+        client.update_subscription(sid, "bogus", ["SIM-BRAVO"])
+    with pytest.raises(InvalidCommand, match="exactly one sid"):
+        client.update_subscription([sid, sid + 1], "add_markets", ["SIM-BRAVO"])  # type: ignore[arg-type]
+    with pytest.raises(InvalidCommand, match="unknown update_subscription parameter 'colour'"):
+        client.add_markets(sid, ["SIM-BRAVO"], colour="red")
+    with pytest.raises(InvalidCommand, match="send_initial_snapshot must be bool"):
+        client.add_markets(sid, ["SIM-BRAVO"], send_initial_snapshot=object())
+    assert len(server.commands) == sent
+    assert client.add_markets(sid, "SIM-BRAVO", send_initial_snapshot=True) == [
+        "SIM-ALPHA", "SIM-BRAVO"]
+
+
 def test_unsubscribe_update_and_snapshot_round_trips(client: KalshiStreamClient,
                                                      collector: Collector) -> None:
     client.add_callback(collector)
@@ -235,6 +273,26 @@ def test_a_command_from_inside_a_callback(server: FakeKalshiServer,
     server.publish("ticker", "ticker", ticker_msg())
     assert answered.wait(10)
     assert outcome[0].ok
+
+
+def test_waiting_on_the_stream_from_a_callback_fails_instead_of_hanging(
+        server: FakeKalshiServer, client: KalshiStreamClient) -> None:
+    outcome: list[BaseException] = []
+    done = threading.Event()
+
+    def on_ticker(update: Any) -> None:
+        if isinstance(update, StreamUpdate) and not done.is_set():
+            try:
+                next(client.iter_updates())  # the queue is filled by this very thread
+            except ConcurrencyError as exc:
+                outcome.append(exc)
+            done.set()
+
+    client.add_callback(on_ticker, channels=[Channel.TICKER])
+    client.subscribe(["ticker"])
+    server.publish("ticker", "ticker", ticker_msg())
+    assert done.wait(10)
+    assert outcome and "callback" in str(outcome[0])
 
 
 # ---------------------------------------------------------------- messages

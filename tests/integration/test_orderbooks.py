@@ -13,7 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kalshi_ws import (
     Backoff,
     Channel,
+    ConcurrencyError,
     HealthConfig,
+    InvalidCommand,
     KalshiConfig,
     KalshiStreamClient,
     Reconnected,
@@ -199,6 +201,47 @@ def test_markets_can_be_added_and_removed(book_server: FakeKalshiServer,
         assert client.subscriptions()[0].market_tickers == (MARKETS[1],)
         books.close()
         assert client.subscriptions() == []
+
+
+def test_market_arguments_are_tickers_not_letters(book_server: FakeKalshiServer,
+                                                  book_config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        for bad in (None, 5, [""], []):
+            with pytest.raises(InvalidCommand, match="market"):
+                client.orderbooks(bad)  # type: ignore[arg-type]
+        assert client.subscriptions() == []
+        books = client.orderbooks(MARKETS[0])
+        books.add_markets(MARKETS[1])  # one ticker as a plain string
+        assert books.markets == MARKETS[:2]
+        books.remove_markets(MARKETS[0])
+        assert books.markets == [MARKETS[1]]
+        assert client.subscriptions()[0].market_tickers == (MARKETS[1],)
+        with pytest.raises(InvalidCommand, match="markets"):
+            books.add_markets(None)  # type: ignore[arg-type]
+        with pytest.raises(InvalidCommand, match="timeout"):
+            books.wait_synced(timeout=-1)
+
+
+def test_waiting_for_a_sync_inside_a_callback_fails_instead_of_hanging(
+        book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        books = client.orderbooks(MARKETS[:1])
+        outcome: list[Any] = []
+        done = threading.Event()
+
+        def on_change(market: str, top: Any) -> None:
+            if not done.is_set():
+                try:  # a market that never syncs: the book thread would wait for itself
+                    outcome.append(books.wait_synced(timeout=5, markets=["NOT-IN-THE-SET"]))
+                except ConcurrencyError as exc:
+                    outcome.append(exc)
+                done.set()
+
+        books.on_change(on_change)
+        assert books.wait_synced(timeout=10)
+        book_server.step_market(MARKETS[0], count=1)
+        assert done.wait(10)
+        assert isinstance(outcome[0], ConcurrencyError)
 
 
 def test_a_gap_marks_books_unsynced_at_once(book_server: FakeKalshiServer,
