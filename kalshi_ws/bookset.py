@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .config import is_seconds
+from .config import check_timeout
 from .exceptions import CommandError, ConcurrencyError, ConnectionLost, InvalidCommand
 from .models import (
     Channel,
@@ -175,9 +175,7 @@ class OrderBookSet:
                 are updated on the thread that runs callbacks, so it cannot wait).
             InvalidCommand: a bad timeout or market list.
         """
-        if timeout is not None and not is_seconds(timeout):
-            raise InvalidCommand(f"timeout must be a positive number of seconds or None, "
-                                 f"not {timeout!r}")
+        check_timeout(timeout)
         wanted = string_list("markets", markets) if markets is not None else None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:

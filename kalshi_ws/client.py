@@ -48,6 +48,7 @@ from .config import (
     HealthConfig,
     KalshiConfig,
     ReconnectPolicy,
+    check_timeout,
     is_seconds,
 )
 from .exceptions import (
@@ -403,26 +404,31 @@ class KalshiStreamClient:
         return register
 
     def iter_updates(self, timeout: float | None = None) -> Iterator[StreamItem]:
-        """Iterate over the updates queue; ends after the final message.
+        """Iterate over the updates queue; the iteration ends after the final message.
+
+        Any thread but a callback's. Arguments are checked at the call, not at the
+        first ``next()``.
 
         Args:
             timeout: Stop quietly when nothing arrives for this many seconds
                 (None: wait as long as the client lives).
 
-        Yields:
-            Updates and system messages, in stream order. The last one is
-            :class:`Closed` or a final :class:`ConnectionLost`.
+        Returns:
+            An iterator of updates and system messages, in stream order. The last one
+            is :class:`Closed` or a final :class:`ConnectionLost`.
 
         Raises:
             ConcurrencyError: called from a callback (the dispatcher thread fills the
                 queue, so it would wait for itself).
-            InvalidCommand: ``timeout`` is not a positive number.
+            InvalidCommand: ``timeout`` is not a positive number, or the queue is off.
         """
-        _check_timeout(timeout)
+        check_timeout(timeout)
         if self._on_dispatcher_thread():
             raise ConcurrencyError("iter_updates() cannot be used from a callback: the "
                                    "thread running callbacks is the one that fills the queue")
-        updates = self.updates
+        return self._iterate(self.updates, timeout)
+
+    def _iterate(self, updates: UpdatesQueue, timeout: float | None) -> Iterator[StreamItem]:
         while True:
             try:
                 item = updates.get(timeout=0.5 if timeout is None else timeout)
@@ -614,7 +620,7 @@ class KalshiStreamClient:
         self._check_process()
         if threading.current_thread() is self._reader:
             raise ConcurrencyError("commands cannot be sent from the reader thread")
-        _check_timeout(timeout)
+        check_timeout(timeout)
         if timeout is None:
             timeout = self._options.command_timeout
         deadline = time.monotonic() + timeout
@@ -713,7 +719,7 @@ class KalshiStreamClient:
             InvalidCommand: ``timeout`` is not a positive number (nothing is closed).
         """
         self._check_process()
-        _check_timeout(timeout)
+        check_timeout(timeout)
         if timeout is None:
             timeout = self._options.close_timeout
         deadline = time.monotonic() + timeout
@@ -1274,13 +1280,6 @@ def _closed_by(error: BaseException) -> ConnectionClosed:
     closed = ConnectionClosedError(f"the client closed: {error}")
     closed.__cause__ = error
     return closed
-
-
-def _check_timeout(timeout: object) -> None:
-    """Refuse a timeout that is neither None nor a positive, finite number of seconds."""
-    if timeout is not None and not is_seconds(timeout):
-        raise InvalidCommand(f"timeout must be a positive number of seconds or None, "
-                             f"not {timeout!r}")
 
 
 def _lost_during_command(cause: BaseException) -> ConnectionLost:

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import attrs
 
 from .auth import KeyInput, Signer, load_private_key
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, InvalidCommand
 
 __all__ = [
     "DEMO_WS_URL",
@@ -200,6 +200,17 @@ def is_seconds(value: object) -> bool:
     """Whether ``value`` is a usable duration: a finite number above zero (not a bool)."""
     return (not isinstance(value, bool) and isinstance(value, (int, float))
             and math.isfinite(value) and value > 0)
+
+
+def check_timeout(timeout: object) -> None:
+    """Refuse a timeout argument that is neither None nor a usable duration.
+
+    Raises:
+        InvalidCommand: naming the value.
+    """
+    if timeout is not None and not is_seconds(timeout):
+        raise InvalidCommand(f"timeout must be a positive number of seconds or None, "
+                             f"not {timeout!r}")
 
 
 def _positive(name: str) -> Callable[[object, attrs.Attribute, object], None]:
