@@ -131,12 +131,15 @@ def test_books_stay_exact_through_gaps_duplicates_and_a_drop(
             assert fingerprint(books.get(market)) == truth(server, market), market
         # Whenever a book said it was synced, it equalled the truth at that seq.
         true_at = {(c, seq, m): f for c, seq, m, f in server.book_log}
-        checked = 0
+        checked = set()
         for connection, market, seq, print_, synced in auditor.observations:
             if synced:
                 assert print_ == true_at[(connection, seq, market)], (connection, market, seq)
-                checked += 1
-        assert checked > 15_000
+                checked.add((connection, market))
+        # The audit is not vacuous: every book was checked on both connections. (How
+        # many changes fall inside resync windows depends on thread scheduling, so the
+        # number of checked observations is not asserted.)
+        assert checked == {(connection, market) for connection in (1, 2) for market in MARKETS}
         # ...and it did say "unsynced" while the lost deltas were missing.
         assert any(not synced for *_, synced in auditor.observations)
         stats = client.stats().channels["orderbook_delta"]
