@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kalshi_ws.recording import read_recording
+from kalshi_ws.testing import FakeKalshiServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,36 +108,26 @@ def test_bad_key_file_gives_one_line(tmp_path: Path) -> None:
     assert "not PEM" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_a_bad_url_gives_one_line_naming_the_flag(tmp_path: Path) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+@pytest.fixture
+def key_file(tmp_path: Path, private_key_pem: bytes) -> Path:
+    """The test run's throwaway key, written where --key-file can read it."""
     path = tmp_path / "key.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    result = kalshi_ws("stream", "ticker", "--key-id", "abc", "--key-file", str(path),
+    path.write_bytes(private_key_pem)
+    return path
+
+
+def test_a_bad_url_gives_one_line_naming_the_flag(key_file: Path) -> None:
+    result = kalshi_ws("stream", "ticker", "--key-id", "abc", "--key-file", str(key_file),
                        "--url", "ws://127.0.0.1:99999/")
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("kalshi-ws: error: --url: ") and "out of range" in line
 
 
-def test_refused_credentials_give_one_line(tmp_path: Path) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    from kalshi_ws.testing import FakeKalshiServer
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    path = tmp_path / "key.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    with FakeKalshiServer(public_key=other.public_key()) as server:
-        result = kalshi_ws("stream", "ticker", "--key-id", "abc", "--key-file", str(path),
+def test_refused_credentials_give_one_line(key_file: Path,
+                                           other_private_key: rsa.RSAPrivateKey) -> None:
+    with FakeKalshiServer(public_key=other_private_key.public_key()) as server:
+        result = kalshi_ws("stream", "ticker", "--key-id", "abc", "--key-file", str(key_file),
                            "--url", server.url, "--no-reconnect")
     assert result.returncode == 1
     assert "HTTP 401" in result.stderr and len(result.stderr.strip().splitlines()) == 1
