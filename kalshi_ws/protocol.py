@@ -110,7 +110,7 @@ class _Sub:
     params: dict[str, Any]  # subscribe options to replay (no channels, no market filter)
     markets: list[str] | None = None  # market_tickers filter; None = no filter
     market_ids: list[str] | None = None
-    last_seq: int | None = None
+    last_seq: int = 0  # a sid's seq starts at 1: a lost first frame is a gap too
     # orderbook_delta only: markets whose book is trustworthy on this sid, and
     # markets for which a snapshot has been asked for (or is expected).
     snapshotted: set[str] = attrs.Factory(set)
@@ -630,11 +630,11 @@ class KalshiProtocol:
         seq = get("seq")
         if seq.__class__ is int:
             last = sub.last_seq
-            if last is not None and seq != last + 1:
+            if seq != last + 1:
                 if seq <= last:
                     counters.duplicates += 1  # type: ignore[union-attr]
                     return
-                self._gap(sub, counters, last + 1, seq)  # type: ignore[arg-type]
+                self._gap(sub, counters, last + 1, seq)
             sub.last_seq = seq
         payload = get("msg")
         if sub.is_book:
@@ -785,9 +785,9 @@ class KalshiProtocol:
         if sub is not None and type(seq) is int:
             # Sid-scoped replies consume sequence numbers too.
             last = sub.last_seq
-            if last is not None and seq > last + 1:
+            if seq > last + 1:
                 self._gap(sub, self._counter(sub.channel), last + 1, seq)
-            if last is None or seq > last:
+            if seq > last:
                 sub.last_seq = seq
         pending = self._pending.get(command_id) if type(command_id) is int else None
         if wire_type == "subscribed":
@@ -837,9 +837,6 @@ class KalshiProtocol:
             return existing
         if sub.is_book:
             sub.awaiting = set(sub.markets or ())
-        # A new sid's seq starts at 1, so a lost first frame (a book's first snapshot,
-        # say) is a gap like any other.
-        sub.last_seq = 0
         sub.counters = self._counter(sub.channel)
         self._subs[sid] = sub
         self._retired.discard(sid)
