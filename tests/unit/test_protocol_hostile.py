@@ -171,7 +171,7 @@ def test_a_list_reply_with_a_bad_list_completes_the_command_without_raising() ->
 
 def test_frames_of_unknown_sids_are_bounded_in_all() -> None:
     peer = Peer()
-    command_id, _ = peer.subscribe(["trade"])  # a subscribe in flight: unknown sids are held
+    peer.subscribe(["trade"])  # a subscribe in flight: unknown sids are held
     for sid in range(100, 130):
         for seq in range(1, 1001):
             peer.p.receive(trade(sid, seq))
