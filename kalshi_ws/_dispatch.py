@@ -19,23 +19,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .models import (
-    Closed,
-    ConnectionLost,
-    Lagged,
-    Reconnected,
-    StreamUpdate,
-    SystemMessage,
-)
+from .models import Lagged, StreamUpdate, SystemMessage
 
-__all__ = ["CallbackHandle", "Dispatcher", "UpdatesQueue"]
+__all__ = ["CallbackHandle", "Dispatcher", "DropOldestBuffer", "UpdatesQueue"]
 
 logger = logging.getLogger(__name__)
 
 DROP_OLDEST = "drop_oldest"
 ERROR = "error"
 _BATCH = 512  # most items the dispatcher takes from the inbox at once
-_CONNECTION_MESSAGES = (Closed, ConnectionLost, Reconnected)
 
 
 class _LagMarker:
@@ -45,6 +37,109 @@ class _LagMarker:
 
     def __init__(self, channel: Any) -> None:
         self.channel = channel
+
+
+class DropOldestBuffer:
+    """A FIFO of stream items that can drop its oldest update of a dropping channel.
+
+    Every operation takes constant time, amortised, whatever the backlog: the
+    policy of both the dispatcher's inbox and the updates queue, written once.
+
+    While nothing has been dropped the buffer is a plain deque. The first drop builds
+    an index of the waiting updates of dropping ("lossy") channels, in order, and a
+    dropped update is only marked dead where it stands; the consumer skips it, and the
+    deque is compacted once dead items make up half of it. The index is given up when
+    the backlog falls below half the limit, so building it again costs one scan per
+    half a limit of items at most.
+
+    Not thread-safe: the owner serialises every call under its own lock.
+    """
+
+    __slots__ = ("_dead", "_index", "_is_lossy", "items", "limit")
+
+    def __init__(self, limit: int, is_lossy: Callable[[Any], bool]) -> None:
+        self.items: collections.deque[Any] = collections.deque()
+        self.limit = limit  # live items before the policy applies; 0: no limit
+        self._is_lossy = is_lossy
+        self._index: collections.deque[Any] | None = None  # live lossy updates, in order
+        self._dead: set[int] = set()  # ids of dropped items still in ``items``
+
+    def __len__(self) -> int:
+        """Live items (dropped ones excluded)."""
+        return len(self.items) - len(self._dead)
+
+    def has_room(self, count: int = 1) -> bool:
+        return self.limit <= 0 or len(self) + count <= self.limit
+
+    def append(self, item: Any) -> None:
+        self.items.append(item)
+        if self._index is not None and type(item) is StreamUpdate and \
+                self._is_lossy(item.channel):
+            self._index.append(item)
+
+    def extend(self, items: Iterable[Any]) -> None:
+        if self._index is None:
+            self.items.extend(items)
+        else:
+            for item in items:
+                self.append(item)
+
+    def drop_oldest_lossy(self) -> StreamUpdate | None:
+        """Drop the oldest waiting update of a dropping channel; None if there is none."""
+        index = self._index
+        if index is None:  # the first drop since the backlog was low: one scan
+            is_lossy = self._is_lossy
+            index = self._index = collections.deque(
+                item for item in self.items
+                if type(item) is StreamUpdate and is_lossy(item.channel))
+        if not index:
+            return None
+        victim = index.popleft()
+        dead = self._dead
+        dead.add(id(victim))  # victim stays referenced in ``items``: its id is unique
+        if len(dead) > 64 and 2 * len(dead) > len(self.items):
+            kept = [item for item in self.items if id(item) not in dead]
+            self.items.clear()
+            self.items.extend(kept)
+            dead.clear()
+        return victim  # type: ignore[no-any-return]
+
+    def popleft(self) -> Any:
+        """Remove and return the oldest live item.
+
+        Raises:
+            IndexError: no live item is waiting.
+        """
+        items = self.items
+        dead = self._dead
+        while True:
+            item = items.popleft()
+            if dead and id(item) in dead:
+                dead.discard(id(item))
+                continue
+            index = self._index
+            if index is not None:
+                if index and index[0] is item:
+                    index.popleft()
+                if not dead and 2 * len(items) < self.limit:
+                    self._index = None  # the backlog is low again
+            return item
+
+    def take(self, count: int) -> collections.deque[Any] | list[Any]:
+        """Remove and return up to ``count`` live items, oldest first."""
+        items = self.items
+        if self._index is None and len(items) <= count:  # nothing dead: hand it all over
+            self.items = collections.deque()
+            return items
+        taken = []
+        while len(taken) < count and len(self) > 0:
+            taken.append(self.popleft())
+        return taken
+
+    def clear(self) -> None:
+        self.items.clear()
+        self._dead.clear()
+        self._index = None
 
 
 class UpdatesQueue(queue.Queue):  # type: ignore[type-arg]
@@ -57,14 +152,26 @@ class UpdatesQueue(queue.Queue):  # type: ignore[type-arg]
     """
 
     def __init__(self, maxsize: int, is_lossy: Callable[[Any], bool]) -> None:
-        super().__init__(maxsize)
         self._is_lossy = is_lossy
+        super().__init__(maxsize)
         self._lagged: dict[Any, int] = {}
         self.dropped: collections.Counter[Any] = collections.Counter()
         self.was_read = False
 
+    # queue.Queue's storage hooks, over a DropOldestBuffer (called holding self.mutex)
+
+    def _init(self, maxsize: int) -> None:
+        self._buffer = DropOldestBuffer(maxsize, self._is_lossy)
+        self.queue = self._buffer.items
+
+    def _qsize(self) -> int:
+        return len(self._buffer)
+
+    def _put(self, item: Any) -> None:
+        self._buffer.append(item)
+
     def _get(self) -> Any:
-        item = self.queue.popleft()
+        item = self._buffer.popleft()
         self.was_read = True
         if type(item) is _LagMarker:
             return Lagged(dropped=self._lagged.pop(item.channel), channel=item.channel)
@@ -78,27 +185,23 @@ class UpdatesQueue(queue.Queue):  # type: ignore[type-arg]
             then ends the client); True otherwise.
         """
         with self.mutex:
-            items = self.queue
-            if force or self.maxsize <= 0 or len(items) < self.maxsize:
-                items.append(item)
-            elif not self._drop_oldest_lossy(item, lossy):
-                return False
+            buffer = self._buffer
+            if force or buffer.has_room():
+                buffer.append(item)
+            else:
+                old = buffer.drop_oldest_lossy()
+                if old is not None:
+                    self.unfinished_tasks -= 1  # nobody will call task_done() for it
+                    self._count_drop(old.channel)
+                    buffer.append(item)
+                elif lossy:  # the incoming item is the oldest one of a dropping channel
+                    self._count_drop(item.channel)
+                    return True
+                else:
+                    return False
             self.unfinished_tasks += 1
             self.not_empty.notify()
             return True
-
-    def _drop_oldest_lossy(self, item: Any, lossy: bool) -> bool:
-        items = self.queue
-        for index, old in enumerate(items):
-            if type(old) is StreamUpdate and self._is_lossy(old.channel):
-                del items[index]
-                self._count_drop(old.channel)
-                items.append(item)
-                return True
-        if lossy:  # the incoming item is the oldest one of a dropping channel
-            self._count_drop(item.channel)
-            return True
-        return False
 
     def _count_drop(self, channel: Any) -> None:
         self.dropped[channel] += 1
@@ -106,16 +209,20 @@ class UpdatesQueue(queue.Queue):  # type: ignore[type-arg]
             self._lagged[channel] += 1
         else:
             self._lagged[channel] = 1
-            self.queue.append(_LagMarker(channel))
+            self._buffer.append(_LagMarker(channel))
             self.unfinished_tasks += 1
 
     def clear(self) -> None:
         """Discard every queued item."""
         with self.mutex:
-            self.queue.clear()
+            self._buffer.clear()
             self._lagged.clear()
             self.unfinished_tasks = 0
             self.all_tasks_done.notify_all()
+
+    def __repr__(self) -> str:
+        return (f"<UpdatesQueue {self.qsize()} of {self.maxsize} items, "
+                f"{sum(self.dropped.values())} dropped>")
 
 
 class _Callback:
@@ -171,7 +278,6 @@ class Dispatcher:
         queue_maxsize: int = 0,
         on_drop: Callable[[list[StreamUpdate]], None] | None = None,
     ) -> None:
-        self._items: collections.deque[Any] = collections.deque()
         self._wake = threading.Event()
         self._inbox_limit = inbox_limit
         self._policy = policy
@@ -186,6 +292,7 @@ class Dispatcher:
         self._batch_left = 0  # items of the batch in hand not yet delivered
         self._lagged: dict[Any, int] = {}
         self._lossy_cache: dict[Any, bool] = {}
+        self._inbox = DropOldestBuffer(inbox_limit, self._lossy)
         self.queue = UpdatesQueue(queue_maxsize, self._lossy)
         self.queue_enabled = True
         self.delivered: collections.Counter[Any] = collections.Counter()
@@ -231,12 +338,12 @@ class Dispatcher:
         dropped: list[StreamUpdate] = []
         accepted = True
         with self._inbox_lock:
-            inbox = self._items
-            if len(inbox) + len(items) <= self._inbox_limit:
+            inbox = self._inbox
+            if inbox.has_room(len(items)):
                 inbox.extend(items)
             else:
                 for item in items:
-                    if len(inbox) < self._inbox_limit or isinstance(item, SystemMessage):
+                    if inbox.has_room() or isinstance(item, SystemMessage):
                         inbox.append(item)
                     elif not self._make_room(item, dropped):
                         accepted = False
@@ -249,14 +356,12 @@ class Dispatcher:
 
     def _make_room(self, item: Any, dropped: list[StreamUpdate]) -> bool:
         """Drop the oldest waiting update of a dropping channel (hold _inbox_lock)."""
-        inbox = self._items
-        for index, old in enumerate(inbox):
-            if type(old) is StreamUpdate and self._lossy(old.channel):
-                del inbox[index]
-                self._note_drop(old.channel)
-                dropped.append(old)
-                inbox.append(item)
-                return True
+        old = self._inbox.drop_oldest_lossy()
+        if old is not None:
+            self._note_drop(old.channel)
+            dropped.append(old)
+            self._inbox.append(item)
+            return True
         if self._lossy(item.channel):  # the incoming item is the oldest such one
             self._note_drop(item.channel)
             dropped.append(item)
@@ -270,7 +375,7 @@ class Dispatcher:
             self._lagged[channel] += 1
         else:
             self._lagged[channel] = 1
-            self._items.append(_LagMarker(channel))
+            self._inbox.append(_LagMarker(channel))
 
     def post_final(self, item: SystemMessage, deadline: float | None) -> None:
         """Queue the last item of the stream; items after it are never delivered.
@@ -282,7 +387,7 @@ class Dispatcher:
         """
         self._deadline = deadline
         with self._inbox_lock:
-            self._items.append(item)
+            self._inbox.append(item)
         self._wake.set()
 
     # ------------------------------------------------------------------ thread
@@ -301,17 +406,12 @@ class Dispatcher:
     @property
     def backlog(self) -> int:
         """Items waiting for the callbacks (in the inbox and in the batch being run)."""
-        return len(self._items) + self._batch_left
+        return len(self._inbox) + self._batch_left
 
     def _take(self) -> list[Any] | collections.deque[Any]:
         """Take a batch of waiting items (possibly none), holding the inbox lock briefly."""
         with self._inbox_lock:
-            inbox = self._items
-            if len(inbox) <= _BATCH:
-                self._items = collections.deque()
-                return inbox
-            popleft = inbox.popleft
-            return [popleft() for _ in range(_BATCH)]
+            return self._inbox.take(_BATCH)
 
     def _run(self) -> None:
         wake = self._wake
@@ -320,7 +420,7 @@ class Dispatcher:
             batch = self._take()
             if not batch:
                 wake.clear()
-                if self._items:
+                if len(self._inbox):
                     continue
                 wake.wait(1.0)
                 continue
