@@ -284,6 +284,7 @@ class Dispatcher:
         self._on_overflow = on_overflow
         self._on_drop = on_drop
         self._callbacks: tuple[_Callback, ...] = ()
+        self._stopped = False  # stop_callbacks() was called: no callback may start
         self._registry_lock = threading.Lock()
         # Guards the inbox against the reader and the dispatcher at once (the drop path
         # searches it); the dispatcher takes items in batches, so it is cheap.
@@ -309,7 +310,8 @@ class Dispatcher:
         handle = CallbackHandle(self)
         wanted = None if channels is None else frozenset(str(c) for c in channels)
         with self._registry_lock:
-            self._callbacks = self._callbacks + (_Callback(fn, wanted, handle),)
+            if not self._stopped:  # after close(), nothing is called any more
+                self._callbacks = self._callbacks + (_Callback(fn, wanted, handle),)
         return handle
 
     def remove_callback(self, handle: CallbackHandle) -> bool:
@@ -377,6 +379,24 @@ class Dispatcher:
             self._lagged[channel] = 1
             self._inbox.append(_LagMarker(channel))
 
+    def hurry(self, deadline: float) -> None:
+        """Discard (count, warn) updates still undelivered at ``deadline`` (monotonic).
+
+        Any thread. Only ever brings an earlier deadline forward.
+        """
+        if self._deadline is None or deadline < self._deadline:
+            self._deadline = deadline
+        self._wake.set()
+
+    def stop_callbacks(self) -> None:
+        """From now on no callback starts (one running now finishes). Any thread.
+
+        The updates queue is still filled, so that a reader of it sees the final item.
+        """
+        with self._registry_lock:
+            self._stopped = True
+            self._callbacks = ()
+
     def post_final(self, item: SystemMessage, deadline: float | None) -> None:
         """Queue the last item of the stream; items after it are never delivered.
 
@@ -385,7 +405,8 @@ class Dispatcher:
             deadline: ``time.monotonic()`` value after which undelivered items are
                 discarded (with a warning) so that the final item goes out in time.
         """
-        self._deadline = deadline
+        if deadline is not None:
+            self.hurry(deadline)
         with self._inbox_lock:
             self._inbox.append(item)
         self._wake.set()
@@ -457,6 +478,8 @@ class Dispatcher:
             if wanted is not None and channel not in wanted and (
                     is_update or channel is not None):
                 continue
+            if self._stopped:  # close() returned while this item was being delivered
+                break
             try:
                 callback.fn(item)
             except BaseException:  # even sys.exit() in a callback must not stop delivery

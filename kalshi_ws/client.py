@@ -707,10 +707,14 @@ class KalshiStreamClient:
     def close(self, timeout: float | None = None) -> None:
         """Close the connection and stop both threads. Idempotent.
 
-        Safe from any thread, including a callback (the dispatcher then finishes after
-        the callback returns). Updates already received are delivered (until the
-        deadline), then :class:`Closed` is delivered last. Commands still waiting fail
-        with :class:`ConnectionClosedOK`.
+        Safe from any thread, including a callback. Updates already received are
+        delivered until shortly before the deadline (a quarter of ``timeout``, at most
+        0.5 s, is kept for ending the threads); the rest are discarded with a warning
+        saying how many. :class:`Closed` is delivered last. Once close() returns, no
+        callback starts, whatever state the client was in (also after it died, and
+        when close() is called from a callback: :class:`Closed` then goes to the
+        ``updates`` queue only). Commands still waiting fail with
+        :class:`ConnectionClosedOK`.
 
         Args:
             timeout: Seconds the whole close may take (default: ``close_timeout``).
@@ -722,20 +726,33 @@ class KalshiStreamClient:
         check_timeout(timeout)
         if timeout is None:
             timeout = self._options.close_timeout
+        try:
+            self._close(timeout)
+        finally:
+            # Whatever happened above (a timeout, a stuck callback, an exception):
+            # once close() returns, no callback starts.
+            self._dispatcher.stop_callbacks()
+
+    def _close(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        # Updates still undelivered a little before the deadline are discarded (counted,
+        # warned), so that a callback that is slow but not stuck lets the dispatcher
+        # finish in time and close() need not abandon it.
+        delivery_deadline = deadline - min(0.5, timeout / 4)
         with self._lock:
             first = self._state not in (CLOSING, CLOSED)
             if first:
                 self._state = CLOSING
+                self._dispatcher_deadline = delivery_deadline
             transport = self._transport
         self._stop_requested.set()
         self._open_event.set()
+        self._dispatcher.hurry(delivery_deadline)  # also when the client had already died
         attempt = self._attempt
         if attempt is not None:  # a reconnect attempt under way: stop it now
             attempt.abort()
         if first:
             logger.info("closing connection to %s", self._config.url)
-            self._dispatcher_deadline = deadline
             if transport is not None:
                 if self._send_lock.acquire(timeout=min(1.0, timeout)):
                     try:

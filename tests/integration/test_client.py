@@ -474,17 +474,25 @@ def test_close_twice_and_from_another_thread(client: KalshiStreamClient) -> None
 
 def test_close_from_inside_a_callback(server: FakeKalshiServer, client: KalshiStreamClient,
                                       collector: Collector) -> None:
+    closed = threading.Event()
+
     def close_on_first(update: Any) -> None:
         if isinstance(update, StreamUpdate):
             client.close()
+            closed.set()
 
     client.add_callback(close_on_first)
     client.add_callback(collector)
+    updates = client.updates  # the rest of the stream still reaches the queue
     client.subscribe(["ticker"])
     server.publish("ticker", "ticker", ticker_msg())
-    final = collector.wait_for(lambda items: [i for i in items if isinstance(i, Closed)])
-    assert collector.items[-1] is final[0]
+    assert closed.wait(10)
     assert client.closed
+    items = list(client.iter_updates(timeout=10))
+    assert isinstance(items[-1], Closed) and updates.empty()
+    # Once close() returned, no callback started: not the second callback of the same
+    # update, and not Closed.
+    assert collector.items == []
 
 
 def test_the_stream_ends_with_closed_and_iteration_stops(server: FakeKalshiServer,

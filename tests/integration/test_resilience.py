@@ -672,3 +672,52 @@ def test_a_callback_calling_sys_exit_does_not_stop_delivery(
     server.publish("ticker", "ticker", ticker())
     collector.wait_for(lambda items: len(items) == 2)
     assert "SystemExit" in caplog.text
+
+
+def test_no_callback_starts_after_close_returns_on_a_client_that_died(
+        server: FakeKalshiServer, connect: Connect) -> None:
+    """Issue 10, defect 5: after a SlowConsumerError, close() used to return while the
+    dispatcher went on calling the callback through the whole backlog."""
+    client = connect(max_pending=200, queue=False, health=QUIET)
+    release = threading.Event()
+    calls: list[float] = []
+
+    def slow(item: Any) -> None:
+        calls.append(time.monotonic())
+        release.wait(0.02)  # a slow consumer, not a stuck one
+
+    client.add_callback(slow)
+    client.subscribe(["trade"])
+    server.publish_many(("trade", "trade", trade(n)) for n in range(1_000))
+    wait_until(lambda: client.closed)  # died: SlowConsumerError, with a backlog
+    assert isinstance(client.close_reason, SlowConsumerError)
+    client.close(timeout=1)
+    returned = len(calls)
+    dispatchers = [t for t in threading.enumerate() if t.name.startswith("kalshi-ws-dispatch")]
+    for thread in dispatchers:
+        thread.join(10)
+    assert len(calls) == returned
+
+
+def test_close_with_a_slow_callback_ends_the_dispatcher_within_its_timeout(
+        server: FakeKalshiServer, connect: Connect,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """close() keeps part of its timeout to end the threads: a slow (not stuck) callback
+    no longer makes it wait the whole timeout and then abandon the dispatcher."""
+    client = connect(queue=False, health=QUIET)
+    started = threading.Event()
+    pause = threading.Event()
+
+    def slow(item: Any) -> None:
+        started.set()
+        pause.wait(0.05)
+
+    client.add_callback(slow)
+    client.subscribe(["ticker"])
+    server.publish_many(("ticker", "ticker", ticker(price=f"0.{n:04d}")) for n in range(200))
+    assert started.wait(10)
+    client.close(timeout=1)
+    assert not [t for t in threading.enumerate() if t.name.startswith("kalshi-ws-dispatch")
+                and t.is_alive()]
+    assert "abandoning the dispatcher" not in caplog.text
+    assert "were not delivered" in caplog.text  # the discarded rest is reported
