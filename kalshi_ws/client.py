@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from . import _wire
 from ._dispatch import DROP_OLDEST, ERROR, CallbackHandle, Dispatcher, UpdatesQueue
 from ._transport import (
+    DEFAULT_MAX_MESSAGE_SIZE,
     OP_BINARY,
     OP_CLOSE,
     OP_PONG,
@@ -194,6 +195,7 @@ class KalshiStreamClient:
         overflow: str | Mapping[Channel | str, str] | None = None,
         resync: bool = True,
         ssl_context: ssl.SSLContext | None = None,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> KalshiStreamClient:
         """Open a connection and start the reader and dispatcher threads.
 
@@ -219,6 +221,10 @@ class KalshiStreamClient:
                 Kalshi ends with errors 10/25.
             ssl_context: TLS settings for wss:// (a corporate CA, a client certificate).
                 The default verifies the certificate and host name.
+            max_message_size: Largest message accepted from the server, in bytes
+                (default 64 MiB; None: no limit). A larger one ends the connection with
+                :class:`ProtocolError` as soon as its header says so, before its bytes
+                are read.
 
         Returns:
             The connected client.
@@ -232,7 +238,7 @@ class KalshiStreamClient:
             timeout=timeout, strategy=strategy, health=health, reconnect=reconnect,
             command_timeout=command_timeout, close_timeout=close_timeout, queue=queue,
             queue_maxsize=queue_maxsize, max_pending=max_pending, overflow=overflow,
-            resync=resync, ssl_context=ssl_context)
+            resync=resync, ssl_context=ssl_context, max_message_size=max_message_size)
         client = cls(config, options)
         try:
             client._first_connect()
@@ -277,7 +283,8 @@ class KalshiStreamClient:
         try:
             return Transport.connect(
                 self._config.url, self._signer.headers(), timeout=self._options.timeout,
-                tick=_TICK, ssl_context=self._options.ssl_context, attempt=attempt)
+                tick=_TICK, ssl_context=self._options.ssl_context, attempt=attempt,
+                max_message_size=self._options.max_message_size)
         finally:
             self._attempt = None
 
@@ -1214,6 +1221,7 @@ class _Options:
     overflow_default: str | None
     resync: bool
     ssl_context: ssl.SSLContext | None
+    max_message_size: int | None
 
     def overflow_policy(self, channel: Any) -> str:
         policy = self.overflow.get(str(channel))
@@ -1235,6 +1243,11 @@ class _Options:
             value = values[name]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name} must be a positive int")
+        size = values["max_message_size"]
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                                 or size < 1):
+            raise ConfigurationError(f"max_message_size must be a positive number of bytes "
+                                     f"or None, not {size!r}")
         if not isinstance(values["strategy"], ConnectStrategy):
             raise ConfigurationError("strategy must be ConnectStrategy.SIMPLE, "
                                      "ConnectStrategy.RETRY or ConnectStrategy.retry(...)")

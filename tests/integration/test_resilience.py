@@ -7,6 +7,7 @@ codes, refused handshakes, skipped or repeated sequence numbers, terminal errors
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import re
 import ssl
@@ -25,6 +26,7 @@ from kalshi_ws import (
     Channel,
     Closed,
     CommandTimeout,
+    ConfigurationError,
     ConnectionClosed,
     ConnectionLost,
     HandshakeError,
@@ -32,6 +34,7 @@ from kalshi_ws import (
     KalshiConfig,
     KalshiStreamClient,
     Lagged,
+    ProtocolError,
     Reconnected,
     ReconnectPolicy,
     Resubscribed,
@@ -721,3 +724,21 @@ def test_close_with_a_slow_callback_ends_the_dispatcher_within_its_timeout(
                 and t.is_alive()]
     assert "abandoning the dispatcher" not in caplog.text
     assert "were not delivered" in caplog.text  # the discarded rest is reported
+
+
+def test_a_message_over_max_message_size_ends_the_connection_naming_its_size(
+        server: FakeKalshiServer, connect: Connect, collector: Collector) -> None:
+    client = connect(max_message_size=10_000, health=QUIET)
+    client.add_callback(collector)
+    server.send_raw(json.dumps({"type": "ticker", "sid": 1, "msg": {"pad": "x" * 20_000}}))
+    final = final_item(collector)
+    assert isinstance(final, ConnectionLost)
+    assert isinstance(client.close_reason, ProtocolError)
+    assert "over max_message_size (10000 bytes)" in str(client.close_reason)
+
+
+@pytest.mark.parametrize("size", [0, -5, 1.5, "big", True])
+def test_max_message_size_is_checked_at_connect(server: FakeKalshiServer, connect: Connect,
+                                                size: Any) -> None:
+    with pytest.raises(ConfigurationError, match="max_message_size"):
+        connect(max_message_size=size)
