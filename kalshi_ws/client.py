@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+import attrs
+
 from . import _wire
 from ._dispatch import DROP_OLDEST, ERROR, CallbackHandle, Dispatcher, UpdatesQueue
 from ._transport import (
@@ -80,7 +82,7 @@ from .models import (
     channel_of,
 )
 from .protocol import KalshiProtocol
-from .reconnect import backoff_delays, is_retryable
+from .reconnect import backoff_ceiling, backoff_delays, is_retryable, retry_delay
 from .recording import Recorder
 
 if TYPE_CHECKING:
@@ -161,6 +163,8 @@ class KalshiStreamClient:
         self._open_event = threading.Event()
         self._slow_consumer: SlowConsumerError | None = None
         self._reconnects = 0
+        self._connected_at = 0.0  # monotonic time the current connection opened
+        self._backoff_level = 0  # where the reconnect backoff goes on from (see _reconnect)
         self._queue_claimed = options.queue is True
         self._pending_outgoing: list[str] = []
         self._recorder: Recorder | None = None
@@ -250,7 +254,9 @@ class KalshiStreamClient:
 
     def _first_connect(self) -> None:
         strategy = self._options.strategy
-        delays = backoff_delays(strategy.backoff) if strategy.retries else iter(())
+        backoff = strategy.backoff
+        limit = backoff.max_attempts if strategy.retries else 1  # attempts in all
+        delays = backoff_delays(attrs.evolve(backoff, max_attempts=None))
         attempt = 0
         while True:
             attempt += 1
@@ -258,18 +264,16 @@ class KalshiStreamClient:
                 transport = self._open_transport()
                 break
             except HandshakeError as exc:
-                if not is_retryable(exc):
+                if not is_retryable(exc) or (limit is not None and attempt >= limit):
                     raise
-                delay = next(delays, None)
-                if delay is None:
-                    raise
+                delay = retry_delay(next(delays), exc, backoff)
                 logger.warning("connect attempt %d to %s failed (%s); retrying in %.2f s",
                                attempt, self._config.url, exc, delay)
                 time.sleep(delay)
         self._transport = transport
         self._state = OPEN
         self._open_event.set()
-        self._last_frame = time.monotonic()
+        self._last_frame = self._connected_at = time.monotonic()
         self._reader = threading.Thread(target=self._reader_main,
                                         name=f"kalshi-ws-reader-{self._number}", daemon=True)
         self._reader.start()
@@ -1114,11 +1118,16 @@ class KalshiStreamClient:
         self._dispatcher.post([_connection_lost(cause, True)])
         if isinstance(cause, SlowConsumerError) and not self._wait_for_consumers():
             return _Stop(ConnectionClosedOK("client closed"))
+        if lost_at - self._connected_at >= policy.healthy_after:
+            self._backoff_level = 0  # the connection was healthy: start small again
         attempt = 0
         last_error: BaseException = cause
-        for delay in backoff_delays(policy.backoff):
+        for delay in backoff_delays(policy.backoff, start=self._backoff_level):
             attempt += 1
-            logger.info("reconnect attempt %d in %.3f s", attempt, delay)
+            delay = retry_delay(delay, last_error, policy.backoff)
+            logger.info("reconnect attempt %d in %.3f s (backoff ceiling %.3f s)", attempt,
+                        delay, backoff_ceiling(policy.backoff, self._backoff_level))
+            self._backoff_level += 1
             if self._stop_requested.wait(delay):
                 return _Stop(ConnectionClosedOK("client closed"))
             try:
@@ -1149,6 +1158,7 @@ class KalshiStreamClient:
                     deliveries = self._protocol.deliveries
                     self._protocol.deliveries = []
                     self._state = OPEN
+                    self._connected_at = time.monotonic()
                 self._open_event.set()
                 logger.info("reconnected to %s after %.2f s (attempt %d); %d subscription(s) "
                             "restored", self._config.url, downtime, attempt, len(done.sid_map))

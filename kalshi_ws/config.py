@@ -249,7 +249,7 @@ class Backoff:
     Attributes:
         base: Seconds; the ceiling of the first wait.
         cap: Seconds; no wait is longer.
-        max_attempts: How many attempts in all (None: no limit).
+        max_attempts: How many attempts in all, the first included (None: no limit).
     """
 
     base: float = attrs.field(default=0.5, validator=_positive("base"))
@@ -296,10 +296,17 @@ class ReconnectPolicy:
 
     Attributes:
         backoff: Delay between attempts; its ``max_attempts`` ends the client after so
-            many failed attempts in a row (None: keep trying until close()).
+            many failed attempts in a row (None: keep trying until close()). A
+            ``Retry-After`` the server sends with a refusal (429, 503) is honoured, up
+            to the backoff's cap.
         restore_timeout: Seconds to wait for Kalshi to acknowledge the restored
             subscriptions on a new connection before trying again.
+        healthy_after: Seconds a connection must stay up before the backoff starts
+            again from its smallest wait. A server that accepts and then drops the
+            connection at once therefore sees exponentially spaced attempts, not a
+            storm of quick reconnects.
     """
 
     backoff: Backoff = Backoff()
     restore_timeout: float = attrs.field(default=10.0, validator=_positive("restore_timeout"))
+    healthy_after: float = attrs.field(default=30.0, validator=_positive("healthy_after"))

@@ -742,3 +742,56 @@ def test_max_message_size_is_checked_at_connect(server: FakeKalshiServer, connec
                                                 size: Any) -> None:
     with pytest.raises(ConfigurationError, match="max_message_size"):
         connect(max_message_size=size)
+
+
+def test_retry_after_is_honoured_on_reconnect(server: FakeKalshiServer, connect: Connect,
+                                              collector: Collector) -> None:
+    policy = ReconnectPolicy(backoff=Backoff(base=0.001, cap=5))
+    client = connect(reconnect=policy, health=QUIET)
+    client.add_callback(collector)
+    server.reject_handshakes(503, count=1, retry_after="1")
+    server.drop_connections()
+    reconnected(collector)
+    (_, first), (refused, status), (accepted, _) = server.handshakes
+    assert (first, status) == (101, 503)
+    assert accepted - refused >= 1.0
+
+
+def test_the_backoff_does_not_reset_while_connections_keep_failing_at_once(
+        server: FakeKalshiServer, connect: Connect, collector: Collector,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 10, defect 7: a server that accepts, lets the client restore, then drops it
+    at once used to get a reconnect from the smallest wait every time."""
+    backoff = Backoff(base=0.001, cap=0.1)
+    client = connect(reconnect=ReconnectPolicy(backoff=backoff, healthy_after=60),
+                     health=QUIET)
+    client.add_callback(collector)
+    client.subscribe(["ticker"])
+    with caplog.at_level(logging.INFO, logger="kalshi_ws.client"):
+        for flap in range(1, 6):
+            server.drop_connections()
+            collector.wait_for(lambda items, n=flap: len(
+                [i for i in items if isinstance(i, Reconnected)]) == n)
+    ceilings = [float(m.group(1)) for m in (
+        re.search(r"backoff ceiling ([\d.]+) s", r.getMessage()) for r in caplog.records) if m]
+    assert ceilings == [backoff_ceiling(backoff, level) for level in range(5)]
+
+
+def test_the_backoff_starts_small_again_after_a_healthy_connection(
+        server: FakeKalshiServer, connect: Connect, collector: Collector,
+        caplog: pytest.LogCaptureFixture) -> None:
+    backoff = Backoff(base=0.001, cap=0.1)
+    client = connect(reconnect=ReconnectPolicy(backoff=backoff, healthy_after=0.005),
+                     health=QUIET)
+    stay_up = threading.Event()
+    client.add_callback(collector)
+    client.subscribe(["ticker"])
+    with caplog.at_level(logging.INFO, logger="kalshi_ws.client"):
+        for flap in range(1, 4):
+            server.drop_connections()
+            collector.wait_for(lambda items, n=flap: len(
+                [i for i in items if isinstance(i, Reconnected)]) == n)
+            stay_up.wait(0.02)  # the rule under test is about time: let the connection age
+    ceilings = [float(m.group(1)) for m in (
+        re.search(r"backoff ceiling ([\d.]+) s", r.getMessage()) for r in caplog.records) if m]
+    assert ceilings == [backoff_ceiling(backoff, 0)] * 3
