@@ -286,3 +286,38 @@ def test_the_backoff_goes_on_from_a_level() -> None:
     assert ReconnectPolicy().healthy_after == 30.0
     with pytest.raises(ConfigurationError, match="healthy_after"):
         ReconnectPolicy(healthy_after=0)
+
+
+# ---------------------------------------------------------------- ws:// elsewhere (issue 10)
+
+
+@pytest.mark.parametrize("url", ["ws://example.com/trade-api/ws/v2", "ws://10.0.0.5:9000",
+                                 "ws://[2001:db8::1]:80", "ws://localhost.evil.com"])
+def test_ws_to_a_host_that_is_not_loopback_is_refused(
+        url: str, private_key: rsa.RSAPrivateKey) -> None:
+    with pytest.raises(ConfigurationError, match="no TLS") as caught:
+        KalshiConfig("k", private_key, ws_url=url)
+    assert "allow_insecure" in str(caught.value)
+    for environment in ("demo", "prod"):  # the environment does not change the rule
+        with pytest.raises(ConfigurationError, match="no TLS"):
+            KalshiConfig("k", private_key, ws_url=url, environment=environment)
+
+
+@pytest.mark.parametrize("url", ["ws://127.0.0.1:1234", "ws://127.9.9.9", "ws://localhost:80",
+                                 "ws://[::1]:8080", "wss://example.com"])
+def test_loopback_and_tls_urls_need_no_opt_in(url: str, private_key: rsa.RSAPrivateKey,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    assert KalshiConfig("k", private_key, ws_url=url).url == url
+    assert "no TLS" not in caplog.text
+
+
+def test_allow_insecure_opts_in_with_a_warning(private_key: rsa.RSAPrivateKey,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    url = "ws://example.com/ws"
+    assert KalshiConfig("k", private_key, ws_url=url, allow_insecure=True).url == url
+    assert "signed login headers travel in clear" in caplog.text
+    text = pem(private_key, serialization.PrivateFormat.PKCS8).decode()
+    env = {"KALSHI_API_KEY_ID": "k", "KALSHI_PRIVATE_KEY": text, "KALSHI_WS_URL": url}
+    with pytest.raises(ConfigurationError, match="KALSHI_WS_URL"):
+        KalshiConfig.from_env(env)
+    assert KalshiConfig.from_env({**env, "KALSHI_ALLOW_INSECURE": "1"}).url == url
