@@ -1034,7 +1034,8 @@ class KalshiStreamClient:
                             receive(parsed[index])
                     except Exception as exc:
                         logger.exception("could not process a frame; reporting it as malformed")
-                        protocol.receive_invalid(texts[index], f"{type(exc).__name__}: {exc}")
+                        protocol.receive_invalid(texts[index], f"{type(exc).__name__}: {exc}",
+                                                 what="could not process the frame")
         with lock:
             deliveries = protocol.deliveries
             protocol.deliveries = []
