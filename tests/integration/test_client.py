@@ -644,3 +644,18 @@ def test_a_lost_connection_names_its_close_code_once(server: FakeKalshiServer,
                                                 if isinstance(i, ConnectionLost)])
     assert lost.code == 1011
     assert str(lost).count("close code") == 1
+
+
+def test_a_subscribe_acknowledged_after_its_timeout_is_undone(
+        server: FakeKalshiServer, client: KalshiStreamClient,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 10, defect 4: the late subscription used to stay, unannounced and unread."""
+    server.stop_answering()
+    with pytest.raises(CommandTimeout):
+        client.subscribe(["trade"], timeout=0.2)
+    server.resume_answering()  # the server now reads the subscribe and answers it
+    server.wait_for_command("unsubscribe")
+    assert client.subscriptions() == []
+    assert "answered after its caller gave up" in caplog.text
+    assert client.subscribe(["trade"]).successful  # a retry gets a clean subscription
+    assert len(client.subscriptions()) == 1
