@@ -53,6 +53,7 @@ from websockets.frames import Opcode
 from websockets.http11 import Request, Response
 
 from .._wire import TYPE_CHANNELS
+from ..reconnect import END_OF_STREAM_CODE, END_OF_STREAM_REASON
 from ..recording import read_recording
 from .simulator import BookChange, MarketSimulator, TradePrint
 
@@ -191,8 +192,10 @@ class FakeKalshiServer:
             client's own sids and sequence numbers. The simulator sends nothing then.
         replay_speed: None plays as fast as possible; 1.0 at the recorded pace, 2.0 twice
             as fast.
-        replay_close: Close the connection (code 1000) when the recording ends, so the
-            client's stream ends too.
+        replay_close: When the recording ends, close the connection with code 4000,
+            reason "end of stream" (:data:`kalshi_ws.reconnect.END_OF_STREAM_CODE`): the
+            client's stream ends with ``Closed`` and it does not reconnect, even with
+            reconnection on.
 
     Every public method may be called from any thread.
     """
@@ -840,7 +843,7 @@ class FakeKalshiServer:
                 if sub.wants(market):
                     await session.send(session.frame(sub, wire_type, msg), sub)
         if self.replay_close:
-            await session.ws.close(1000, "replay finished")
+            await session.ws.close(END_OF_STREAM_CODE, END_OF_STREAM_REASON)
 
     # ------------------------------------------------------------------ faults
 
