@@ -36,6 +36,7 @@ import collections
 import json
 import logging
 import os
+import re
 import socket
 import ssl
 import struct
@@ -60,6 +61,29 @@ from .simulator import BookChange, MarketSimulator, TradePrint
 __all__ = ["FakeKalshiServer", "ServerSession", "ServerSubscription", "book_fingerprint"]
 
 logger = logging.getLogger(__name__)
+
+
+class _RedactSignatures(logging.Filter):
+    """Blanks the value of a ``KALSHI-ACCESS-SIGNATURE`` header in a log record.
+
+    The ``websockets`` library logs every handshake header at DEBUG; a signature is a
+    credential for as long as its timestamp is fresh, so it never reaches a log.
+    """
+
+    _HEADER = re.compile(r"(KALSHI-ACCESS-SIGNATURE\W*)[A-Za-z0-9+/=_-]+", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "signature" in text.lower():
+            record.msg, record.args = self._HEADER.sub(r"\1[redacted]", text), ()
+        return True
+
+
+#: The websockets library's log of the fake server (handshakes, frames), signatures
+#: redacted; silent unless the application configures logging for it.
+_wire_logger = logging.getLogger(f"{__name__}.websockets")
+_wire_logger.addFilter(_RedactSignatures())
+logger.addFilter(_RedactSignatures())
 
 T = TypeVar("T")
 
@@ -326,6 +350,7 @@ class FakeKalshiServer:
             self._handle, self.host, self.port, ssl=self.ssl_context,
             process_request=self._check_handshake, ping_interval=None,
             compression=None, max_size=None, max_queue=4096, close_timeout=2,
+            logger=_wire_logger,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -348,6 +373,17 @@ class FakeKalshiServer:
             coroutine.close()
             raise RuntimeError("the fake server is not running")
         return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
+
+    def replay_contents(self) -> tuple[list[str], list[str]]:
+        """The channels and the markets of the recording being replayed (sorted).
+
+        Both are empty without ``replay``.
+        """
+        frames = self._replay or []
+        channels = sorted({channel for _, channel, _, _ in frames})
+        markets = sorted({msg["market_ticker"] for _, _, _, msg in frames
+                          if isinstance(msg, dict) and isinstance(msg.get("market_ticker"), str)})
+        return channels, markets
 
     # ------------------------------------------------------------------ handshake
 

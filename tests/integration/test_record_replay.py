@@ -24,7 +24,6 @@ from kalshi_ws.recording import Recorder, read_recording
 from kalshi_ws.testing import FakeKalshiServer
 from tests.conftest import Collector
 
-
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "sample_session.jsonl"
 
 
