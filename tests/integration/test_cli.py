@@ -478,3 +478,27 @@ def test_a_system_event_shows_once_on_a_terminal(key_file: Path,
     assert re.search(r"-- ConnectionLost the connection was reset \(by the server or the "
                      r"network\), without a close frame; reconnecting$", lost[0]), lost
     assert not any("WARNING" in line for line in lines)
+
+
+# ---------------------------------------------------------------------- logs (issue 14.9)
+
+SIGNATURE_VALUE = re.compile(r"SIGNATURE\W*[A-Za-z0-9+/=]{16,}", re.IGNORECASE)
+
+
+def test_debug_logs_keep_the_simulator_out_unless_asked() -> None:
+    result = kalshi_ws("stream", "ticker", "--simulate", "--limit", "3", "-vv")
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG kalshi_ws.client: > " in result.stderr  # the client's own debug log
+    assert "[server]" not in result.stderr and "websockets" not in result.stderr
+    assert "kalshi_ws.testing" not in result.stderr and "asyncio" not in result.stderr
+    assert "KALSHI-ACCESS" not in result.stderr
+
+
+def test_server_log_shows_the_simulator_apart_and_never_a_signature() -> None:
+    result = kalshi_ws("stream", "ticker", "--simulate", "--limit", "3", "-vv", "--server-log")
+    assert result.returncode == 0, result.stderr
+    server_lines = [line for line in result.stderr.splitlines() if " [server] " in line]
+    assert any("KALSHI-ACCESS-KEY" in line for line in server_lines)  # headers are logged...
+    assert "KALSHI-ACCESS-SIGNATURE: [redacted]" in result.stderr  # ...but not the signature
+    assert not SIGNATURE_VALUE.search(result.stderr)
+    assert all(" [server] websockets" not in line for line in result.stderr.splitlines())
