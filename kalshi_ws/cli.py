@@ -812,9 +812,11 @@ def run_book(session: _Session, args: argparse.Namespace) -> int:
 
 
 def run_plot(session: _Session, args: argparse.Namespace) -> int:
+    from .plot import plot_recording
+
     try:
-        from .plot import plot_recording
-    except ImportError as exc:  # matplotlib is not installed
+        import matplotlib  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+    except ImportError as exc:
         raise KalshiWSError(f"kalshi-ws plot needs matplotlib: pip install "
                             f"'kalshi-ws[plot]' ({exc})") from None
     if not os.path.isfile(args.file):

@@ -502,3 +502,42 @@ def test_server_log_shows_the_simulator_apart_and_never_a_signature() -> None:
     assert "KALSHI-ACCESS-SIGNATURE: [redacted]" in result.stderr  # ...but not the signature
     assert not SIGNATURE_VALUE.search(result.stderr)
     assert all(" [server] websockets" not in line for line in result.stderr.splitlines())
+
+
+# ---------------------------------------------------------------------- plot (issue 14, beyond)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_plot_draws_a_recording_to_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="kalshi-ws plot needs the 'plot' extra "
+                        "(matplotlib), which the test extra does not install")
+    output = tmp_path / "sample.png"
+    result = kalshi_ws("plot", str(SAMPLE), "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    assert f"drew 3 market(s) to {output}" in result.stderr
+    # The picture in README is this command's output for the same file.
+    assert png_size(output) == png_size(SAMPLE.with_suffix(".png"))
+    again = kalshi_ws("plot", str(SAMPLE), "-o", str(output))
+    assert again.returncode == 1 and "exists; pass --force" in again.stderr
+    one = kalshi_ws("plot", str(SAMPLE), "-o", str(output), "--market", "SIM-BRAVO",
+                    "--force")
+    assert one.returncode == 0 and "drew 1 market(s)" in one.stderr
+    assert png_size(output)[1] < png_size(SAMPLE.with_suffix(".png"))[1]  # one row
+
+
+def test_plot_without_matplotlib_names_the_extra(tmp_path: Path) -> None:
+    blocker = tmp_path / "matplotlib"
+    blocker.mkdir()
+    (blocker / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
+    result = subprocess.run([sys.executable, "-m", "kalshi_ws", "plot", str(SAMPLE), "-o",
+                             str(tmp_path / "x.png")], capture_output=True, text=True,
+                            timeout=60, cwd=ROOT, check=False,
+                            env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"})
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "pip install 'kalshi-ws[plot]'" in line
