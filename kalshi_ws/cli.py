@@ -67,13 +67,17 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface, with one sub-command per job."""
-    logs = _Parser(add_help=False)
-    log_group = logs.add_argument_group("logging")
-    log_group.add_argument("-v", "--verbose", action="count", default=0,
+    def add_logging(parser: argparse.ArgumentParser, default: Any) -> None:
+        # Before or after the command; after it, the default must not undo a -v before it.
+        group = parser.add_argument_group("logging")
+        group.add_argument("-v", "--verbose", action="count", default=default,
                            help="log to stderr (-v info, -vv debug)")
-    log_group.add_argument("--server-log", action="store_true",
+        group.add_argument("--server-log", action="store_true", default=default,
                            help="also log the built-in fake server (with --simulate and "
                            "replay; off by default), at the -v level, marked [server]")
+
+    logs = _Parser(add_help=False)
+    add_logging(logs, argparse.SUPPRESS)
 
     common = _Parser(add_help=False, parents=[logs])
     group = common.add_argument_group("connection")
@@ -93,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "terminal.", epilog="Add --simulate (or set KALSHI_SIMULATE=1) to try "
                      "any command offline.")
     parser.add_argument("--version", action="version", version=f"kalshi-ws {__version__}")
+    add_logging(parser, None)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -223,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kalshi-ws {args.command}: error: {problem} (see kalshi-ws {args.command} "
               "--help)", file=sys.stderr)
         return 2
-    _configure_logging(args.verbose, server_log=args.server_log,
+    _configure_logging(args.verbose or 0, server_log=bool(args.server_log),
                        quiet_repeats=args.command in ("stream", "replay") and sys.stdout.isatty())
     session = _Session(args)
     try:

@@ -70,7 +70,8 @@ class _RedactSignatures(logging.Filter):
     credential for as long as its timestamp is fresh, so it never reaches a log.
     """
 
-    _HEADER = re.compile(r"(KALSHI-ACCESS-SIGNATURE\W*)[A-Za-z0-9+/=_-]+", re.IGNORECASE)
+    _HEADER = re.compile(r"""(KALSHI-ACCESS-SIGNATURE['"]?\s*[:=]\s*['"]?)[^\s'",}]+""",
+                         re.IGNORECASE)
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()

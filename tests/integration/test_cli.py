@@ -486,7 +486,7 @@ SIGNATURE_VALUE = re.compile(r"SIGNATURE\W*[A-Za-z0-9+/=]{16,}", re.IGNORECASE)
 
 
 def test_debug_logs_keep_the_simulator_out_unless_asked() -> None:
-    result = kalshi_ws("stream", "ticker", "--simulate", "--limit", "3", "-vv")
+    result = kalshi_ws("-vv", "stream", "ticker", "--simulate", "--limit", "3")  # as in #14
     assert result.returncode == 0, result.stderr
     assert "DEBUG kalshi_ws.client: > " in result.stderr  # the client's own debug log
     assert "[server]" not in result.stderr and "websockets" not in result.stderr

@@ -63,3 +63,19 @@ def test_the_reconnect_example_says_what_it_shows() -> None:
     assert "sid map (old -> new) {1: 1, 2: 2}" in result.stdout
     assert "!! connection lost: the connection was reset" in result.stdout
     assert "Errno" not in result.stdout
+
+
+@pytest.mark.parametrize("message", [
+    "< KALSHI-ACCESS-SIGNATURE: /abc+def==",  # websockets' handshake log
+    "headers {'KALSHI-ACCESS-SIGNATURE': 'x/y+z=', 'KALSHI-ACCESS-KEY': 'k'}",
+    "kalshi-access-signature=abc",
+])
+def test_the_fake_server_redacts_a_signature_in_any_shape(message: str) -> None:
+    from kalshi_ws.testing.server import _RedactSignatures
+
+    record = logging.LogRecord("kalshi_ws.testing.server", logging.DEBUG, __file__, 1,
+                               "%s", (message,), None)
+    assert _RedactSignatures().filter(record)
+    text = record.getMessage()
+    assert "[redacted]" in text and not re.search(r"abc|x/y", text)
+    assert "'KALSHI-ACCESS-KEY': 'k'" in text or "KEY" not in message
