@@ -415,8 +415,10 @@ def _config_from(args: argparse.Namespace) -> KalshiConfig:
     try:
         return KalshiConfig.from_env(environ)
     except KalshiWSError as exc:
-        raise type(exc)(f"{_cli_words(str(exc), args)} (pass --key-id/--key-file, or "
-                        "--simulate to try it without an account)") from None
+        text = _cli_words(str(exc), args)
+        if "key" in text.lower():  # a credentials problem: say where credentials come from
+            text += " (pass --key-id/--key-file, or --simulate to try it without an account)"
+        raise type(exc)(text) from None
 
 
 def _cli_words(text: str, args: argparse.Namespace) -> str:
