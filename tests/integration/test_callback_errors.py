@@ -34,6 +34,18 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+def _one_failing_update(server: FakeKalshiServer,
+                        client: KalshiStreamClient) -> KalshiStreamClient:
+    """Deliver one ticker update through a callback that raises, then a healthy one."""
+    collector = Collector()
+    client.add_callback(lambda item: 1 / 0 if isinstance(item, StreamUpdate) else None)
+    client.add_callback(collector)
+    client.subscribe(["ticker"])
+    server.publish("ticker", "ticker", {"market_ticker": "SIM-ALPHA", "price_dollars": "0.5"})
+    collector.wait_for(lambda items: collector.updates())
+    return client
+
+
 @pytest.mark.timeout(60)
 def test_a_callback_exception_is_shown_on_stderr_without_any_logging_set_up() -> None:
     done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
@@ -54,13 +66,7 @@ def test_on_error_receives_the_exception_and_the_item_and_delivery_goes_on(
         seen.append((exc, item))
         got.set()
 
-    client: KalshiStreamClient = connect(on_error=on_error)
-    collector = Collector()
-    client.add_callback(lambda item: 1 / 0 if isinstance(item, StreamUpdate) else None)
-    client.add_callback(collector)
-    client.subscribe(["ticker"])
-    server.publish("ticker", "ticker", {"market_ticker": "SIM-ALPHA", "price_dollars": "0.5"})
-    collector.wait_for(lambda items: collector.updates())
+    client = _one_failing_update(server, connect(on_error=on_error))
     assert got.wait(10)
     exc, item = seen[0]
     assert isinstance(exc, ZeroDivisionError) and isinstance(item, StreamUpdate)
@@ -70,13 +76,7 @@ def test_on_error_receives_the_exception_and_the_item_and_delivery_goes_on(
 
 def test_an_on_error_that_raises_is_shown_too(server: FakeKalshiServer, connect: Any,
                                               caplog: pytest.LogCaptureFixture) -> None:
-    client: KalshiStreamClient = connect(on_error=lambda exc, item: {}["missing"])
-    collector = Collector()
-    client.add_callback(lambda item: 1 / 0 if isinstance(item, StreamUpdate) else None)
-    client.add_callback(collector)
-    client.subscribe(["ticker"])
-    server.publish("ticker", "ticker", {"market_ticker": "SIM-ALPHA", "price_dollars": "0.5"})
-    collector.wait_for(lambda items: collector.updates())
+    _one_failing_update(server, connect(on_error=lambda exc, item: {}["missing"]))
     assert "KeyError" in caplog.text  # logging is configured here (pytest's handler)
 
 
