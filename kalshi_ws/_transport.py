@@ -94,6 +94,7 @@ class Transport:
         self._tick = tick
         self._max_size = max_message_size
         self._fragment_size = 0  # bytes of the fragmented message received so far
+        self._failure: ProtocolError | None = None  # raised at the next receive()
         # Bytes of an incomplete frame, kept across calls; _need is that frame's size
         # once its header is known (0 before), _have the bytes held.
         self._view = memoryview(bytearray(_RECV_SIZE))
@@ -187,6 +188,8 @@ class Transport:
                 larger than ``max_message_size`` (known from the frame header, before
                 its bytes are read; a close frame with code 1009 is sent).
         """
+        if self._failure is not None:  # found with good frames before it: now it counts
+            raise self._failure
         frames: list[tuple[int, bytes]] = []
         view = self._view
         give_up = 0.0  # when a frame keeps arriving without completing: return anyway
@@ -219,7 +222,13 @@ class Transport:
                         return frames
                     continue
                 buffer = b"".join(pieces)
-            rest = self._split(buffer, frames)
+            try:
+                rest = self._split(buffer, frames)
+            except ProtocolError as exc:
+                if not frames:
+                    raise
+                self._failure = exc  # hand over the whole frames before it first
+                return frames
             if rest:
                 self._pieces = [rest]
                 self._have = len(rest)

@@ -162,6 +162,7 @@ class KalshiStreamClient:
         self._send_lock = threading.Lock()
         self._state = CONNECTING
         self._protocol = KalshiProtocol(resync=options.resync)
+        self._protocol.tick(time.monotonic())  # its clock is right before any command
         self._slots: dict[int, _Slot] = {}
         self._transport: Transport | None = None
         self._close_error: BaseException | None = None
@@ -673,7 +674,7 @@ class KalshiStreamClient:
                 except ConnectionLost as exc:
                     with self._lock:
                         self._slots.pop(command_id, None)
-                        self._protocol.abandon(command_id)
+                        self._protocol.abandon(command_id, time.monotonic())
                     if transport is not None:
                         transport.abort()  # make sure the reader notices at once
                     error = ConnectionLost(
@@ -688,7 +689,7 @@ class KalshiStreamClient:
         if not slot.event.wait(max(0.0, deadline - time.monotonic())):
             with self._lock:
                 if self._slots.pop(command_id, None) is not None:
-                    self._protocol.abandon(command_id)
+                    self._protocol.abandon(command_id, time.monotonic())
             if not slot.event.is_set():
                 raise CommandTimeout(f"no answer from Kalshi to command {command_id} "
                                      f"within {timeout:g} s")

@@ -222,8 +222,7 @@ def _check_url(url: object, allow_insecure: bool = False) -> None:
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` names this machine (``localhost`` or a loopback address)."""
-    if host.lower().rstrip(".") in ("localhost", "localhost.localdomain") or \
-            host.lower().endswith(".localhost"):
+    if host.lower().rstrip(".") == "localhost":  # resolved from /etc/hosts, not DNS
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback

@@ -96,6 +96,9 @@ _SUBSCRIBE_KINDS = frozenset({"subscribe", "restore", "resubscribe", "unsub_resu
 # Frames of sids not known yet (Kalshi may send a sid's first frames before "subscribed"),
 # held in all, whatever the number of sids; past that they are delivered unchecked.
 _UNKNOWN_SID_BUFFER = 10_000
+# Distinct warnings logged once each (then at DEBUG); past this many, one key for all,
+# so that a server inventing new sids or errors cannot grow memory or flood the log.
+_MAX_WARNINGS = 1_000
 # A seq this far behind the last one is not a duplicate but a sequence that went back.
 DUPLICATE_WINDOW = 1024
 # Longest digit string read as a seq (Python refuses to parse very long ones anyway).
@@ -117,6 +120,8 @@ class _Sub:
     markets: list[str] | None = None  # market_tickers filter; None = no filter
     market_ids: list[str] | None = None
     last_seq: int = 0  # a sid's seq starts at 1: a lost first frame is a gap too
+    jumped_from: int | None = None  # last_seq before the latest forward jump (a gap)
+    reasked: set[str] = attrs.Factory(set)  # books re-requested after a bad snapshot
     # orderbook_delta only: markets whose book is trustworthy on this sid, and
     # markets for which a snapshot has been asked for (or is expected).
     snapshotted: set[str] = attrs.Factory(set)
@@ -242,8 +247,7 @@ class KalshiProtocol:
         self._retired: set[int] = set()
         self._unknown: dict[int, list[dict[str, Any]]] = {}
         self._unknown_held = 0  # frames in _unknown, all sids together
-        self._warned_unknown_full = False
-        self._warned_unknown_sids: set[int] = set()
+        self._unknown_dropped = 0  # frames of unknown sids dropped, the buffer being full
         self._warned_types: set[Any] = set()
         self._to_restore: list[_Sub] = []
         self._restoring = False
@@ -484,18 +488,22 @@ class KalshiProtocol:
         self._pending[pending.id] = pending
         return pending.id, _wire.encode({"id": pending.id, "cmd": cmd, "params": params})
 
-    def abandon(self, command_id: int) -> None:
+    def abandon(self, command_id: int, now: float | None = None) -> None:
         """Give up on a user command whose caller stopped waiting.
 
         Its late reply is still resolved (see :meth:`_discard_late_subscription`), but only
         for :data:`INTERNAL_COMMAND_TIMEOUT` more seconds: after that the command is
         forgotten, so that nothing waits for a reply that never comes.
+
+        Args:
+            command_id: The command.
+            now: The time (as given to :meth:`tick`); default: the last tick's.
         """
         pending = self._pending.get(command_id)
         if pending is not None and pending.user:
             pending.user = False
             pending.abandoned = True
-            pending.deadline = self._now + INTERNAL_COMMAND_TIMEOUT
+            pending.deadline = (self._now if now is None else now) + INTERNAL_COMMAND_TIMEOUT
 
     def _send_internal(self, pending: _Pending, cmd: str, params: dict[str, Any]) -> None:
         if pending.kind != "restore":  # the client times out a restore as a whole
@@ -646,16 +654,17 @@ class KalshiProtocol:
         counters = sub.counters
         counters.received += 1  # type: ignore[union-attr]
         seq = get("seq")
-        if seq is not None:
-            if seq.__class__ is int and seq == sub.last_seq + 1:
-                sub.last_seq = seq
-            else:
-                seq = self._out_of_order(sub, counters, seq)  # type: ignore[arg-type]
-                if seq is None:
-                    return  # a duplicate (counted)
-                if seq is _BAD_SEQ:
-                    self._bad_seq(sub, wire_type, frame)
-                    return
+        if seq.__class__ is int and seq == sub.last_seq + 1:
+            sub.last_seq = seq
+        elif seq is not None or sub.last_seq or sub.is_book:
+            # Out of order, or not a number, or missing on a sid that has numbered its
+            # frames (order books always do): never taken on trust.
+            seq = self._out_of_order(sub, counters, seq)  # type: ignore[arg-type]
+            if seq is None:
+                return  # a duplicate (counted)
+            if seq is _BAD_SEQ:
+                self._bad_seq(sub, wire_type, frame)
+                return
         payload = get("msg")
         msg = _build_message(wire_type, payload, frame)
         if sub.is_book:
@@ -663,7 +672,8 @@ class KalshiProtocol:
             if market.__class__ is not str:
                 market = None
             if msg.__class__ is MalformedMessage:
-                self._book_frame_malformed(sub, market, msg.error)  # type: ignore[arg-type]
+                self._book_frame_malformed(sub, market, msg.error,  # type: ignore[arg-type]
+                                           wire_type == "orderbook_snapshot")
             elif wire_type == "orderbook_delta" and market in sub.snapshotted:
                 pass  # the common case: a delta for a book in sync
             elif not self._accept_book_frame(sub, counters, wire_type,  # type: ignore[arg-type]
@@ -697,8 +707,16 @@ class KalshiProtocol:
             sub.last_seq = seq
         elif seq > last:
             self._gap(sub, counters, last + 1, seq)
+            sub.jumped_from = last
             sub.last_seq = seq
-        elif seq > last - DUPLICATE_WINDOW:
+        elif sub.jumped_from is not None and seq == sub.jumped_from + 1:
+            # The sequence carries on from before the last jump: that number was a stray
+            # (already reported as a gap). Follow the sequence again, losing nothing.
+            logger.warning("seq on sid %d (%s) continues from %d after a jump to %d; "
+                           "following it", sub.sid, sub.channel, sub.jumped_from, last)
+            sub.jumped_from = None
+            sub.last_seq = seq
+        elif seq >= last - DUPLICATE_WINDOW:
             counters.duplicates += 1
             return None
         else:
@@ -718,14 +736,17 @@ class KalshiProtocol:
         if sub.is_book:
             payload = frame.get("msg")
             market = payload.get("market_ticker") if type(payload) is dict else None
-            self._book_frame_malformed(sub, market if type(market) is str else None, error)
+            self._book_frame_malformed(sub, market if type(market) is str else None, error,
+                                       wire_type == "orderbook_snapshot")
         self._deliver(StreamUpdate(channel=sub.channel, type=wire_type, sid=sub.sid, seq=None,
                                    msg=MalformedMessage(type=wire_type, raw=frame, error=error)))
 
-    def _book_frame_malformed(self, sub: _Sub, market: str | None, error: str) -> None:
+    def _book_frame_malformed(self, sub: _Sub, market: str | None, error: str,
+                              answer: bool = False) -> None:
         """An order-book frame that cannot be read: distrust its book and resync it.
 
         When the market cannot be read either, every book of the sid is affected.
+        ``answer``: the frame was a snapshot, possibly the answer to a get_snapshot.
         """
         if market is not None:
             affected = [market] if market in (sub.markets or ()) else []
@@ -742,6 +763,13 @@ class KalshiProtocol:
             sub.snapshotted.discard(name)
             sub.awaiting.add(name)
             if name not in requested:
+                missing.append(name)
+            elif answer and name not in sub.reasked:
+                # The bad frame answered our get_snapshot: ask again at once, as after a
+                # gap, but once; if that answer is bad too, the request times out and
+                # the subscription is re-created.
+                sub.reasked.add(name)
+                self._snapshot_arrived(sub.sid, name)
                 missing.append(name)
         if missing and self.resync:
             self._request_snapshots(sub, missing)
@@ -775,7 +803,9 @@ class KalshiProtocol:
         self._deliver_malformed("", {"text": text[:2000]}, f"{what}: {error}")
 
     def _deliver_malformed(self, wire_type: str, frame: Any, error: str) -> None:
-        logger.warning("malformed frame from server: %s", error)
+        self._warn_once(("malformed", wire_type, error.split(":", 1)[0][:40])
+                        if len(self._warned_types) < _MAX_WARNINGS else "malformed",
+                        "malformed frame from server: %s", error)
         raw = frame if isinstance(frame, dict) else {"value": frame}
         self._deliver(StreamUpdate(channel="", type=wire_type, sid=None, seq=None,
                                    msg=MalformedMessage(type=wire_type, raw=raw, error=error)))
@@ -795,10 +825,12 @@ class KalshiProtocol:
         if wire_type == "orderbook_snapshot" and market is not None:
             sub.snapshotted.add(market)
             sub.awaiting.discard(market)
-            self._snapshot_arrived(sub.sid, market, frame)
+            sub.reasked.discard(market)
+            self._snapshot_arrived(sub.sid, market)
         return True
 
-    def _snapshot_arrived(self, sid: int, market: str, frame: dict[str, Any]) -> None:
+    def _snapshot_arrived(self, sid: int, market: str) -> None:
+        """A snapshot of ``market`` came: it answers the get_snapshot commands asking it."""
         for pending in list(self._pending.values()):
             if pending.kind in ("update", "resync") and pending.sid == sid and pending.markets:
                 pending.markets.discard(market)
@@ -843,15 +875,17 @@ class KalshiProtocol:
                 self._unknown.setdefault(sid, []).append(frame)
                 self._unknown_held += 1
                 return
-            if not self._warned_unknown_full:
-                self._warned_unknown_full = True
-                logger.warning("%d frames of sids not subscribed (yet) are held; further "
-                               "ones are delivered unchecked", _UNKNOWN_SID_BUFFER)
-        if sid not in self._warned_unknown_sids:
-            self._warned_unknown_sids.add(sid)
-            logger.warning("%s frame for sid %r, which is not a subscription of this "
-                           "client; delivering it unchecked", wire_type, sid)
-        channel = self.channel_of_sid(sid) or _wire.TYPE_CHANNELS.get(wire_type, wire_type)
+            # Held frames are full: drop this one rather than deliver it ahead of them.
+            # If its sid turns out to be ours, the hole shows as a sequence gap.
+            self._unknown_dropped += 1
+            self._warn_once("unknown-full", "%d frames of sids not subscribed (yet) are "
+                            "held; further ones are dropped (a gap will show if the sid "
+                            "is ours)", _UNKNOWN_SID_BUFFER)
+            return
+        self._warn_once(("orphan", sid) if len(self._warned_types) < _MAX_WARNINGS
+                        else "orphan", "%s frame for sid %r, which is not a subscription of "
+                        "this client; delivering it unchecked", wire_type, sid)
+        channel = self.channel_of_sid(sid) or _wire.TYPE_CHANNELS.get(wire_type, "")
         self._counter(channel).received += 1
         seq = frame.get("seq")
         self._deliver(StreamUpdate(
@@ -893,13 +927,10 @@ class KalshiProtocol:
         seq = frame.get("seq")
         payload = frame.get("msg")
         sub = self._subs.get(sid) if type(sid) is int else None
-        if sub is not None and type(seq) is int:
-            # Sid-scoped replies consume sequence numbers too.
-            last = sub.last_seq
-            if seq > last + 1:
-                self._gap(sub, self._counter(sub.channel), last + 1, seq)
-            if seq > last:
-                sub.last_seq = seq
+        if sub is not None and type(seq) is int and seq > sub.last_seq:
+            # Sid-scoped replies consume sequence numbers too (never dropped: a reply
+            # must reach its command whatever its number).
+            self._out_of_order(sub, self._counter(sub.channel), seq)
         pending = self._pending.get(command_id) if type(command_id) is int else None
         if wire_type == "subscribed":
             self._on_subscribed(pending, payload)
@@ -917,31 +948,35 @@ class KalshiProtocol:
         sid = payload["sid"]
         channel = channel_of(str(payload.get("channel", "")))
         if pending is None:
-            logger.warning("'subscribed' reply for sid %d matches no command", sid)
+            if sid not in self._subs:
+                self._discard_late_subscription(
+                    None, _Sub(sid=sid, channel=channel, params={}))
             return
         merged = sid in self._subs
         sub = self._add_sub(pending, sid, channel)
+        if pending.abandoned and not merged:  # before answering: that may flush frames
+            self._discard_late_subscription(pending.id, sub)
         self._answer_channel(pending, str(channel), sub.public())
-        if pending.abandoned and not merged:
-            self._discard_late_subscription(pending, sub)
-        elif pending.abandoned:
+        if pending.abandoned and merged:
             logger.warning("subscribe command %d was answered after its caller gave up: "
                            "its markets joined subscription %d, where they stay",
                            pending.id, sid)
         self._flush_unknown(sid)
 
-    def _discard_late_subscription(self, pending: _Pending, sub: _Sub) -> None:
-        """A subscribe acknowledged after its caller gave up: undo it (unsubscribe).
+    def _discard_late_subscription(self, command_id: int | None, sub: _Sub) -> None:
+        """A subscription acknowledged after its caller gave up (or that no command of
+        ours asked for): undo it (unsubscribe). Its frames are discarded.
 
         The caller was told the command failed and may well retry; keeping the late
-        subscription would deliver the same data twice. Its frames are discarded.
+        subscription would deliver the same data twice.
         """
         self._subs.pop(sub.sid, None)
         self._retired.add(sub.sid)
         held = len(self._take_unknown(sub.sid))
-        logger.warning("subscribe command %d was answered after its caller gave up "
-                       "(%s, sid %d): unsubscribing it; its frames are discarded%s",
-                       pending.id, sub.channel, sub.sid,
+        why = (f"subscribe command {command_id} was answered after its caller gave up"
+               if command_id is not None else "no pending command asked for it")
+        logger.warning("subscription %d (%s) is unwanted: %s; unsubscribing it; its "
+                       "frames are discarded%s", sub.sid, sub.channel, why,
                        f" ({held} already received)" if held else "")
         discard = _Pending(id=self._new_id(), kind="unsubscribe", user=False, sids=[sub.sid])
         self._send_internal(discard, "unsubscribe", {"sids": [sub.sid]})
@@ -963,6 +998,10 @@ class KalshiProtocol:
                        market_ids=pending.params.get("market_ids"))
         if existing is not None:
             # Kalshi merged this subscribe into an existing subscription.
+            if channel and existing.channel != channel:
+                logger.warning("Kalshi answered a subscribe to %s with sid %d, which is the "
+                               "%s subscription; treating it as that one", channel, sid,
+                               existing.channel)
             if existing.markets is not None and sub.markets:
                 new = [m for m in sub.markets if m not in existing.markets]
                 existing.markets.extend(new)

@@ -292,7 +292,8 @@ def test_the_backoff_goes_on_from_a_level() -> None:
 
 
 @pytest.mark.parametrize("url", ["ws://example.com/trade-api/ws/v2", "ws://10.0.0.5:9000",
-                                 "ws://[2001:db8::1]:80", "ws://localhost.evil.com"])
+                                 "ws://[2001:db8::1]:80", "ws://localhost.evil.com",
+                                 "ws://evil.localhost/", "ws://localhost.localdomain"])
 def test_ws_to_a_host_that_is_not_loopback_is_refused(
         url: str, private_key: rsa.RSAPrivateKey) -> None:
     with pytest.raises(ConfigurationError, match="no TLS") as caught:
