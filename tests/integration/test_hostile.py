@@ -20,6 +20,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import re
 import threading
 import time
 import tracemalloc
@@ -166,6 +167,13 @@ def bad_messages(items: list[Any]) -> list[Any]:
             and isinstance(i.msg, (MalformedMessage, UnknownMessage))]
 
 
+def names_size(text: str, limit: int) -> bool:
+    """Whether an error text names a size: the limit (or more) in bytes, or in MiB."""
+    numbers = [int(n.replace(",", "").replace("_", ""))
+               for n in re.findall(r"\d[\d,_]*", text)]
+    return any(n >= limit for n in numbers) or f"{limit // MiB} MiB" in text
+
+
 def ended(client: KalshiStreamClient, timeout: float = 5.0) -> BaseException | None:
     eventually(lambda: client.closed, timeout, "the client ends")
     return client.close_reason
@@ -202,6 +210,8 @@ def test_garbage_frames_are_each_reported_and_the_reader_survives(
         {"type": "ticker", "sid": sid, "msg": {"market_ticker": ["M"]}},
         {"type": "ticker", "sid": sid, "id": [1], "msg": 5},
         {"type": "no_such_type", "sid": sid, "msg": {}},
+        {"type": "ticker", "sid": sid, "seq": [1], "msg": ticker_msg()},  # not a seq (D8)
+        {"type": "ticker", "sid": sid, "seq": {"n": 1}, "msg": ticker_msg()},
     ]:
         garbage.append((json.dumps(value).encode(), True))
     conn.send_raw(b"".join(frame(payload) for payload, _ in garbage))
@@ -271,7 +281,7 @@ def test_an_absurd_frame_length_ends_the_connection_before_buffering(
     conn.send_raw(header(2 ** 40) + b"x" * 4096)
     reason = ended(client)
     assert isinstance(reason, ProtocolError), repr(reason)
-    assert str(2 ** 40) in str(reason) or str(MiB) in str(reason), str(reason)
+    assert names_size(str(reason), MiB), str(reason)
     error = waiter.outcome()
     assert isinstance(error, ConnectionClosed) and not isinstance(error, ConnectionClosedOK), \
         repr(error)
@@ -283,7 +293,7 @@ def test_the_default_limit_refuses_a_two_to_the_forty_byte_frame(
     hostile.connection().send_raw(header(2 ** 40))  # and nothing more
     reason = ended(client)
     assert isinstance(reason, ProtocolError), repr(reason)
-    assert str(2 ** 40) in str(reason) or str(64 * MiB) in str(reason), str(reason)
+    assert names_size(str(reason), 64 * MiB), str(reason)
 
 
 def test_endless_continuation_fragments_end_at_the_limit(
@@ -297,7 +307,7 @@ def test_endless_continuation_fragments_end_at_the_limit(
     conn.send_raw(b"".join(chunks))
     reason = ended(client)
     assert isinstance(reason, ProtocolError), repr(reason)
-    assert str(MiB) in str(reason), str(reason)
+    assert names_size(str(reason), MiB), str(reason)
 
 
 def test_a_message_under_the_limit_is_delivered(
@@ -494,9 +504,8 @@ def test_a_malformed_delta_unsyncs_its_book_and_resyncs_it(
         "delta_fp": "-10.00", "side": "yes"}))
     hostile.wait_for(lambda: "M1" in _snapshot_requests(conn, start), timeout=5)
     assert books.wait_synced(5)
-    assert [tuple(level) for level in books.get("M1").yes_bids] == \
-        [(Decimal("0.45"), Decimal(5))]  # the fresh snapshot, nothing of the bad delta
-    assert books.resyncs >= 1
+    # The fresh snapshot, nothing of the bad delta or of the book before it.
+    assert books.get("M1").yes_bids == ((Decimal("0.45"), Decimal(5)),)
 
 
 def test_a_malformed_delta_is_never_applied_while_the_book_says_synced(
@@ -579,7 +588,7 @@ def test_a_non_integer_seq_is_malformed_and_a_digit_string_is_a_number(
     client.list_subscriptions(timeout=5)
     seen.wait_for(lambda items: len([u for u in seen.updates() if u.seq == 4]) == 1)
     assert len(bad_messages(seen.items)) == 2
-    good = [u.seq for u in seen.updates("trade")]
+    good = [u.seq for u in seen.updates("trade") if not isinstance(u.msg, MalformedMessage)]
     assert good == [1, 2, 3, 4] and all(type(s) is int for s in good), good
 
 
@@ -610,6 +619,7 @@ def test_a_late_acknowledged_subscribe_is_unsubscribed_and_not_kept(
         conn.send_raw(ack + flood)
         conn.wait_cmd("unsubscribe", sids=[late_sid], timeout=5)
         client.list_subscriptions(timeout=10)  # every frame above has been read
+        eventually(lambda: client.stats().pending == 0, 10, "the callbacks caught up")
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()

@@ -205,8 +205,8 @@ frames = st.one_of(
 
 
 def _subscribed_protocol() -> KalshiProtocol:
-    """A protocol with an order-book sid (1, two synced books), ticker (2), trade (3) and
-    a list_subscriptions command in flight."""
+    """A protocol with an order-book sid (1, two synced books), ticker (2), trade (3), and
+    a list_subscriptions, a subscribe and a get_snapshot in flight (ids 4, 5, 6)."""
     protocol = KalshiProtocol()
     for sid, (channels, markets) in enumerate(
             ((["orderbook_delta"], ["M1", "M2"]), (["ticker"], ["M1"]), (["trade"], None)), 1):
@@ -217,7 +217,9 @@ def _subscribed_protocol() -> KalshiProtocol:
         protocol.receive({"type": "orderbook_snapshot", "sid": 1, "seq": seq,
                           "msg": {"market_ticker": market, "market_id": market,
                                   "yes_dollars_fp": [["0.40", "10.00"]]}})
-    protocol.list_subscriptions()
+    protocol.list_subscriptions()  # id 4, in flight
+    protocol.subscribe(["fill", "user_orders"], None, {})  # id 5, in flight
+    protocol.update_subscription(1, "get_snapshot", ["M1"], {})  # id 6, in flight
     protocol.deliveries.clear()
     protocol.completions.clear()
     protocol.outgoing.clear()
