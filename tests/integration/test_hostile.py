@@ -55,6 +55,7 @@ from kalshi_ws import (
 from tests.conftest import Collector
 from tests.hostile_server import (
     OP_BINARY,
+    OP_CLOSE,
     OP_CONT,
     OP_PING,
     OP_TEXT,
@@ -378,6 +379,54 @@ def test_a_clean_close_fails_commands_with_connection_closed_ok(
     ended(client)
     with pytest.raises(ConnectionClosedOK):
         client.list_subscriptions(timeout=1)
+
+
+@pytest.mark.parametrize("payload", [
+    b"",  # no code
+    b"\x03",  # one byte: not even a code
+    b"\x03\xed",  # 1005, which must never be sent
+    b"\x0f\xa0\xff\xfe\xfd",  # 4000 with a reason that is not UTF-8
+])
+def test_odd_close_frames_end_the_client_with_a_typed_error(
+        hostile: HostileServer, open_client: Callable[..., KalshiStreamClient],
+        payload: bytes) -> None:
+    hostile.hold = {"list_subscriptions"}
+    client = open_client()
+    conn = hostile.connection()
+    waiter = InFlight(lambda: client.list_subscriptions(timeout=20))
+    conn.wait_cmd("list_subscriptions")
+    conn.send_raw(frame(payload, OP_CLOSE))
+    assert isinstance(waiter.outcome(), ConnectionClosed)
+    ended(client)
+    with pytest.raises(ConnectionClosed):
+        client.list_subscriptions(timeout=1)
+
+
+def test_a_ping_flood_is_answered_in_order_and_data_still_flows(
+        hostile: HostileServer, open_client: Callable[..., KalshiStreamClient]) -> None:
+    client = open_client()
+    seen = Collector()
+    client.add_callback(seen)
+    sid = client.subscribe(["ticker"], ["M"]).successful[0].sid
+    conn = hostile.connection()
+    pings = [b"%05d" % n + b"p" * 120 for n in range(5_000)]
+    conn.send_raw(b"".join(frame(p, OP_PING) for p in pings)
+                  + text_frame({"type": "ticker", "sid": sid, "msg": ticker_msg()}))
+    seen.wait_for(lambda items: seen.updates("ticker"))
+    assert client.list_subscriptions(timeout=10)
+    hostile.wait_for(lambda: len(conn.pongs) == len(pings))
+    assert conn.pongs == pings
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "nan", "1e400", "1.5", "\u0661",
+                                   "Wed, 21 Oct 2015 07:28:00 GMT",  # the past
+                                   "Wed, 31 Dec 99999 23:59:59 GMT", ""])
+def test_an_unreadable_retry_after_is_ignored(
+        hostile: HostileServer, open_client: Callable[..., KalshiStreamClient],
+        value: str) -> None:
+    hostile.refusals.append(Refusal(503, {"Retry-After": value}))
+    client = open_client(strategy=ConnectStrategy.retry(base=0.01, cap=0.05, max_attempts=3))
+    assert client.state == "OPEN" and len(hostile.handshakes) == 2
 
 
 def test_a_bad_upgrade_answer_is_a_handshake_error(
