@@ -680,6 +680,25 @@ def test_a_late_acknowledged_subscribe_is_unsubscribed_and_not_kept(
     assert all(s.sid != late_sid for s in client.subscriptions())
 
 
+def test_a_subscribe_abandoned_in_the_first_moments_is_still_resolved(
+        hostile: HostileServer, open_client: Callable[..., KalshiStreamClient]) -> None:
+    """A command given up before the reader's first housekeeping tick (no frame has
+    arrived yet) must keep its grace period: the protocol clock must not start at 0."""
+    hostile.hold = {"subscribe"}
+    client = open_client(health=HealthConfig(ping_interval=0.01))
+    conn = hostile.connection()
+    with pytest.raises(CommandTimeout):
+        client.subscribe(["ticker"], ["M"], timeout=0.05)  # well before the first tick
+    command = conn.wait_cmd("subscribe")
+    hostile.wait_for(lambda: len(conn.pings) >= 2)  # housekeeping has run since
+    conn.subs[7] = ("ticker", ["M"])
+    conn.send({"id": command["id"], "type": "subscribed",
+               "msg": {"channel": "ticker", "sid": 7}})
+    conn.wait_cmd("unsubscribe", sids=[7], timeout=5)
+    client.list_subscriptions(timeout=5)
+    assert client.subscriptions() == []
+
+
 # ---------------------------------------------------------------------- slow consumers (D2, D5)
 
 
