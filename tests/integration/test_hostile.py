@@ -50,6 +50,8 @@ from kalshi_ws import (
     SequenceGap,
     SlowConsumerError,
     StreamUpdate,
+    Ticker,
+    Trade,
     UnknownMessage,
 )
 from tests.conftest import Collector
@@ -218,8 +220,8 @@ def test_garbage_frames_are_each_reported_and_the_reader_survives(
     conn.send_raw(b"".join(frame(payload) for payload, _ in garbage))
     conn.send({"type": "ticker", "sid": sid, "msg": ticker_msg()})
     assert client.list_subscriptions(timeout=5)  # the reader still answers commands
-    seen.wait_for(lambda items: len(bad_messages(items)) >= len(garbage)
-                  and seen.updates("ticker"), timeout=5)
+    seen.wait_for(lambda items: len(bad_messages(items)) >= len(garbage) and any(
+        isinstance(u.msg, Ticker) for u in seen.updates("ticker")), timeout=5)
     reported = bad_messages(seen.items)
     assert len(reported) == len(garbage), reported
     for (payload, valid_json), update in zip(garbage, reported):
@@ -614,8 +616,8 @@ def test_an_absurd_seq_is_reported_and_the_subscription_recovers(
 
     def recovered(items: list[Any]) -> bool:
         gap = next(n for n, i in enumerate(items) if isinstance(i, SequenceGap))
-        return any(isinstance(i, StreamUpdate) and i.type == "trade" and i.seq != 2 ** 70
-                   for i in items[gap + 1:])
+        return any(isinstance(i, StreamUpdate) and isinstance(i.msg, Trade)
+                   and i.seq != 2 ** 70 for i in items[gap + 1:])
 
     seen.wait_for(recovered, timeout=5)
 
