@@ -141,8 +141,6 @@ def test_random_bytes_raise_only_protocol_errors_and_never_hang(
         pair.close()
 
 
-@pytest.mark.xfail(strict=True, reason="frames read in the same recv() as a later protocol "
-                   "violation are discarded with it (found by this fuzzer; see report)")
 @settings(max_examples=20, deadline=None, phases=[Phase.generate])  # no shrinking
 @given(st.lists(st.binary(max_size=60), min_size=1, max_size=5),
        st.sampled_from([frame(b"x", rsv=0x40), frame(b"x", opcode=0x3),
