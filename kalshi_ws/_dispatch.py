@@ -63,6 +63,11 @@ class UpdatesQueue(queue.Queue):  # type: ignore[type-arg]
         self.dropped: collections.Counter[Any] = collections.Counter()
         self.was_read = False
 
+    def __repr__(self) -> str:
+        dropped = {str(channel): n for channel, n in self.dropped.items()}
+        return (f"<UpdatesQueue {self.qsize()}/{self.maxsize} items "
+                f"dropped={dropped!r}>")
+
     def _get(self) -> Any:
         item = self.queue.popleft()
         self.was_read = True

@@ -294,6 +294,14 @@ class FakeKalshiServer:
     def __enter__(self) -> FakeKalshiServer:  # noqa: PYI034
         return self.start()
 
+    def __repr__(self) -> str:
+        running = self._thread is not None
+        where = self.url if running else "not started"
+        mode = "replay" if self._replay is not None else "simulator"
+        auth = "signed handshakes" if self._public_key is not None else "no auth"
+        return (f"<FakeKalshiServer {where} {mode} {auth} sessions={len(self.sessions)} "
+                f"markets={len(self.simulator.markets)}>")
+
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
