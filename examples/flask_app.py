@@ -35,6 +35,7 @@ from kalshi_ws import (
     KalshiStreamClient,
     PerProcessClient,
     StreamUpdate,
+    Ticker,
 )
 
 MARKETS = [m for m in os.environ.get("KALSHI_MARKETS", "").split(",") if m]
@@ -46,7 +47,7 @@ _simulation = contextlib.ExitStack()
 
 def remember(update: Any) -> None:
     """Runs on the client's dispatcher thread: keep the newest ticker per market."""
-    if isinstance(update, StreamUpdate):
+    if isinstance(update, StreamUpdate) and isinstance(update.msg, Ticker):
         ticker = update.msg
         latest[ticker.market_ticker] = {
             "price": str(ticker.price_dollars), "yes_bid": str(ticker.yes_bid_dollars),

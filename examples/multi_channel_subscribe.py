@@ -16,7 +16,14 @@ import contextlib
 import os
 import threading
 
-from kalshi_ws import Channel, KalshiConfig, KalshiStreamClient, StreamUpdate
+from kalshi_ws import (
+    Channel,
+    KalshiConfig,
+    KalshiStreamClient,
+    StreamItem,
+    StreamUpdate,
+    Trade,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,13 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         counts: collections.Counter[str] = collections.Counter()
 
         @client.on(Channel.TRADE)
-        def on_trade(update: StreamUpdate) -> None:
-            if isinstance(update, StreamUpdate):
+        def on_trade(update: StreamItem) -> None:
+            if isinstance(update, StreamUpdate) and isinstance(update.msg, Trade):
                 trade = update.msg
                 print(f"trade  {trade.market_ticker} {trade.count_fp} @ {trade.yes_price_dollars}")
 
         @client.on(Channel.ORDERBOOK_DELTA, Channel.TICKER)
-        def count(update: StreamUpdate) -> None:
+        def count(update: StreamItem) -> None:
             if isinstance(update, StreamUpdate):
                 counts[update.type] += 1
 

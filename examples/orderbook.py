@@ -18,6 +18,7 @@ import queue
 import time
 
 from kalshi_ws import KalshiConfig, KalshiStreamClient
+from kalshi_ws.orderbook import TopOfBook
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("give at least one market ticker (or --simulate)")
         client = stack.enter_context(KalshiStreamClient.connect(config, reconnect=True))
         books = stack.enter_context(client.orderbooks(markets))
-        changes: queue.Queue = queue.Queue()
+        changes: queue.Queue[tuple[str, TopOfBook]] = queue.Queue()
         books.on_change(lambda market, top: changes.put((market, top)))  # dispatcher thread
         if not books.wait_synced(timeout=10):
             print("books not synced yet; showing them anyway")

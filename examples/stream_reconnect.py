@@ -68,9 +68,9 @@ def simulate(updates_each_side: int) -> int:
                     seen += isinstance(item, StreamUpdate)
                     if seen >= updates_each_side:
                         break
-                print(f"subscriptions before: {[(s.channel.value, s.sid) for s in before]}")
+                print(f"subscriptions before: {[(Channel(s.channel).value, s.sid) for s in before]}")
                 print(f"subscriptions after:  "
-                      f"{[(s.channel.value, s.sid) for s in client.subscriptions()]}")
+                      f"{[(Channel(s.channel).value, s.sid) for s in client.subscriptions()]}")
                 client.close()
         finally:
             client.close()

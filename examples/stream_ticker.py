@@ -15,7 +15,7 @@ import argparse
 import contextlib
 import os
 
-from kalshi_ws import Channel, KalshiConfig, KalshiStreamClient, StreamUpdate
+from kalshi_ws import Channel, KalshiConfig, KalshiStreamClient, StreamUpdate, Ticker
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
             if not isinstance(item, StreamUpdate):
                 print(f"-- {item!r}")  # Closed, ConnectionLost, ...
                 continue
-            ticker = item.msg
+            ticker = item.msg_as(Ticker)  # typed; None for a malformed or unknown message
+            if ticker is None:
+                print(f"-- {item.msg!r}")
+                continue
             print(f"{ticker.market_ticker:<24} last {ticker.price_dollars}  "
                   f"bid {ticker.yes_bid_dollars}  ask {ticker.yes_ask_dollars}")
             received += 1
