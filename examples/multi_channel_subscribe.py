@@ -27,7 +27,7 @@ from kalshi_ws import (
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("markets", nargs="*", help="market tickers (needed for order books)")
     parser.add_argument("--seconds", type=float, default=3.0, help="how long to listen")
     parser.add_argument("--simulate", action="store_true", help="use the built-in simulator")

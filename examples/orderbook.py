@@ -22,7 +22,7 @@ from kalshi_ws.orderbook import TopOfBook
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("markets", nargs="*")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long to watch")
     parser.add_argument("--simulate", action="store_true", help="use the built-in simulator")

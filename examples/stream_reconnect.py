@@ -89,7 +89,7 @@ def live(markets: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("markets", nargs="*")
     parser.add_argument("--simulate", action="store_true", help="demonstrate with a fake server")
     parser.add_argument("--updates", type=int, default=5, help="updates shown on each side")

@@ -19,7 +19,7 @@ from kalshi_ws import Channel, KalshiConfig, KalshiStreamClient, StreamUpdate, T
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("markets", nargs="*", help="market tickers (default: all markets)")
     parser.add_argument("--count", type=int, default=20, help="stop after this many updates")
     parser.add_argument("--simulate", action="store_true", help="use the built-in simulator")

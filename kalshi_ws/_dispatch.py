@@ -24,6 +24,7 @@ from .models import (
     ConnectionLost,
     Lagged,
     Reconnected,
+    StreamItem,
     StreamUpdate,
     SystemMessage,
 )
@@ -47,7 +48,7 @@ class _LagMarker:
         self.channel = channel
 
 
-class UpdatesQueue(queue.Queue):  # type: ignore[type-arg]
+class UpdatesQueue(queue.Queue[StreamItem]):
     """The client's ``updates`` queue: a bounded :class:`queue.Queue` of stream items.
 
     Read it like any queue (``get``, ``get_nowait``, ``qsize``); only the dispatcher

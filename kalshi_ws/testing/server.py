@@ -216,7 +216,7 @@ class FakeKalshiServer:
     ) -> None:
         self._public_key = _load_public_key(public_key)
         self.host = host
-        self.port = port
+        self.port: int = port
         self.ssl_context = ssl_context
         self.ping_interval = ping_interval
         self.pong_timeout = pong_timeout if pong_timeout is not None else ping_interval
