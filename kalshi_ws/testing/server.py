@@ -41,7 +41,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidSignature
@@ -347,7 +347,7 @@ class FakeKalshiServer:
             return fn()
         return self._run_coroutine(run(), timeout)
 
-    def _run_coroutine(self, coroutine: Any, timeout: float = 10.0) -> Any:
+    def _run_coroutine(self, coroutine: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
         loop = self._loop
         if loop is None:
             coroutine.close()
@@ -690,14 +690,14 @@ class FakeKalshiServer:
             if not isinstance(values, list) or not values:
                 await fail(24 if key == "index_ids" else 28)
                 return
-            current = list(sub.params.get(key, []))
+            listed = list(sub.params.get(key, []))
             if action.startswith("subscribe"):
-                current += [v for v in values if v not in current]
+                listed += [v for v in values if v not in listed]
             else:
-                current = [v for v in current if v not in values]
-            sub.params[key] = current
+                listed = [v for v in listed if v not in values]
+            sub.params[key] = listed
             await session.send({"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
-                                "type": "ok", "msg": {key: current}}, sub)
+                                "type": "ok", "msg": {key: listed}}, sub)
         elif action in ("indexlist", "underlying_list"):
             if action == "indexlist" and sub.channel.startswith("cfbenchmarks"):
                 wire_type, key = f"{sub.channel}_indexlist", "index_ids"
@@ -967,7 +967,8 @@ def _load_replay(path: str | os.PathLike[str]) -> list[tuple[float, str, str, di
         if wire_type in ("unsubscribed", "ok", "error") or not isinstance(wire_type, str):
             continue
         channel = channels.get(frame.get("sid")) or str(TYPE_CHANNELS.get(wire_type, wire_type))
-        frames.append((recorded.t, channel, wire_type, frame.get("msg")))
+        msg = frame.get("msg")
+        frames.append((recorded.t, channel, wire_type, msg if isinstance(msg, dict) else {}))
     return frames
 
 
