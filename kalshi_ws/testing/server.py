@@ -104,18 +104,22 @@ class ServerSubscription:
 
     @property
     def sequenced(self) -> bool:
+        """Whether the channel's frames carry a ``seq``."""
         return self.channel not in UNSEQUENCED
 
     @property
     def use_yes_price(self) -> bool:
+        """Whether the subscription asked for YES-price order books."""
         return bool(self.params.get("use_yes_price"))
 
     def next_seq(self) -> int:
+        """The next sequence number (after any numbers skipped on purpose)."""
         self.seq += 1 + self.skip
         self.skip = 0
         return self.seq
 
     def wants(self, market: str | None) -> bool:
+        """Whether a frame about ``market`` (None: no market) goes to this subscription."""
         return self.markets is None or market is None or market in self.markets
 
 
@@ -134,9 +138,11 @@ class ServerSession:
         self.commands: list[dict[str, Any]] = []
 
     def find(self, channel: str | None = None) -> list[ServerSubscription]:
+        """The session's subscriptions, of ``channel`` only if given."""
         return [s for s in self.subscriptions.values() if channel in (None, s.channel)]
 
     async def send(self, frame: Mapping[str, Any], sub: ServerSubscription | None = None) -> None:
+        """Send a frame as JSON on the server's event loop (``sub``: its last frame, or lost)."""
         text = json.dumps(frame, separators=(",", ":"), default=str)
         if sub is not None:
             if sub.lose and "seq" in frame:
@@ -146,6 +152,7 @@ class ServerSession:
         await self.send_text(text)
 
     async def send_text(self, text: str) -> None:
+        """Send one text frame as is (on the server's event loop), unless frozen."""
         if self.frozen:
             return
         try:
@@ -155,6 +162,7 @@ class ServerSession:
 
     def frame(self, sub: ServerSubscription, wire_type: str, msg: Any,
               command_id: int | None = None) -> dict[str, Any]:
+        """A data frame for ``sub`` with its next sequence number, if sequenced."""
         frame: dict[str, Any] = {"type": wire_type, "sid": sub.sid}
         if command_id is not None:
             frame["id"] = command_id
