@@ -19,24 +19,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .models import (
-    Closed,
-    ConnectionLost,
-    Lagged,
-    Reconnected,
-    StreamItem,
-    StreamUpdate,
-    SystemMessage,
-)
+from .models import Lagged, StreamItem, StreamUpdate, SystemMessage
 
-__all__ = ["CallbackHandle", "Dispatcher", "UpdatesQueue"]
+__all__ = ["CallbackHandle", "Dispatcher", "DropOldestBuffer", "UpdatesQueue"]
 
 logger = logging.getLogger(__name__)
 
 DROP_OLDEST = "drop_oldest"
 ERROR = "error"
 _BATCH = 512  # most items the dispatcher takes from the inbox at once
-_CONNECTION_MESSAGES = (Closed, ConnectionLost, Reconnected)
 
 
 class _LagMarker:
@@ -46,6 +37,109 @@ class _LagMarker:
 
     def __init__(self, channel: Any) -> None:
         self.channel = channel
+
+
+class DropOldestBuffer:
+    """A FIFO of stream items that can drop its oldest update of a dropping channel.
+
+    Every operation takes constant time, amortised, whatever the backlog: the
+    policy of both the dispatcher's inbox and the updates queue, written once.
+
+    While nothing has been dropped the buffer is a plain deque. The first drop builds
+    an index of the waiting updates of dropping ("lossy") channels, in order, and a
+    dropped update is only marked dead where it stands; the consumer skips it, and the
+    deque is compacted once dead items make up half of it. The index is given up when
+    the backlog falls below half the limit, so building it again costs one scan per
+    half a limit of items at most.
+
+    Not thread-safe: the owner serialises every call under its own lock.
+    """
+
+    __slots__ = ("_dead", "_index", "_is_lossy", "items", "limit")
+
+    def __init__(self, limit: int, is_lossy: Callable[[Any], bool]) -> None:
+        self.items: collections.deque[Any] = collections.deque()
+        self.limit = limit  # live items before the policy applies; 0: no limit
+        self._is_lossy = is_lossy
+        self._index: collections.deque[Any] | None = None  # live lossy updates, in order
+        self._dead: set[int] = set()  # ids of dropped items still in ``items``
+
+    def __len__(self) -> int:
+        """Live items (dropped ones excluded)."""
+        return len(self.items) - len(self._dead)
+
+    def has_room(self, count: int = 1) -> bool:
+        return self.limit <= 0 or len(self) + count <= self.limit
+
+    def append(self, item: Any) -> None:
+        self.items.append(item)
+        if self._index is not None and type(item) is StreamUpdate and \
+                self._is_lossy(item.channel):
+            self._index.append(item)
+
+    def extend(self, items: Iterable[Any]) -> None:
+        if self._index is None:
+            self.items.extend(items)
+        else:
+            for item in items:
+                self.append(item)
+
+    def drop_oldest_lossy(self) -> StreamUpdate | None:
+        """Drop the oldest waiting update of a dropping channel; None if there is none."""
+        index = self._index
+        if index is None:  # the first drop since the backlog was low: one scan
+            is_lossy = self._is_lossy
+            index = self._index = collections.deque(
+                item for item in self.items
+                if type(item) is StreamUpdate and is_lossy(item.channel))
+        if not index:
+            return None
+        victim = index.popleft()
+        dead = self._dead
+        dead.add(id(victim))  # victim stays referenced in ``items``: its id is unique
+        if len(dead) > 64 and 2 * len(dead) > len(self.items):
+            kept = [item for item in self.items if id(item) not in dead]
+            self.items.clear()
+            self.items.extend(kept)
+            dead.clear()
+        return victim  # type: ignore[no-any-return]
+
+    def popleft(self) -> Any:
+        """Remove and return the oldest live item.
+
+        Raises:
+            IndexError: no live item is waiting.
+        """
+        items = self.items
+        dead = self._dead
+        while True:
+            item = items.popleft()
+            if dead and id(item) in dead:
+                dead.discard(id(item))
+                continue
+            index = self._index
+            if index is not None:
+                if index and index[0] is item:
+                    index.popleft()
+                if not dead and 2 * len(items) < self.limit:
+                    self._index = None  # the backlog is low again
+            return item
+
+    def take(self, count: int) -> collections.deque[Any] | list[Any]:
+        """Remove and return up to ``count`` live items, oldest first."""
+        items = self.items
+        if self._index is None and len(items) <= count:  # nothing dead: hand it all over
+            self.items = collections.deque()
+            return items
+        taken = []
+        while len(taken) < count and len(self) > 0:
+            taken.append(self.popleft())
+        return taken
+
+    def clear(self) -> None:
+        self.items.clear()
+        self._dead.clear()
+        self._index = None
 
 
 class UpdatesQueue(queue.Queue[StreamItem]):
@@ -58,19 +152,26 @@ class UpdatesQueue(queue.Queue[StreamItem]):
     """
 
     def __init__(self, maxsize: int, is_lossy: Callable[[Any], bool]) -> None:
-        super().__init__(maxsize)
         self._is_lossy = is_lossy
+        super().__init__(maxsize)
         self._lagged: dict[Any, int] = {}
         self.dropped: collections.Counter[Any] = collections.Counter()
         self.was_read = False
 
-    def __repr__(self) -> str:
-        dropped = {str(channel): n for channel, n in self.dropped.items()}
-        return (f"<UpdatesQueue {self.qsize()}/{self.maxsize} items "
-                f"dropped={dropped!r}>")
+    # queue.Queue's storage hooks, over a DropOldestBuffer (called holding self.mutex)
+
+    def _init(self, maxsize: int) -> None:
+        self._buffer = DropOldestBuffer(maxsize, self._is_lossy)
+        self.queue = self._buffer.items
+
+    def _qsize(self) -> int:
+        return len(self._buffer)
+
+    def _put(self, item: Any) -> None:
+        self._buffer.append(item)
 
     def _get(self) -> Any:
-        item = self.queue.popleft()
+        item = self._buffer.popleft()
         self.was_read = True
         if type(item) is _LagMarker:
             return Lagged(dropped=self._lagged.pop(item.channel), channel=item.channel)
@@ -84,27 +185,23 @@ class UpdatesQueue(queue.Queue[StreamItem]):
             then ends the client); True otherwise.
         """
         with self.mutex:
-            items = self.queue
-            if force or self.maxsize <= 0 or len(items) < self.maxsize:
-                items.append(item)
-            elif not self._drop_oldest_lossy(item, lossy):
-                return False
+            buffer = self._buffer
+            if force or buffer.has_room():
+                buffer.append(item)
+            else:
+                old = buffer.drop_oldest_lossy()
+                if old is not None:
+                    self.unfinished_tasks -= 1  # nobody will call task_done() for it
+                    self._count_drop(old.channel)
+                    buffer.append(item)
+                elif lossy:  # the incoming item is the oldest one of a dropping channel
+                    self._count_drop(item.channel)
+                    return True
+                else:
+                    return False
             self.unfinished_tasks += 1
             self.not_empty.notify()
             return True
-
-    def _drop_oldest_lossy(self, item: Any, lossy: bool) -> bool:
-        items = self.queue
-        for index, old in enumerate(items):
-            if type(old) is StreamUpdate and self._is_lossy(old.channel):
-                del items[index]
-                self._count_drop(old.channel)
-                items.append(item)
-                return True
-        if lossy:  # the incoming item is the oldest one of a dropping channel
-            self._count_drop(item.channel)
-            return True
-        return False
 
     def _count_drop(self, channel: Any) -> None:
         self.dropped[channel] += 1
@@ -112,16 +209,20 @@ class UpdatesQueue(queue.Queue[StreamItem]):
             self._lagged[channel] += 1
         else:
             self._lagged[channel] = 1
-            self.queue.append(_LagMarker(channel))
+            self._buffer.append(_LagMarker(channel))
             self.unfinished_tasks += 1
 
     def clear(self) -> None:
         """Discard every queued item."""
         with self.mutex:
-            self.queue.clear()
+            self._buffer.clear()
             self._lagged.clear()
             self.unfinished_tasks = 0
             self.all_tasks_done.notify_all()
+
+    def __repr__(self) -> str:
+        return (f"<UpdatesQueue {self.qsize()} of {self.maxsize} items, "
+                f"{sum(self.dropped.values())} dropped>")
 
 
 class _Callback:
@@ -177,13 +278,13 @@ class Dispatcher:
         queue_maxsize: int = 0,
         on_drop: Callable[[list[StreamUpdate]], None] | None = None,
     ) -> None:
-        self._items: collections.deque[Any] = collections.deque()
         self._wake = threading.Event()
         self._inbox_limit = inbox_limit
         self._policy = policy
         self._on_overflow = on_overflow
         self._on_drop = on_drop
         self._callbacks: tuple[_Callback, ...] = ()
+        self._stopped = False  # stop_callbacks() was called: no callback may start
         self._registry_lock = threading.Lock()
         # Guards the inbox against the reader and the dispatcher at once (the drop path
         # searches it); the dispatcher takes items in batches, so it is cheap.
@@ -192,6 +293,7 @@ class Dispatcher:
         self._batch_left = 0  # items of the batch in hand not yet delivered
         self._lagged: dict[Any, int] = {}
         self._lossy_cache: dict[Any, bool] = {}
+        self._inbox = DropOldestBuffer(inbox_limit, self._lossy)
         self.queue = UpdatesQueue(queue_maxsize, self._lossy)
         self.queue_enabled = True
         self.delivered: collections.Counter[Any] = collections.Counter()
@@ -208,7 +310,8 @@ class Dispatcher:
         handle = CallbackHandle(self)
         wanted = None if channels is None else frozenset(str(c) for c in channels)
         with self._registry_lock:
-            self._callbacks = self._callbacks + (_Callback(fn, wanted, handle),)
+            if not self._stopped:  # after close(), nothing is called any more
+                self._callbacks = self._callbacks + (_Callback(fn, wanted, handle),)
         return handle
 
     def remove_callback(self, handle: CallbackHandle) -> bool:
@@ -237,12 +340,12 @@ class Dispatcher:
         dropped: list[StreamUpdate] = []
         accepted = True
         with self._inbox_lock:
-            inbox = self._items
-            if len(inbox) + len(items) <= self._inbox_limit:
+            inbox = self._inbox
+            if inbox.has_room(len(items)):
                 inbox.extend(items)
             else:
                 for item in items:
-                    if len(inbox) < self._inbox_limit or isinstance(item, SystemMessage):
+                    if inbox.has_room() or isinstance(item, SystemMessage):
                         inbox.append(item)
                     elif not self._make_room(item, dropped):
                         accepted = False
@@ -255,14 +358,12 @@ class Dispatcher:
 
     def _make_room(self, item: Any, dropped: list[StreamUpdate]) -> bool:
         """Drop the oldest waiting update of a dropping channel (hold _inbox_lock)."""
-        inbox = self._items
-        for index, old in enumerate(inbox):
-            if type(old) is StreamUpdate and self._lossy(old.channel):
-                del inbox[index]
-                self._note_drop(old.channel)
-                dropped.append(old)
-                inbox.append(item)
-                return True
+        old = self._inbox.drop_oldest_lossy()
+        if old is not None:
+            self._note_drop(old.channel)
+            dropped.append(old)
+            self._inbox.append(item)
+            return True
         if self._lossy(item.channel):  # the incoming item is the oldest such one
             self._note_drop(item.channel)
             dropped.append(item)
@@ -276,7 +377,25 @@ class Dispatcher:
             self._lagged[channel] += 1
         else:
             self._lagged[channel] = 1
-            self._items.append(_LagMarker(channel))
+            self._inbox.append(_LagMarker(channel))
+
+    def hurry(self, deadline: float) -> None:
+        """Discard (count, warn) updates still undelivered at ``deadline`` (monotonic).
+
+        Any thread. Only ever brings an earlier deadline forward.
+        """
+        if self._deadline is None or deadline < self._deadline:
+            self._deadline = deadline
+        self._wake.set()
+
+    def stop_callbacks(self) -> None:
+        """From now on no callback starts (one running now finishes). Any thread.
+
+        The updates queue is still filled, so that a reader of it sees the final item.
+        """
+        with self._registry_lock:
+            self._stopped = True
+            self._callbacks = ()
 
     def post_final(self, item: SystemMessage, deadline: float | None) -> None:
         """Queue the last item of the stream; items after it are never delivered.
@@ -286,9 +405,10 @@ class Dispatcher:
             deadline: ``time.monotonic()`` value after which undelivered items are
                 discarded (with a warning) so that the final item goes out in time.
         """
-        self._deadline = deadline
+        if deadline is not None:
+            self.hurry(deadline)
         with self._inbox_lock:
-            self._items.append(item)
+            self._inbox.append(item)
         self._wake.set()
 
     # ------------------------------------------------------------------ thread
@@ -307,17 +427,12 @@ class Dispatcher:
     @property
     def backlog(self) -> int:
         """Items waiting for the callbacks (in the inbox and in the batch being run)."""
-        return len(self._items) + self._batch_left
+        return len(self._inbox) + self._batch_left
 
     def _take(self) -> list[Any] | collections.deque[Any]:
         """Take a batch of waiting items (possibly none), holding the inbox lock briefly."""
         with self._inbox_lock:
-            inbox = self._items
-            if len(inbox) <= _BATCH:
-                self._items = collections.deque()
-                return inbox
-            popleft = inbox.popleft
-            return [popleft() for _ in range(_BATCH)]
+            return self._inbox.take(_BATCH)
 
     def _run(self) -> None:
         wake = self._wake
@@ -326,7 +441,7 @@ class Dispatcher:
             batch = self._take()
             if not batch:
                 wake.clear()
-                if self._items:
+                if len(self._inbox):
                     continue
                 wake.wait(1.0)
                 continue
@@ -363,6 +478,8 @@ class Dispatcher:
             if wanted is not None and channel not in wanted and (
                     is_update or channel is not None):
                 continue
+            if self._stopped:  # close() returned while this item was being delivered
+                break
             try:
                 callback.fn(item)
             except BaseException:  # even sys.exit() in a callback must not stop delivery

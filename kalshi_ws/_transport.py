@@ -38,6 +38,7 @@ from .exceptions import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
     "OP_BINARY",
     "OP_CLOSE",
     "OP_PING",
@@ -59,6 +60,12 @@ OP_PONG = 0xA
 _CONTROL = frozenset({OP_CLOSE, OP_PING, OP_PONG})
 _DATA = frozenset({OP_TEXT, OP_BINARY})
 
+#: Default bound of one message, in bytes (see ``connect(max_message_size=...)``). The
+#: largest frames Kalshi can legitimately send are replies listing a subscription's
+#: markets: 500,000 tickers (its per-session limit) make about 20 MB. The deepest order
+#: book, 10,000 levels a side at 0.0001 steps, makes a snapshot of about 0.5 MB.
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+
 _RECV_SIZE = 256 * 1024
 _LARGE_READ = 4 * 1024 * 1024
 _unpack_16 = struct.Struct("!H").unpack_from
@@ -79,10 +86,14 @@ class Transport:
     answering pings itself; ``send_*`` write frames; ``abort`` wakes a blocked reader.
     """
 
-    def __init__(self, ws: websocket.WebSocket, tick: float) -> None:
+    def __init__(self, ws: websocket.WebSocket, tick: float,
+                 max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self._ws = ws
         self._sock: socket.socket = ws.sock
         self._sock.settimeout(tick)
+        self._tick = tick
+        self._max_size = max_message_size
+        self._fragment_size = 0  # bytes of the fragmented message received so far
         # Bytes of an incomplete frame, kept across calls; _need is that frame's size
         # once its header is known (0 before), _have the bytes held.
         self._view = memoryview(bytearray(_RECV_SIZE))
@@ -105,6 +116,7 @@ class Transport:
         tick: float,
         ssl_context: ssl.SSLContext | None = None,
         attempt: ConnectAttempt | None = None,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> Transport:
         """Open a connection and perform the handshake.
 
@@ -117,6 +129,7 @@ class Transport:
             attempt: Lets another thread abort the attempt at any stage (see
                 :class:`ConnectAttempt`). Without a proxy the TCP connect and TLS are
                 done here for that; with one, websocket-client does them (not abortable).
+            max_message_size: Largest message accepted, in bytes (None: no limit).
 
         Raises:
             AuthenticationError: the server answered 401 or 403.
@@ -153,7 +166,7 @@ class Transport:
             raise HandshakeError(f"could not connect to {url}: {exc}") from exc
         if ws.frame_buffer.recv_buffer:  # pragma: no cover - websocket-client never over-reads
             raise ProtocolError("handshake left unread bytes in websocket-client's buffer")
-        return cls(ws, tick)
+        return cls(ws, tick, max_message_size)
 
     # ------------------------------------------------------------------ receiving
 
@@ -161,17 +174,22 @@ class Transport:
         """Return the frames available now, or wait up to one tick for some.
 
         Pings are answered here (pong with the same payload) and also returned, so the
-        caller sees every sign of life. Fragmented messages are reassembled.
+        caller sees every sign of life. Fragmented messages are reassembled. Only whole
+        frames count: a frame still arriving when the tick has passed returns an empty
+        list, however fast its bytes trickle in, so the caller's idle check sees it.
 
         Returns:
             A list of (opcode, payload); empty when the tick passed with no frame.
 
         Raises:
             ConnectionLost: the peer closed the TCP connection or it failed.
-            ProtocolError: the bytes are not valid WebSocket framing.
+            ProtocolError: the bytes are not valid WebSocket framing, or a message is
+                larger than ``max_message_size`` (known from the frame header, before
+                its bytes are read; a close frame with code 1009 is sent).
         """
         frames: list[tuple[int, bytes]] = []
         view = self._view
+        give_up = 0.0  # when a frame keeps arriving without completing: return anyway
         while True:
             want = self._need - self._have
             try:
@@ -193,8 +211,13 @@ class Transport:
             else:
                 pieces.append(chunk)
                 self._have += len(chunk)
-                if self._have < self._need:
-                    continue  # a large frame is still arriving: join once, at the end
+                if self._have < self._need:  # a large frame is still arriving: join once,
+                    now = time.monotonic()   # at the end, but return at each tick
+                    if not give_up:
+                        give_up = now + self._tick
+                    elif now >= give_up:
+                        return frames
+                    continue
                 buffer = b"".join(pieces)
             rest = self._split(buffer, frames)
             if rest:
@@ -205,6 +228,11 @@ class Transport:
                 self._pieces = []
                 self._have = self._need = 0
             if frames:
+                return frames
+            now = time.monotonic()  # part of a frame: read on until the tick is over
+            if not give_up:
+                give_up = now + self._tick
+            elif now >= give_up:
                 return frames
 
     @staticmethod
@@ -240,6 +268,12 @@ class Transport:
                 start += 8
             if b1 & 0x80:
                 raise ProtocolError("the server sent a masked frame")
+            # Sizes are checked as soon as the header is here, before the payload is read.
+            if b0 & 0x08:
+                if length > 125:
+                    raise ProtocolError(f"control frame of {length} bytes (at most 125)")
+            elif self._max_size is not None and length + self._fragment_size > self._max_size:
+                self._too_big(length + self._fragment_size)
             end = start + length
             if end > size:
                 break
@@ -253,6 +287,13 @@ class Transport:
                 continue
             self._frame(opcode, bool(b0 & 0x80), payload, append)
         return buffer[pos:] if pos else buffer
+
+    def _too_big(self, size: int) -> None:
+        self.send_close(1009, "message too big")
+        raise ProtocolError(
+            f"the server sent a message of {size} bytes, over max_message_size "
+            f"({self._max_size} bytes); raise it with connect(max_message_size=...) or "
+            "pass None for no limit")
 
     def _frame(self, opcode: int, fin: bool, payload: bytes, append: object) -> None:
         """Handle the rare frames: control frames and fragments."""
@@ -271,15 +312,18 @@ class Transport:
                 raise ProtocolError("new data frame before the last fragmented message ended")
             self._fragment_opcode = opcode
             self._fragments = [payload]
+            self._fragment_size = len(payload)
         elif opcode == OP_CONT:
             if not self._fragments:
                 raise ProtocolError("continuation frame without a message to continue")
             self._fragments.append(payload)
+            self._fragment_size += len(payload)
         else:
             raise ProtocolError(f"unknown frame opcode {opcode:#x}")
         if fin:
             message = b"".join(self._fragments)
             self._fragments = []
+            self._fragment_size = 0
             append((self._fragment_opcode, message))  # type: ignore[operator]
 
     # ------------------------------------------------------------------ sending

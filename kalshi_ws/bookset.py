@@ -29,6 +29,7 @@ from .models import (
     Channel,
     Closed,
     Lagged,
+    MalformedMessage,
     Reconnected,
     Resubscribed,
     SequenceGap,
@@ -288,7 +289,10 @@ class OrderBookSet:
 
     def _on_item(self, item: Any) -> None:
         if type(item) is StreamUpdate:
-            if item.type == "orderbook_delta":
+            if type(item.msg) is MalformedMessage:
+                if item.channel == Channel.ORDERBOOK_DELTA:
+                    self._on_malformed(item.msg)
+            elif item.type == "orderbook_delta":
                 self._on_delta(item)
             elif item.type == "orderbook_snapshot":
                 self._on_snapshot(item)
@@ -350,10 +354,20 @@ class OrderBookSet:
         for listener in listeners:
             self._call(listener, market, top)
 
-    def _all_stale(self, why: str) -> None:
+    def _on_malformed(self, msg: MalformedMessage) -> None:
+        """An unreadable book frame: its book (every book, if the market is unreadable
+        too) is unsynced; the reader has already asked for a fresh snapshot."""
+        payload = msg.raw.get("msg")
+        market = payload.get("market_ticker") if isinstance(payload, dict) else None
+        self._all_stale("unreadable order-book frame",
+                        only=market if isinstance(market, str) else None)
+
+    def _all_stale(self, why: str, only: str | None = None) -> None:
         with self._lock:
-            stale = [(m, b.top()) for m, b in self._books.items() if m not in self._stale]
-            self._stale.update(self._books)
+            books = self._books if only is None else \
+                {m: b for m, b in self._books.items() if m == only}
+            stale = [(m, b.top()) for m, b in books.items() if m not in self._stale]
+            self._stale.update(books)
             listeners = self._listeners
         if stale:
             logger.info("order books unsynced (%s): %s", why, ", ".join(m for m, _ in stale))

@@ -32,9 +32,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+import attrs
+
 from . import _wire
 from ._dispatch import DROP_OLDEST, ERROR, CallbackHandle, Dispatcher, UpdatesQueue
 from ._transport import (
+    DEFAULT_MAX_MESSAGE_SIZE,
     OP_BINARY,
     OP_CLOSE,
     OP_PONG,
@@ -79,7 +82,7 @@ from .models import (
     channel_of,
 )
 from .protocol import KalshiProtocol
-from .reconnect import backoff_delays, is_retryable
+from .reconnect import backoff_ceiling, backoff_delays, is_retryable, retry_delay
 from .recording import Recorder
 
 if TYPE_CHECKING:
@@ -165,6 +168,8 @@ class KalshiStreamClient:
         self._open_event = threading.Event()
         self._slow_consumer: SlowConsumerError | None = None
         self._reconnects = 0
+        self._connected_at = 0.0  # monotonic time the current connection opened
+        self._backoff_level = 0  # where the reconnect backoff goes on from (see _reconnect)
         self._queue_claimed = options.queue is True
         self._pending_outgoing: list[str] = []
         self._recorder: Recorder | None = None
@@ -199,6 +204,7 @@ class KalshiStreamClient:
         overflow: str | Mapping[Channel | str, str] | None = None,
         resync: bool = True,
         ssl_context: ssl.SSLContext | None = None,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> KalshiStreamClient:
         """Open a connection and start the reader and dispatcher threads.
 
@@ -224,6 +230,10 @@ class KalshiStreamClient:
                 Kalshi ends with errors 10/25.
             ssl_context: TLS settings for wss:// (a corporate CA, a client certificate).
                 The default verifies the certificate and host name.
+            max_message_size: Largest message accepted from the server, in bytes
+                (default 64 MiB; None: no limit). A larger one ends the connection with
+                :class:`ProtocolError` as soon as its header says so, before its bytes
+                are read.
 
         Returns:
             The connected client.
@@ -237,7 +247,7 @@ class KalshiStreamClient:
             timeout=timeout, strategy=strategy, health=health, reconnect=reconnect,
             command_timeout=command_timeout, close_timeout=close_timeout, queue=queue,
             queue_maxsize=queue_maxsize, max_pending=max_pending, overflow=overflow,
-            resync=resync, ssl_context=ssl_context)
+            resync=resync, ssl_context=ssl_context, max_message_size=max_message_size)
         client = cls(config, options)
         try:
             client._first_connect()
@@ -249,7 +259,9 @@ class KalshiStreamClient:
 
     def _first_connect(self) -> None:
         strategy = self._options.strategy
-        delays = backoff_delays(strategy.backoff) if strategy.retries else iter(())
+        backoff = strategy.backoff
+        limit = backoff.max_attempts if strategy.retries else 1  # attempts in all
+        delays = backoff_delays(attrs.evolve(backoff, max_attempts=None))
         attempt = 0
         while True:
             attempt += 1
@@ -257,18 +269,16 @@ class KalshiStreamClient:
                 transport = self._open_transport()
                 break
             except HandshakeError as exc:
-                if not is_retryable(exc):
+                if not is_retryable(exc) or (limit is not None and attempt >= limit):
                     raise
-                delay = next(delays, None)
-                if delay is None:
-                    raise
+                delay = retry_delay(next(delays), exc, backoff)
                 logger.warning("connect attempt %d to %s failed (%s); retrying in %.2f s",
                                attempt, self._config.url, exc, delay)
                 time.sleep(delay)
         self._transport = transport
         self._state = OPEN
         self._open_event.set()
-        self._last_frame = time.monotonic()
+        self._last_frame = self._connected_at = time.monotonic()
         self._reader = threading.Thread(target=self._reader_main,
                                         name=f"kalshi-ws-reader-{self._number}", daemon=True)
         self._reader.start()
@@ -282,7 +292,8 @@ class KalshiStreamClient:
         try:
             return Transport.connect(
                 self._config.url, self._signer.headers(), timeout=self._options.timeout,
-                tick=_TICK, ssl_context=self._options.ssl_context, attempt=attempt)
+                tick=_TICK, ssl_context=self._options.ssl_context, attempt=attempt,
+                max_message_size=self._options.max_message_size)
         finally:
             self._attempt = None
 
@@ -720,10 +731,14 @@ class KalshiStreamClient:
     def close(self, timeout: float | None = None) -> None:
         """Close the connection and stop both threads. Idempotent.
 
-        Safe from any thread, including a callback (the dispatcher then finishes after
-        the callback returns). Updates already received are delivered (until the
-        deadline), then :class:`Closed` is delivered last. Commands still waiting fail
-        with :class:`ConnectionClosedOK`.
+        Safe from any thread, including a callback. Updates already received are
+        delivered until shortly before the deadline (a quarter of ``timeout``, at most
+        0.5 s, is kept for ending the threads); the rest are discarded with a warning
+        saying how many. :class:`Closed` is delivered last. Once close() returns, no
+        callback starts, whatever state the client was in (also after it died, and
+        when close() is called from a callback: :class:`Closed` then goes to the
+        ``updates`` queue only). Commands still waiting fail with
+        :class:`ConnectionClosedOK`.
 
         Args:
             timeout: Seconds the whole close may take (default: ``close_timeout``).
@@ -735,22 +750,34 @@ class KalshiStreamClient:
         check_timeout(timeout)
         if timeout is None:
             timeout = self._options.close_timeout
+        try:
+            self._close(timeout)
+        finally:
+            # Whatever happened above (a timeout, a stuck callback, an exception):
+            # once close() returns, no callback starts.
+            self._dispatcher.stop_callbacks()
+
+    def _close(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        # Updates still undelivered a little before the deadline are discarded (counted,
+        # warned), so that a callback that is slow but not stuck lets the dispatcher
+        # finish in time and close() need not abandon it.
+        delivery_deadline = deadline - min(0.5, timeout / 4)
         with self._lock:
             first = self._state not in (CLOSING, CLOSED)
             if first:
                 self._state = CLOSING
-                if self._user_close is None:
-                    self._user_close = ConnectionClosedOK("closed by the user (close())")
+                self._dispatcher_deadline = delivery_deadline
+                self._user_close = ConnectionClosedOK("closed by the user (close())")
             transport = self._transport
         self._stop_requested.set()
         self._open_event.set()
+        self._dispatcher.hurry(delivery_deadline)  # also when the client had already died
         attempt = self._attempt
         if attempt is not None:  # a reconnect attempt under way: stop it now
             attempt.abort()
         if first:
             logger.info("closing connection to %s", self._config.url)
-            self._dispatcher_deadline = deadline
             if transport is not None:
                 if self._send_lock.acquire(timeout=min(1.0, timeout)):
                     try:
@@ -1105,11 +1132,16 @@ class KalshiStreamClient:
         self._dispatcher.post([_connection_lost(cause, True)])
         if isinstance(cause, SlowConsumerError) and not self._wait_for_consumers():
             return _Stop(ConnectionClosedOK("client closed"))
+        if lost_at - self._connected_at >= policy.healthy_after:
+            self._backoff_level = 0  # the connection was healthy: start small again
         attempt = 0
         last_error: BaseException = cause
-        for delay in backoff_delays(policy.backoff):
+        for delay in backoff_delays(policy.backoff, start=self._backoff_level):
             attempt += 1
-            logger.info("reconnect attempt %d in %.3f s", attempt, delay)
+            delay = retry_delay(delay, last_error, policy.backoff)
+            logger.info("reconnect attempt %d in %.3f s (backoff ceiling %.3f s)", attempt,
+                        delay, backoff_ceiling(policy.backoff, self._backoff_level))
+            self._backoff_level += 1
             if self._stop_requested.wait(delay):
                 return _Stop(ConnectionClosedOK("client closed"))
             try:
@@ -1140,6 +1172,7 @@ class KalshiStreamClient:
                     deliveries = self._protocol.deliveries
                     self._protocol.deliveries = []
                     self._state = OPEN
+                    self._connected_at = time.monotonic()
                 self._open_event.set()
                 logger.info("reconnected to %s after %.2f s (attempt %d); %d subscription(s) "
                             "restored", self._config.url, downtime, attempt, len(done.sid_map))
@@ -1212,6 +1245,7 @@ class _Options:
     overflow_default: str | None
     resync: bool
     ssl_context: ssl.SSLContext | None
+    max_message_size: int | None
 
     def overflow_policy(self, channel: Any) -> str:
         policy = self.overflow.get(str(channel))
@@ -1233,6 +1267,11 @@ class _Options:
             value = values[name]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name} must be a positive int")
+        size = values["max_message_size"]
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                                 or size < 1):
+            raise ConfigurationError(f"max_message_size must be a positive number of bytes "
+                                     f"or None, not {size!r}")
         if not isinstance(values["strategy"], ConnectStrategy):
             raise ConfigurationError("strategy must be ConnectStrategy.SIMPLE, "
                                      "ConnectStrategy.RETRY or ConnectStrategy.retry(...)")

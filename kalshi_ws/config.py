@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -24,6 +26,8 @@ __all__ = [
     "ReconnectPolicy",
 ]
 
+logger = logging.getLogger(__name__)
+
 PROD_WS_URL = "wss://external-api-ws.kalshi.com/trade-api/ws/v2"
 DEMO_WS_URL = "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2"
 
@@ -41,12 +45,18 @@ class KalshiConfig:
         private_key: PEM text or bytes (PKCS#1 or PKCS#8), or a ``cryptography`` RSA
             private key object.
         environment: ``"demo"`` (default) or ``"prod"``; picks Kalshi's URL.
-        ws_url: Overrides the URL (``ws://`` is allowed, for local servers).
+        ws_url: Overrides the URL. ``ws://`` (no TLS) is allowed to a loopback host
+            (``localhost``, ``127.x.x.x``, ``::1``) only: elsewhere the signed headers
+            would travel in clear, and anyone on the path could replay them within
+            the clock-skew window.
         private_key_password: The password of an encrypted PEM, if any.
+        allow_insecure: Allow ``ws://`` to a host that is not loopback anyway (a
+            warning is logged when the config is made).
 
     Raises:
-        ConfigurationError: a missing key id, an unusable key, an unknown environment
-            or a URL that is not ws:// or wss://.
+        ConfigurationError: a missing key id, an unusable key, an unknown environment,
+            a URL that is not ws:// or wss://, or ws:// to a host that is not loopback
+            without ``allow_insecure=True``.
     """
 
     __slots__ = ("_api_key_id", "_environment", "_private_key", "_url")
@@ -59,6 +69,7 @@ class KalshiConfig:
         environment: str = "demo",
         ws_url: str | None = None,
         private_key_password: str | bytes | None = None,
+        allow_insecure: bool = False,
     ) -> None:
         if not isinstance(api_key_id, str) or not api_key_id.strip():
             raise ConfigurationError("api_key_id must be a non-empty string")
@@ -68,7 +79,7 @@ class KalshiConfig:
                 f"environment must be 'demo' or 'prod', not {environment!r}"
             )
         url = ws_url if ws_url is not None else _ENVIRONMENTS[env]
-        _check_url(url)
+        _check_url(url, allow_insecure)
         self._api_key_id = api_key_id.strip()
         self._private_key = load_private_key(private_key, private_key_password)
         self._environment = "prod" if env == "production" else env
@@ -83,8 +94,9 @@ class KalshiConfig:
         environment: str = "demo",
         ws_url: str | None = None,
         private_key_password: str | bytes | None = None,
+        allow_insecure: bool = False,
     ) -> KalshiConfig:
-        """Build a config from a PEM key file.
+        """Build a config from a PEM key file (the other arguments as for the class).
 
         Raises:
             ConfigurationError: the file cannot be read, or holds no usable key.
@@ -96,7 +108,7 @@ class KalshiConfig:
                 f"cannot read private key file {os.fspath(path)!r}: {exc.strerror or exc}"
             ) from None
         return cls(api_key_id, data, environment=environment, ws_url=ws_url,
-                   private_key_password=private_key_password)
+                   private_key_password=private_key_password, allow_insecure=allow_insecure)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> KalshiConfig:
@@ -104,7 +116,8 @@ class KalshiConfig:
 
         Reads ``KALSHI_API_KEY_ID``; ``KALSHI_PRIVATE_KEY_PATH`` (a PEM file) or
         ``KALSHI_PRIVATE_KEY`` (the PEM text itself); optionally ``KALSHI_ENV``
-        (``demo`` or ``prod``), ``KALSHI_WS_URL`` and ``KALSHI_PRIVATE_KEY_PASSWORD``.
+        (``demo`` or ``prod``), ``KALSHI_WS_URL``, ``KALSHI_PRIVATE_KEY_PASSWORD`` and
+        ``KALSHI_ALLOW_INSECURE=1`` (see ``allow_insecure``).
 
         Args:
             environ: The variables to read (default ``os.environ``).
@@ -127,6 +140,8 @@ class KalshiConfig:
             "environment": env.get("KALSHI_ENV", "demo").strip() or "demo",
             "ws_url": env.get("KALSHI_WS_URL", "").strip() or None,
             "private_key_password": env.get("KALSHI_PRIVATE_KEY_PASSWORD") or None,
+            "allow_insecure": env.get("KALSHI_ALLOW_INSECURE", "").strip().lower()
+            in ("1", "true", "yes"),
         }
         try:
             if key_path:
@@ -136,7 +151,7 @@ class KalshiConfig:
             source = "KALSHI_PRIVATE_KEY_PATH" if key_path else "KALSHI_PRIVATE_KEY"
             if "environment must be" in str(exc):
                 source = "KALSHI_ENV"
-            elif "URL" in str(exc):
+            elif "URL" in str(exc) or "ws_url" in str(exc):
                 source = "KALSHI_WS_URL"
             raise ConfigurationError(f"{source}: {exc}") from None
 
@@ -182,7 +197,7 @@ class KalshiConfig:
         raise TypeError("KalshiConfig holds a private key and cannot be pickled")
 
 
-def _check_url(url: object) -> None:
+def _check_url(url: object, allow_insecure: bool = False) -> None:
     if not isinstance(url, str):
         raise ConfigurationError(f"ws_url must be a string, not {type(url).__name__}")
     try:
@@ -194,6 +209,26 @@ def _check_url(url: object) -> None:
         raise ConfigurationError(
             f"ws_url must be a ws:// or wss:// URL with a host, not {url!r}"
         )
+    if parsed.scheme == "ws" and not is_loopback(parsed.hostname):
+        if not allow_insecure:
+            raise ConfigurationError(
+                f"ws_url {url!r} has no TLS and {parsed.hostname!r} is not this machine: "
+                "the signed login headers would travel in clear and could be replayed. "
+                "Use wss://, or pass allow_insecure=True (KALSHI_ALLOW_INSECURE=1) if you "
+                "accept that")
+        logger.warning("ws_url %s has no TLS: the signed login headers travel in clear "
+                       "(allow_insecure=True)", url)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (``localhost`` or a loopback address)."""
+    if host.lower().rstrip(".") in ("localhost", "localhost.localdomain") or \
+            host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def is_seconds(value: object) -> bool:
@@ -249,7 +284,7 @@ class Backoff:
     Attributes:
         base: Seconds; the ceiling of the first wait.
         cap: Seconds; no wait is longer.
-        max_attempts: How many attempts in all (None: no limit).
+        max_attempts: How many attempts in all, the first included (None: no limit).
     """
 
     base: float = attrs.field(default=0.5, validator=_positive("base"))
@@ -296,10 +331,17 @@ class ReconnectPolicy:
 
     Attributes:
         backoff: Delay between attempts; its ``max_attempts`` ends the client after so
-            many failed attempts in a row (None: keep trying until close()).
+            many failed attempts in a row (None: keep trying until close()). A
+            ``Retry-After`` the server sends with a refusal (429, 503) is honoured, up
+            to the backoff's cap.
         restore_timeout: Seconds to wait for Kalshi to acknowledge the restored
             subscriptions on a new connection before trying again.
+        healthy_after: Seconds a connection must stay up before the backoff starts
+            again from its smallest wait. A server that accepts and then drops the
+            connection at once therefore sees exponentially spaced attempts, not a
+            storm of quick reconnects.
     """
 
     backoff: Backoff = Backoff()
     restore_timeout: float = attrs.field(default=10.0, validator=_positive("restore_timeout"))
+    healthy_after: float = attrs.field(default=30.0, validator=_positive("healthy_after"))

@@ -92,11 +92,17 @@ _LIST_REPLY_TYPES = frozenset({
     "cfbenchmarks_value_indexlist", "cfbenchmarks_value_5hz_indexlist",
     "pyth_value_underlying_list",
 })
-_SUBSCRIBE_KINDS = frozenset({"subscribe", "restore", "resubscribe", "unsub_resub",
-                              "abandoned_subscribe"})
-_UNKNOWN_SID_BUFFER = 100_000
+_SUBSCRIBE_KINDS = frozenset({"subscribe", "restore", "resubscribe", "unsub_resub"})
+# Frames of sids not known yet (Kalshi may send a sid's first frames before "subscribed"),
+# held in all, whatever the number of sids; past that they are delivered unchecked.
+_UNKNOWN_SID_BUFFER = 10_000
+# A seq this far behind the last one is not a duplicate but a sequence that went back.
+DUPLICATE_WINDOW = 1024
+# Longest digit string read as a seq (Python refuses to parse very long ones anyway).
+_MAX_SEQ_DIGITS = 20
 INTERNAL_COMMAND_TIMEOUT = 15.0
 
+_BAD_SEQ: Any = object()  # _out_of_order's answer for a seq that is not a seq
 _build_message = _wire.build_message
 _new_update = _wire.constructor(StreamUpdate)
 
@@ -165,6 +171,8 @@ class _Pending:
     sids: list[int] = attrs.Factory(list)  # unsubscribe: sids still unanswered
     done_sids: list[int] = attrs.Factory(list)
     errors: list[CommandError] = attrs.Factory(list)
+    # The user stopped waiting (timeout, lost send): a late reply is resolved, not returned.
+    abandoned: bool = False
     sid: int | None = None  # update / resync / resubscribe: the sid concerned
     markets: set[str] = attrs.Factory(set)  # get_snapshot: snapshots still expected
     template: _Sub | None = None  # resubscribe / restore: what to re-create
@@ -233,8 +241,10 @@ class KalshiProtocol:
         self._subs: dict[int, _Sub] = {}
         self._retired: set[int] = set()
         self._unknown: dict[int, list[dict[str, Any]]] = {}
+        self._unknown_held = 0  # frames in _unknown, all sids together
+        self._warned_unknown_full = False
         self._warned_unknown_sids: set[int] = set()
-        self._warned_types: set[str] = set()
+        self._warned_types: set[Any] = set()
         self._to_restore: list[_Sub] = []
         self._restoring = False
         self._held: list[Any] = []
@@ -475,15 +485,17 @@ class KalshiProtocol:
         return pending.id, _wire.encode({"id": pending.id, "cmd": cmd, "params": params})
 
     def abandon(self, command_id: int) -> None:
-        """Forget a user command whose caller stopped waiting; a late reply is ignored.
+        """Give up on a user command whose caller stopped waiting.
 
-        A subscription that a late ``subscribed`` reply creates is still tracked,
-        because it exists on the server.
+        Its late reply is still resolved (see :meth:`_discard_late_subscription`), but only
+        for :data:`INTERNAL_COMMAND_TIMEOUT` more seconds: after that the command is
+        forgotten, so that nothing waits for a reply that never comes.
         """
         pending = self._pending.get(command_id)
         if pending is not None and pending.user:
             pending.user = False
-            pending.kind = "abandoned_" + pending.kind
+            pending.abandoned = True
+            pending.deadline = self._now + INTERNAL_COMMAND_TIMEOUT
 
     def _send_internal(self, pending: _Pending, cmd: str, params: dict[str, Any]) -> None:
         if pending.kind != "restore":  # the client times out a restore as a whole
@@ -504,12 +516,17 @@ class KalshiProtocol:
             if pending.deadline is None or pending.deadline > now:
                 continue
             del self._pending[pending.id]
+            if pending.abandoned:
+                logger.info("%s command %d, abandoned by its caller, was never answered; "
+                            "forgotten", pending.kind, pending.id)
+                continue
             logger.warning("internal %s command %d was not answered in %.0f s",
                            pending.kind, pending.id, INTERNAL_COMMAND_TIMEOUT)
             if pending.kind == "resync" and pending.sid in self._subs:
                 self._resubscribe(self._subs[pending.sid], "resync timed out", unsubscribe=True)
             elif pending.kind in ("resubscribe", "unsub_resub") and pending.template is not None:
                 self._start_resubscribe(pending.template, "retry after timeout")
+        self._flush_all_unknown()  # a forgotten subscribe may have been the last in flight
 
     # ------------------------------------------------------------------ connection lifecycle
 
@@ -532,6 +549,7 @@ class KalshiProtocol:
         self._subs.clear()
         self._retired.clear()
         self._unknown.clear()
+        self._unknown_held = 0
         self._held.clear()
         self._restoring = False
         return failed
@@ -608,13 +626,13 @@ class KalshiProtocol:
         return counters
 
     def receive(self, frame: Any) -> None:
-        """Process one parsed frame from the server. Never raises for bad input.
+        """Process one parsed frame from the server. Never raises, whatever the JSON value.
 
         Args:
             frame: The JSON value of one text frame (normally a dict).
         """
         # This is the hot path: one call per data frame. Anything unusual (not a dict,
-        # a reply, an unknown sid) leaves it for _receive_other at the first test.
+        # a reply, an unknown sid, a seq out of order) leaves it at the first test.
         get = frame.get if frame.__class__ is dict else None
         if get is None:
             self._receive_other(frame, None)
@@ -622,40 +640,119 @@ class KalshiProtocol:
         wire_type = get("type")
         sid = get("sid")
         sub = self._subs.get(sid) if sid.__class__ is int else None
-        if sub is None or wire_type in _REPLY_TYPES or wire_type.__class__ is not str:
+        if sub is None or wire_type.__class__ is not str or wire_type in _REPLY_TYPES:
             self._receive_other(frame, wire_type)
             return
         counters = sub.counters
         counters.received += 1  # type: ignore[union-attr]
         seq = get("seq")
-        if seq.__class__ is int:
-            last = sub.last_seq
-            if seq != last + 1:
-                if seq <= last:
-                    counters.duplicates += 1  # type: ignore[union-attr]
+        if seq is not None:
+            if seq.__class__ is int and seq == sub.last_seq + 1:
+                sub.last_seq = seq
+            else:
+                seq = self._out_of_order(sub, counters, seq)  # type: ignore[arg-type]
+                if seq is None:
+                    return  # a duplicate (counted)
+                if seq is _BAD_SEQ:
+                    self._bad_seq(sub, wire_type, frame)
                     return
-                self._gap(sub, counters, last + 1, seq)
-            sub.last_seq = seq
         payload = get("msg")
+        msg = _build_message(wire_type, payload, frame)
         if sub.is_book:
             market = payload.get("market_ticker") if payload.__class__ is dict else None
             if market.__class__ is not str:
                 market = None
-            if wire_type == "orderbook_delta" and market in sub.snapshotted:
+            if msg.__class__ is MalformedMessage:
+                self._book_frame_malformed(sub, market, msg.error)  # type: ignore[arg-type]
+            elif wire_type == "orderbook_delta" and market in sub.snapshotted:
                 pass  # the common case: a delta for a book in sync
             elif not self._accept_book_frame(sub, counters, wire_type,  # type: ignore[arg-type]
                                              market, frame):
                 return
         elif wire_type in _LIST_REPLY_TYPES and get("id") is not None:
             self._complete_list_reply(frame, payload)
-        update = _new_update(sub.channel, wire_type, sub.sid, seq,
-                             _build_message(wire_type, payload, frame), get("sending_ts_ms"))
-        if sub.is_book and wire_type == "orderbook_snapshot" and market is not None:
-            self.latest_snapshots[market] = update.msg
+        update = _new_update(sub.channel, wire_type, sub.sid, seq, msg, get("sending_ts_ms"))
+        if sub.is_book and wire_type == "orderbook_snapshot" and market is not None and \
+                msg.__class__ is not MalformedMessage:
+            self.latest_snapshots[market] = msg
         if self._restoring:
             self._held.append(update)
         else:
             self.deliveries.append(update)
+
+    def _out_of_order(self, sub: _Sub, counters: _Counters, seq: Any) -> Any:
+        """A seq that is not the next one: a gap, a duplicate, a reset or not a seq.
+
+        Returns:
+            The seq (an int) when the frame is to be processed, None for a duplicate
+            (dropped and counted), or ``_BAD_SEQ`` when the value is not a seq.
+        """
+        if seq.__class__ is str and seq.isascii() and seq.isdigit() and \
+                len(seq) <= _MAX_SEQ_DIGITS:
+            seq = int(seq)  # Kalshi has turned numbers into strings before
+        if seq.__class__ is not int or seq < 1:
+            return _BAD_SEQ
+        last = sub.last_seq
+        if seq == last + 1:
+            sub.last_seq = seq
+        elif seq > last:
+            self._gap(sub, counters, last + 1, seq)
+            sub.last_seq = seq
+        elif seq > last - DUPLICATE_WINDOW:
+            counters.duplicates += 1
+            return None
+        else:
+            # Far behind: not a copy of a recent frame but a sequence that restarted
+            # (or a previous seq was absurd). Report it and follow the new sequence.
+            logger.warning("seq on sid %d (%s) went back from %d to %d; following it",
+                           sub.sid, sub.channel, last, seq)
+            self._gap(sub, counters, last + 1, seq)
+            sub.last_seq = seq
+        return seq
+
+    def _bad_seq(self, sub: _Sub, wire_type: str, frame: dict[str, Any]) -> None:
+        """A frame whose seq cannot be read: malformed; a book can no longer be trusted."""
+        error = f"'seq' is not a positive integer: {frame.get('seq')!r}"[:200]
+        self._warn_once(("seq", sub.channel), "malformed %s frame on sid %d: %s",
+                        wire_type, sub.sid, error)
+        if sub.is_book:
+            payload = frame.get("msg")
+            market = payload.get("market_ticker") if type(payload) is dict else None
+            self._book_frame_malformed(sub, market if type(market) is str else None, error)
+        self._deliver(StreamUpdate(channel=sub.channel, type=wire_type, sid=sub.sid, seq=None,
+                                   msg=MalformedMessage(type=wire_type, raw=frame, error=error)))
+
+    def _book_frame_malformed(self, sub: _Sub, market: str | None, error: str) -> None:
+        """An order-book frame that cannot be read: distrust its book and resync it.
+
+        When the market cannot be read either, every book of the sid is affected.
+        """
+        if market is not None:
+            affected = [market] if market in (sub.markets or ()) else []
+        else:
+            affected = list(sub.markets or ())
+        self._warn_once(("book", sub.sid),
+                        "unreadable order-book frame on sid %d (%s): %s; resynchronising %s",
+                        sub.sid, market or "market unknown", error,
+                        ", ".join(affected) or "nothing (not a market of this sid)")
+        requested = {m for p in self._pending.values()
+                     if p.kind == "resync" and p.sid == sub.sid for m in p.markets}
+        missing = []
+        for name in affected:
+            sub.snapshotted.discard(name)
+            sub.awaiting.add(name)
+            if name not in requested:
+                missing.append(name)
+        if missing and self.resync:
+            self._request_snapshots(sub, missing)
+
+    def _warn_once(self, key: Any, message: str, *args: Any) -> None:
+        """Log a warning the first time for ``key``, and at DEBUG after that."""
+        if key in self._warned_types:
+            logger.debug(message, *args)
+        else:
+            self._warned_types.add(key)
+            logger.warning(message, *args)
 
     def _receive_other(self, frame: Any, wire_type: Any) -> None:
         """Frames off the hot path: not an object, no type, replies, unknown sids."""
@@ -740,10 +837,14 @@ class KalshiProtocol:
             self._complete_list_reply(frame, frame.get("msg"))
         if buffer and type(sid) is int and self._subscribe_in_flight():
             # Kalshi may send a sid's first frames before its "subscribed" reply.
-            buffered = self._unknown.setdefault(sid, [])
-            if len(buffered) < _UNKNOWN_SID_BUFFER:
-                buffered.append(frame)
+            if self._unknown_held < _UNKNOWN_SID_BUFFER:
+                self._unknown.setdefault(sid, []).append(frame)
+                self._unknown_held += 1
                 return
+            if not self._warned_unknown_full:
+                self._warned_unknown_full = True
+                logger.warning("%d frames of sids not subscribed (yet) are held; further "
+                               "ones are delivered unchecked", _UNKNOWN_SID_BUFFER)
         if sid not in self._warned_unknown_sids:
             self._warned_unknown_sids.add(sid)
             logger.warning("%s frame for sid %r, which is not a subscription of this "
@@ -757,9 +858,16 @@ class KalshiProtocol:
             msg=_wire.build_message(wire_type, frame.get("msg"), frame),
             sending_ts_ms=frame.get("sending_ts_ms")))
 
-    def _flush_unknown(self, sid: int) -> None:
+    def _take_unknown(self, sid: int) -> list[dict[str, Any]]:
+        """Remove and return the frames held for a sid not known when they came."""
         frames = self._unknown.pop(sid, None)
-        for frame in frames or ():
+        if frames is None:
+            return []
+        self._unknown_held -= len(frames)
+        return frames
+
+    def _flush_unknown(self, sid: int) -> None:
+        for frame in self._take_unknown(sid):
             self.receive(frame)
 
     def _flush_all_unknown(self) -> None:
@@ -767,6 +875,7 @@ class KalshiProtocol:
         if not self._unknown or self._subscribe_in_flight():
             return
         unknown, self._unknown = self._unknown, {}
+        self._unknown_held = 0
         for sid, frames in unknown.items():
             for frame in frames:
                 if sid in self._subs:
@@ -808,9 +917,32 @@ class KalshiProtocol:
         if pending is None:
             logger.warning("'subscribed' reply for sid %d matches no command", sid)
             return
+        merged = sid in self._subs
         sub = self._add_sub(pending, sid, channel)
         self._answer_channel(pending, str(channel), sub.public())
+        if pending.abandoned and not merged:
+            self._discard_late_subscription(pending, sub)
+        elif pending.abandoned:
+            logger.warning("subscribe command %d was answered after its caller gave up: "
+                           "its markets joined subscription %d, where they stay",
+                           pending.id, sid)
         self._flush_unknown(sid)
+
+    def _discard_late_subscription(self, pending: _Pending, sub: _Sub) -> None:
+        """A subscribe acknowledged after its caller gave up: undo it (unsubscribe).
+
+        The caller was told the command failed and may well retry; keeping the late
+        subscription would deliver the same data twice. Its frames are discarded.
+        """
+        self._subs.pop(sub.sid, None)
+        self._retired.add(sub.sid)
+        held = len(self._take_unknown(sub.sid))
+        logger.warning("subscribe command %d was answered after its caller gave up "
+                       "(%s, sid %d): unsubscribing it; its frames are discarded%s",
+                       pending.id, sub.channel, sub.sid,
+                       f" ({held} already received)" if held else "")
+        discard = _Pending(id=self._new_id(), kind="unsubscribe", user=False, sids=[sub.sid])
+        self._send_internal(discard, "unsubscribe", {"sids": [sub.sid]})
 
     def _add_sub(self, pending: _Pending, sid: int, channel: Channel | str) -> _Sub:
         existing = self._subs.get(sid)
@@ -880,9 +1012,10 @@ class KalshiProtocol:
 
     def _finish_subscribe(self, pending: _Pending) -> None:
         kind = pending.kind
-        if kind == "subscribe":
+        if kind == "subscribe" and pending.user:
             self.completions.append((pending.id, SubscribeResult(
                 successful=tuple(pending.successes), failed=tuple(pending.failures)), None))
+
         elif kind in ("restore", "resubscribe", "unsub_resub"):
             template = pending.template
             assert template is not None
@@ -914,11 +1047,11 @@ class KalshiProtocol:
             return
         if pending is None:
             pending = next((p for p in self._pending.values()
-                            if p.kind in ("unsubscribe", "abandoned_unsubscribe", "unsub_resub")
+                            if p.kind in ("unsubscribe", "unsub_resub")
                             and sid in p.sids), None)
         sub = self._subs.pop(sid, None)
         self._retired.add(sid)
-        self._unknown.pop(sid, None)
+        self._take_unknown(sid)
         if pending is not None and pending.kind == "unsub_resub":
             self._resubscribe_after_unsubscribe(pending)
             return
@@ -940,7 +1073,7 @@ class KalshiProtocol:
         if pending.sids:
             return
         del self._pending[pending.id]
-        if pending.kind != "unsubscribe":
+        if pending.kind != "unsubscribe" or not pending.user:
             return
         if pending.errors:
             error = pending.errors[0]
@@ -959,17 +1092,16 @@ class KalshiProtocol:
             logger.debug("'ok' reply %r matches no pending command", frame.get("id"))
             return
         kind = pending.kind
-        if kind in ("list", "abandoned_list"):
+        if kind == "list":
             del self._pending[pending.id]
             entries = payload if isinstance(payload, list) else frame.get("subscriptions", [])
             infos = [SubscriptionInfo(channel=channel_of(str(e.get("channel", ""))),
                                       sid=e.get("sid"))
                      for e in entries or () if isinstance(e, dict)]
-            if kind == "list":
+            if pending.user:
                 self.completions.append((pending.id, infos, None))
             return
-        if kind in ("subscribe", "restore", "resubscribe", "unsub_resub",
-                    "abandoned_subscribe"):
+        if kind in _SUBSCRIBE_KINDS:
             # The merge case: a repeated subscribe answered with an ok for the existing sid.
             existing = self._subs.get(sid) if type(sid) is int else None
             if existing is None:
@@ -986,7 +1118,7 @@ class KalshiProtocol:
                 existing.markets = merged
             self._answer_channel(pending, str(existing.channel), existing.public())
             return
-        if kind in ("update", "resync", "abandoned_update"):
+        if kind in ("update", "resync"):
             reported = _reported_list(frame, payload)
             self._apply_update(pending, reported)
             self._finish_update(pending, self._update_result(pending, reported))
@@ -1008,7 +1140,7 @@ class KalshiProtocol:
 
     def _pending_update_for(self, sid: int) -> _Pending | None:
         return next((p for p in self._pending.values()
-                     if p.kind in ("update", "resync", "abandoned_update") and p.sid == sid),
+                     if p.kind in ("update", "resync") and p.sid == sid),
                     None)
 
     def _apply_update(self, pending: _Pending, reported: list[str] | None) -> None:
@@ -1053,18 +1185,18 @@ class KalshiProtocol:
     def _finish_update(self, pending: _Pending, result: list[str]) -> None:
         if self._pending.pop(pending.id, None) is None:
             return
-        if pending.kind == "update":
+        if pending.kind == "update" and pending.user:
             self.completions.append((pending.id, list(result), None))
 
     def _complete_list_reply(self, frame: dict[str, Any], payload: Any) -> None:
         command_id = frame.get("id")
         pending = self._pending.get(command_id) if type(command_id) is int else None
-        if pending is None or pending.kind not in ("update", "abandoned_update"):
+        if pending is None or pending.kind != "update":
             return
         values = None
         if type(payload) is dict:
             values = payload.get("index_ids", payload.get("underlying_tickers"))
-        self._finish_update(pending, list(values or []))
+        self._finish_update(pending, [str(v) for v in values] if type(values) is list else [])
 
     def _on_error(self, pending: _Pending | None, frame: dict[str, Any], sid: Any,
                   payload: Any) -> None:
@@ -1090,8 +1222,7 @@ class KalshiProtocol:
     def _fail_pending(self, pending: _Pending, code: int, text: str, error: CommandError,
                       sid: Any) -> None:
         kind = pending.kind
-        if kind in ("subscribe", "restore", "resubscribe", "unsub_resub",
-                    "abandoned_subscribe"):
+        if kind in _SUBSCRIBE_KINDS:
             if kind == "unsub_resub" and not pending.channels:
                 # The unsubscribe half failed (e.g. unknown sid): subscribe anyway.
                 self._resubscribe_after_unsubscribe(pending)
@@ -1102,7 +1233,7 @@ class KalshiProtocol:
                 pending.unplaced.append((code, text))
             self._settle_subscribe(pending)
             return
-        if kind in ("unsubscribe", "abandoned_unsubscribe"):
+        if kind == "unsubscribe":
             if code in _COMMAND_LEVEL_ERRORS:
                 pending.sids = pending.sids[-1:]
             self._answer_sid(pending, sid if type(sid) is int else None, error)
@@ -1120,7 +1251,8 @@ class KalshiProtocol:
             sub = self._subs.get(pending.sid) if pending.sid is not None else None
             if sub is not None and pending.params.get("action") == "add_markets":
                 sub.awaiting.difference_update(pending.params.get("market_tickers") or [])
-            self.completions.append((pending.id, None, error))
+            if pending.user:
+                self.completions.append((pending.id, None, error))
 
     def _subscription_error(self, sub: _Sub, code: int, text: str) -> None:
         self._deliver(SubscriptionError(sid=sub.sid, channel=sub.channel, code=code,

@@ -1,30 +1,37 @@
-"""Pure reconnect helpers: the backoff schedule and which failures are worth retrying."""
+"""Pure reconnect helpers: the backoff schedule, Retry-After, and what is worth retrying."""
 
 from __future__ import annotations
 
+import email.utils
+import math
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 from .config import Backoff
-from .exceptions import AuthenticationError
+from .exceptions import AuthenticationError, HandshakeError
 
-__all__ = ["backoff_ceiling", "backoff_delays", "is_retryable"]
+__all__ = ["backoff_ceiling", "backoff_delays", "is_retryable", "retry_after", "retry_delay"]
 
 
-def backoff_delays(backoff: Backoff, rng: random.Random | None = None) -> Iterator[float]:
+def backoff_delays(backoff: Backoff, rng: random.Random | None = None,
+                   start: int = 0) -> Iterator[float]:
     """Yield the wait before each attempt: full jitter over a doubling, capped ceiling.
 
-    Attempt ``n`` (from 0) waits ``uniform(0, min(cap, base * 2**n))`` seconds. The
-    generator stops after ``backoff.max_attempts`` values (never, if None).
+    Attempt ``n`` waits ``uniform(0, min(cap, base * 2**n))`` seconds. The generator
+    stops after ``backoff.max_attempts`` values (never, if None).
 
     Args:
         backoff: The schedule.
         rng: The random source (injectable for tests).
+        start: The level of the first value: a client whose connections keep failing
+            soon after they open goes on from where the last outage left off, rather
+            than from the smallest wait (see ``ReconnectPolicy.healthy_after``).
     """
     uniform = (rng or random.Random()).uniform
     attempt = 0
     while backoff.max_attempts is None or attempt < backoff.max_attempts:
-        yield uniform(0.0, backoff_ceiling(backoff, attempt))
+        yield uniform(0.0, backoff_ceiling(backoff, start + attempt))
         attempt += 1
 
 
@@ -40,3 +47,40 @@ def is_retryable(error: BaseException) -> bool:
     (refused TCP, DNS, TLS hiccups, 429, 5xx, a dropped handshake) is.
     """
     return not isinstance(error, AuthenticationError)
+
+
+def retry_after(error: BaseException, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds the server asked us to wait (``Retry-After``), if it did.
+
+    Read from a refused handshake (usually 429 or 503): either delay-seconds or an HTTP
+    date. Anything unreadable, or a date in the past, counts as no request.
+
+    Args:
+        error: The failure of the last attempt.
+        now: The wall clock, for HTTP dates (injectable for tests).
+    """
+    if not isinstance(error, HandshakeError):
+        return None
+    value = (error.headers or {}).get("retry-after")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value) if len(value) < 10 else math.inf
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # HTTP dates are GMT
+        return None
+    wait = when.timestamp() - now()
+    return wait if wait > 0 else None
+
+
+def retry_delay(delay: float, error: BaseException, backoff: Backoff) -> float:
+    """The wait before the next attempt: the backoff's draw, or longer if the server
+    asked for it with Retry-After, but never past the backoff's cap."""
+    asked = retry_after(error)
+    if asked is None:
+        return delay
+    return max(delay, min(asked, backoff.cap))

@@ -238,6 +238,7 @@ class FakeKalshiServer:
         self.commands: list[dict[str, Any]] = []
         self._rejections: collections.deque[tuple[int, str]] = collections.deque()
         self._reject_forever: tuple[int, str] | None = None
+        self._retry_after: str | None = None
         self._drops = 0
         self._connections = 0
         #: With track_books: (connection number, seq, market, fingerprint of the true
@@ -382,6 +383,8 @@ class FakeKalshiServer:
                                      "error", "message": text}})
         response = connection.respond(status, body)
         response.headers["Content-Type"] = "application/json"
+        if self._retry_after is not None:
+            response.headers["Retry-After"] = self._retry_after
         return response
 
     def _handshake_verdict(self, request: Request) -> tuple[int, str]:
@@ -415,8 +418,17 @@ class FakeKalshiServer:
             return 401, "INCORRECT_API_KEY_SIGNATURE"
         return 101, ""
 
-    def reject_handshakes(self, status: int, count: int | None = 1, body: str = "") -> None:
-        """Answer the next ``count`` handshakes (None: all) with ``status``."""
+    def reject_handshakes(self, status: int, count: int | None = 1, body: str = "",
+                          retry_after: str | None = None) -> None:
+        """Answer the next ``count`` handshakes (None: all) with ``status``.
+
+        Args:
+            status: The HTTP status.
+            count: How many handshakes (None: every one until accept_handshakes()).
+            body: The error message in the JSON body.
+            retry_after: A ``Retry-After`` header value (seconds or an HTTP date).
+        """
+        self._retry_after = retry_after
         verdict = (status, body or f"rejected with {status} by the test")
         if count is None:
             self._reject_forever = verdict
@@ -434,6 +446,7 @@ class FakeKalshiServer:
         """Undo :meth:`reject_handshakes` and :meth:`drop_handshakes`."""
         self._rejections.clear()
         self._reject_forever = None
+        self._retry_after = None
         self._drops = 0
 
     def set_public_key(self, public_key: Any) -> None:

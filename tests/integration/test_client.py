@@ -474,17 +474,25 @@ def test_close_twice_and_from_another_thread(client: KalshiStreamClient) -> None
 
 def test_close_from_inside_a_callback(server: FakeKalshiServer, client: KalshiStreamClient,
                                       collector: Collector) -> None:
+    closed = threading.Event()
+
     def close_on_first(update: Any) -> None:
         if isinstance(update, StreamUpdate):
             client.close()
+            closed.set()
 
     client.add_callback(close_on_first)
     client.add_callback(collector)
+    updates = client.updates  # the rest of the stream still reaches the queue
     client.subscribe(["ticker"])
     server.publish("ticker", "ticker", ticker_msg())
-    final = collector.wait_for(lambda items: [i for i in items if isinstance(i, Closed)])
-    assert collector.items[-1] is final[0]
+    assert closed.wait(10)
     assert client.closed
+    items = list(client.iter_updates(timeout=10))
+    assert isinstance(items[-1], Closed) and updates.empty()
+    # Once close() returned, no callback started: not the second callback of the same
+    # update, and not Closed.
+    assert collector.items == []
 
 
 def test_the_stream_ends_with_closed_and_iteration_stops(server: FakeKalshiServer,
@@ -586,3 +594,30 @@ def test_keys_and_signatures_never_reach_the_logs(
                                     serialization.NoEncryption())
     assert der.hex()[:32] not in text
     assert "KALSHI-ACCESS-SIGNATURE" not in ours
+
+
+def test_max_attempts_counts_every_attempt_of_the_first_connect(
+        server: FakeKalshiServer, config: KalshiConfig) -> None:
+    """Issue 10, defect 11: max_attempts=3 used to make 4 handshakes."""
+    server.reject_handshakes(503, count=None)
+    with pytest.raises(HandshakeError):
+        KalshiStreamClient.connect(
+            config, strategy=ConnectStrategy.retry(base=0.001, cap=0.002, max_attempts=3))
+    assert [status for _, status in server.handshakes] == [503, 503, 503]
+
+
+def test_retry_after_is_honoured_on_the_first_connect(server: FakeKalshiServer,
+                                                      connect: Connect) -> None:
+    """Issue 10, defect 6: a 429 with Retry-After: 1 was retried within milliseconds."""
+    server.reject_handshakes(429, count=1, retry_after="1")
+    connect(strategy=ConnectStrategy.retry(base=0.001, cap=5, max_attempts=3))
+    (refused, _), (accepted, _) = server.handshakes
+    assert accepted - refused >= 1.0  # the server's request is a lower bound, not a speed
+
+
+def test_retry_after_never_waits_past_the_backoff_cap(server: FakeKalshiServer,
+                                                      connect: Connect,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    server.reject_handshakes(503, count=1, retry_after="3600")
+    connect(strategy=ConnectStrategy.retry(base=0.001, cap=0.05, max_attempts=2))
+    assert "retrying in 0.05 s" in caplog.text

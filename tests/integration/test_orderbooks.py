@@ -18,6 +18,7 @@ from kalshi_ws import (
     InvalidCommand,
     KalshiConfig,
     KalshiStreamClient,
+    MalformedMessage,
     Reconnected,
     ReconnectPolicy,
     StreamUpdate,
@@ -383,3 +384,53 @@ def test_order_books_leave_an_unread_queue_on(book_server: FakeKalshiServer,
         assert books.wait_synced(timeout=10)
         first = client.updates.get(timeout=5)  # the queue kept the snapshot
         assert isinstance(first, StreamUpdate) and first.type == "orderbook_snapshot"
+
+
+# ---------------------------------------------------------------- hostile frames (issue 10)
+
+
+@pytest.mark.parametrize("bad_field", ["price_dollars", "market_ticker"])
+def test_a_malformed_delta_unsyncs_the_book_at_once_and_resyncs_it(
+        book_server: FakeKalshiServer, book_config: KalshiConfig, bad_field: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        books = client.orderbooks(MARKETS[:2])
+        assert books.wait_synced(timeout=10)
+        seen = Collector()
+
+        def look(item: Any) -> None:
+            # When the bad delta reaches the callbacks, which books say they are synced?
+            if isinstance(item, StreamUpdate) and isinstance(item.msg, MalformedMessage):
+                seen([m for m in MARKETS[:2] if not books.is_synced(m)])
+
+        client.add_callback(look, Channel.ORDERBOOK_DELTA)
+        bad = {"market_ticker": MARKETS[0], "market_id": "x", "price_dollars": "0.5000",
+               "delta_fp": "5.00", "side": "yes", bad_field: ["not", "a", "value"]}
+        book_server.publish("orderbook_delta", "orderbook_delta", bad,
+                            market_ticker=MARKETS[0])
+        (unsynced,) = seen.wait_for(lambda items: items)
+        # A bad market field hides which book it was: every book of the sid is unsynced.
+        assert unsynced == (MARKETS[:1] if bad_field == "price_dollars" else MARKETS[:2])
+        book_server.wait_for_command("update_subscription")
+        assert books.wait_synced(timeout=10)
+        for market in MARKETS[:2]:
+            assert fingerprint(books.get(market)) == truth(book_server, market)
+        assert "raised" not in caplog.text  # the set's own callback did not fail
+
+
+def test_a_malformed_snapshot_is_followed_by_a_fresh_one(
+        book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        books = client.orderbooks(MARKETS[:1])
+        assert books.wait_synced(timeout=10)
+        seen = Collector()
+        client.add_callback(
+            lambda item: seen(books.is_synced(MARKETS[0])) if isinstance(item, StreamUpdate)
+            and isinstance(item.msg, MalformedMessage) else None, Channel.ORDERBOOK_DELTA)
+        book_server.publish("orderbook_delta", "orderbook_snapshot", {
+            "market_ticker": MARKETS[0], "market_id": "x", "yes_dollars_fp": "garbage"})
+        assert seen.wait_for(lambda items: items) == [False]
+        book_server.wait_for_command("update_subscription")
+        assert books.wait_synced(timeout=10)
+        assert books.resyncs == 1
+        assert fingerprint(books.get(MARKETS[0])) == truth(book_server, MARKETS[0])

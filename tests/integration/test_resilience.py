@@ -7,6 +7,7 @@ codes, refused handshakes, skipped or repeated sequence numbers, terminal errors
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import re
 import ssl
@@ -25,6 +26,7 @@ from kalshi_ws import (
     Channel,
     Closed,
     CommandTimeout,
+    ConfigurationError,
     ConnectionClosed,
     ConnectionLost,
     HandshakeError,
@@ -32,6 +34,7 @@ from kalshi_ws import (
     KalshiConfig,
     KalshiStreamClient,
     Lagged,
+    ProtocolError,
     Reconnected,
     ReconnectPolicy,
     Resubscribed,
@@ -672,3 +675,123 @@ def test_a_callback_calling_sys_exit_does_not_stop_delivery(
     server.publish("ticker", "ticker", ticker())
     collector.wait_for(lambda items: len(items) == 2)
     assert "SystemExit" in caplog.text
+
+
+def test_no_callback_starts_after_close_returns_on_a_client_that_died(
+        server: FakeKalshiServer, connect: Connect) -> None:
+    """Issue 10, defect 5: after a SlowConsumerError, close() used to return while the
+    dispatcher went on calling the callback through the whole backlog."""
+    client = connect(max_pending=200, queue=False, health=QUIET)
+    release = threading.Event()
+    calls: list[float] = []
+
+    def slow(item: Any) -> None:
+        calls.append(time.monotonic())
+        release.wait(0.02)  # a slow consumer, not a stuck one
+
+    client.add_callback(slow)
+    client.subscribe(["trade"])
+    server.publish_many(("trade", "trade", trade(n)) for n in range(1_000))
+    wait_until(lambda: client.closed)  # died: SlowConsumerError, with a backlog
+    assert isinstance(client.close_reason, SlowConsumerError)
+    client.close(timeout=1)
+    returned = len(calls)
+    dispatchers = [t for t in threading.enumerate() if t.name.startswith("kalshi-ws-dispatch")]
+    for thread in dispatchers:
+        thread.join(10)
+    assert len(calls) == returned
+
+
+def test_close_with_a_slow_callback_ends_the_dispatcher_within_its_timeout(
+        server: FakeKalshiServer, connect: Connect,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """close() keeps part of its timeout to end the threads: a slow (not stuck) callback
+    no longer makes it wait the whole timeout and then abandon the dispatcher."""
+    client = connect(queue=False, health=QUIET)
+    started = threading.Event()
+    pause = threading.Event()
+
+    def slow(item: Any) -> None:
+        started.set()
+        pause.wait(0.05)
+
+    client.add_callback(slow)
+    client.subscribe(["ticker"])
+    server.publish_many(("ticker", "ticker", ticker(price=f"0.{n:04d}")) for n in range(200))
+    assert started.wait(10)
+    client.close(timeout=1)
+    assert not [t for t in threading.enumerate() if t.name.startswith("kalshi-ws-dispatch")
+                and t.is_alive()]
+    assert "abandoning the dispatcher" not in caplog.text
+    assert "were not delivered" in caplog.text  # the discarded rest is reported
+
+
+def test_a_message_over_max_message_size_ends_the_connection_naming_its_size(
+        server: FakeKalshiServer, connect: Connect, collector: Collector) -> None:
+    client = connect(max_message_size=10_000, health=QUIET)
+    client.add_callback(collector)
+    server.send_raw(json.dumps({"type": "ticker", "sid": 1, "msg": {"pad": "x" * 20_000}}))
+    final = final_item(collector)
+    assert isinstance(final, ConnectionLost)
+    assert isinstance(client.close_reason, ProtocolError)
+    assert "over max_message_size (10000 bytes)" in str(client.close_reason)
+
+
+@pytest.mark.parametrize("size", [0, -5, 1.5, "big", True])
+def test_max_message_size_is_checked_at_connect(server: FakeKalshiServer, connect: Connect,
+                                                size: Any) -> None:
+    with pytest.raises(ConfigurationError, match="max_message_size"):
+        connect(max_message_size=size)
+
+
+def test_retry_after_is_honoured_on_reconnect(server: FakeKalshiServer, connect: Connect,
+                                              collector: Collector) -> None:
+    policy = ReconnectPolicy(backoff=Backoff(base=0.001, cap=5))
+    client = connect(reconnect=policy, health=QUIET)
+    client.add_callback(collector)
+    server.reject_handshakes(503, count=1, retry_after="1")
+    server.drop_connections()
+    reconnected(collector)
+    (_, first), (refused, status), (accepted, _) = server.handshakes
+    assert (first, status) == (101, 503)
+    assert accepted - refused >= 1.0
+
+
+def test_the_backoff_does_not_reset_while_connections_keep_failing_at_once(
+        server: FakeKalshiServer, connect: Connect, collector: Collector,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 10, defect 7: a server that accepts, lets the client restore, then drops it
+    at once used to get a reconnect from the smallest wait every time."""
+    backoff = Backoff(base=0.001, cap=0.1)
+    client = connect(reconnect=ReconnectPolicy(backoff=backoff, healthy_after=60),
+                     health=QUIET)
+    client.add_callback(collector)
+    client.subscribe(["ticker"])
+    with caplog.at_level(logging.INFO, logger="kalshi_ws.client"):
+        for flap in range(1, 6):
+            server.drop_connections()
+            collector.wait_for(lambda items, n=flap: len(
+                [i for i in items if isinstance(i, Reconnected)]) == n)
+    ceilings = [float(m.group(1)) for m in (
+        re.search(r"backoff ceiling ([\d.]+) s", r.getMessage()) for r in caplog.records) if m]
+    assert ceilings == [backoff_ceiling(backoff, level) for level in range(5)]
+
+
+def test_the_backoff_starts_small_again_after_a_healthy_connection(
+        server: FakeKalshiServer, connect: Connect, collector: Collector,
+        caplog: pytest.LogCaptureFixture) -> None:
+    backoff = Backoff(base=0.001, cap=0.1)
+    client = connect(reconnect=ReconnectPolicy(backoff=backoff, healthy_after=0.005),
+                     health=QUIET)
+    stay_up = threading.Event()
+    client.add_callback(collector)
+    client.subscribe(["ticker"])
+    with caplog.at_level(logging.INFO, logger="kalshi_ws.client"):
+        for flap in range(1, 4):
+            server.drop_connections()
+            collector.wait_for(lambda items, n=flap: len(
+                [i for i in items if isinstance(i, Reconnected)]) == n)
+            stay_up.wait(0.02)  # the rule under test is about time: let the connection age
+    ceilings = [float(m.group(1)) for m in (
+        re.search(r"backoff ceiling ([\d.]+) s", r.getMessage()) for r in caplog.records) if m]
+    assert ceilings == [backoff_ceiling(backoff, 0)] * 3

@@ -54,7 +54,8 @@ def test_a_fake_server_says_its_url_mode_and_sessions(private_key: rsa.RSAPrivat
                     "signed handshakes")
     with server:
         config = KalshiConfig("test-key-id", private_key, ws_url=server.url)
-        with KalshiStreamClient.connect(config):
+        with KalshiStreamClient.connect(config) as client:
+            client.list_subscriptions()  # answered by the session: the server has it now
             assert_explains(repr(server), server.url, "sessions=1", "markets=3")
     assert_explains(repr(FakeKalshiServer()), "no auth")
 
@@ -72,8 +73,8 @@ def test_order_book_sets_and_the_queue_say_what_they_hold(config: KalshiConfig,
         item = updates.get(timeout=5)
         while not (isinstance(item, StreamUpdate) and item.channel == Channel.TRADE):
             item = updates.get(timeout=5)
-        assert_explains(repr(updates), "<UpdatesQueue ", f"/{updates.maxsize} items",
-                        "dropped={}")
+        assert_explains(repr(updates), "<UpdatesQueue ", f"of {updates.maxsize} items",
+                        "0 dropped")
         books.close()
         assert_explains(repr(books), "closed")
     assert_explains(repr(client), "CLOSED")

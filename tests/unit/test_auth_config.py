@@ -246,3 +246,78 @@ def test_policies_validate_their_numbers() -> None:
     assert ConnectStrategy.RETRY.retries is True
     assert ConnectStrategy.retry(base=1, cap=2, max_attempts=3).backoff == Backoff(
         base=1, cap=2, max_attempts=3)
+
+
+# ---------------------------------------------------------------- Retry-After (issue 10)
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    from kalshi_ws import HandshakeError
+    from kalshi_ws.reconnect import retry_after, retry_delay
+
+    def refused(value: str) -> HandshakeError:
+        return HandshakeError("503", status_code=503, headers={"retry-after": value})
+
+    now = 1_800_000_000.0
+    assert retry_after(refused("3"), lambda: now) == 3.0
+    date = "Fri, 15 Jan 2027 08:00:10 GMT"
+    import email.utils
+    stamp = email.utils.parsedate_to_datetime(date).timestamp()
+    assert retry_after(refused(date), lambda: stamp - 10) == pytest.approx(10.0)
+    assert retry_after(refused(date), lambda: stamp + 10) is None  # already past
+    for junk in ("", "soon", "-3", "1.5", "Fri, 99 Foo"):
+        assert retry_after(refused(junk), lambda: now) is None
+    assert retry_after(HandshakeError("x"), lambda: now) is None
+    assert retry_after(ValueError("x")) is None
+    backoff = Backoff(base=0.1, cap=2)
+    assert retry_delay(0.05, refused("1"), backoff) == 1.0
+    assert retry_delay(0.05, refused("3600"), backoff) == 2.0  # capped
+    assert retry_delay(0.5, refused("0"), backoff) == 0.5  # never shorter than the draw
+
+
+def test_the_backoff_goes_on_from_a_level() -> None:
+    import random
+
+    from kalshi_ws.reconnect import backoff_ceiling, backoff_delays
+    backoff = Backoff(base=1, cap=100, max_attempts=3)
+    draws = list(backoff_delays(backoff, random.Random(1), start=4))
+    assert len(draws) == 3
+    assert all(0 <= d <= backoff_ceiling(backoff, 4 + n) for n, d in enumerate(draws))
+    assert ReconnectPolicy().healthy_after == 30.0
+    with pytest.raises(ConfigurationError, match="healthy_after"):
+        ReconnectPolicy(healthy_after=0)
+
+
+# ---------------------------------------------------------------- ws:// elsewhere (issue 10)
+
+
+@pytest.mark.parametrize("url", ["ws://example.com/trade-api/ws/v2", "ws://10.0.0.5:9000",
+                                 "ws://[2001:db8::1]:80", "ws://localhost.evil.com"])
+def test_ws_to_a_host_that_is_not_loopback_is_refused(
+        url: str, private_key: rsa.RSAPrivateKey) -> None:
+    with pytest.raises(ConfigurationError, match="no TLS") as caught:
+        KalshiConfig("k", private_key, ws_url=url)
+    assert "allow_insecure" in str(caught.value)
+    for environment in ("demo", "prod"):  # the environment does not change the rule
+        with pytest.raises(ConfigurationError, match="no TLS"):
+            KalshiConfig("k", private_key, ws_url=url, environment=environment)
+
+
+@pytest.mark.parametrize("url", ["ws://127.0.0.1:1234", "ws://127.9.9.9", "ws://localhost:80",
+                                 "ws://[::1]:8080", "wss://example.com"])
+def test_loopback_and_tls_urls_need_no_opt_in(url: str, private_key: rsa.RSAPrivateKey,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    assert KalshiConfig("k", private_key, ws_url=url).url == url
+    assert "no TLS" not in caplog.text
+
+
+def test_allow_insecure_opts_in_with_a_warning(private_key: rsa.RSAPrivateKey,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    url = "ws://example.com/ws"
+    assert KalshiConfig("k", private_key, ws_url=url, allow_insecure=True).url == url
+    assert "signed login headers travel in clear" in caplog.text
+    text = pem(private_key, serialization.PrivateFormat.PKCS8).decode()
+    env = {"KALSHI_API_KEY_ID": "k", "KALSHI_PRIVATE_KEY": text, "KALSHI_WS_URL": url}
+    with pytest.raises(ConfigurationError, match="KALSHI_WS_URL"):
+        KalshiConfig.from_env(env)
+    assert KalshiConfig.from_env({**env, "KALSHI_ALLOW_INSECURE": "1"}).url == url

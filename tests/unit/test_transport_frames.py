@@ -43,11 +43,14 @@ def frame(payload: bytes, opcode: int = OP_TEXT, fin: bool = True, rsv: int = 0,
 class Pair:
     """A transport reading one end of a socketpair; the test writes the other end."""
 
-    def __init__(self, tick: float = 0.05) -> None:
+    def __init__(self, tick: float = 0.05, **options: Any) -> None:
         self.ours, self.theirs = socket.socketpair()
         self.pongs: list[bytes] = []
-        fake_ws = SimpleNamespace(sock=self.ours, pong=self.pongs.append)
-        self.transport = Transport(fake_ws, tick=tick)  # type: ignore[arg-type]
+        self.closes: list[tuple[int, bytes]] = []
+        fake_ws = SimpleNamespace(sock=self.ours, pong=self.pongs.append,
+                                  send_close=lambda code, reason: self.closes.append(
+                                      (code, reason)))
+        self.transport = Transport(fake_ws, tick=tick, **options)  # type: ignore[arg-type]
 
     def read_all(self, expected: int) -> list[tuple[int, bytes]]:
         frames: list[tuple[int, bytes]] = []
@@ -163,3 +166,87 @@ def test_eof_and_reset_raise_connection_lost(pair: Pair) -> None:
 
 def test_a_quiet_socket_is_a_tick_not_an_error(pair: Pair) -> None:
     assert pair.transport.receive() == []  # returns after the 50 ms tick
+
+
+# ---------------------------------------------------------------- size limits and trickles
+
+
+def test_a_frame_announcing_more_than_the_limit_fails_before_its_bytes_are_read() -> None:
+    pair = Pair(max_message_size=1024)
+    try:
+        header = bytes([0x81, 127]) + struct.pack("!Q", 2**40)
+        pair.theirs.sendall(header + b"x" * 5000)
+        with pytest.raises(ProtocolError, match=r"1099511627776 bytes, over max_message_size "
+                                                r"\(1024 bytes\)"):
+            pair.read_all(1)
+        assert pair.closes == [(1009, b"message too big")]
+        assert pair.transport._have <= len(header) + 5000  # nothing more was buffered
+    finally:
+        pair.close()
+
+
+def test_fragments_adding_up_to_more_than_the_limit_fail() -> None:
+    pair = Pair(max_message_size=10_000)
+    try:
+        pair.theirs.sendall(frame(b"a" * 4000, fin=False))
+        pair.theirs.sendall(frame(b"b" * 4000, opcode=0, fin=False))
+        pair.theirs.sendall(frame(b"c" * 4000, opcode=0, fin=False))
+        with pytest.raises(ProtocolError, match="12000 bytes"):
+            pair.read_all(1)
+    finally:
+        pair.close()
+
+
+def test_a_message_at_the_limit_and_no_limit_at_all_are_accepted() -> None:
+    for limit, size in ((5000, 5000), (None, 200_000)):
+        pair = Pair(max_message_size=limit)
+        try:
+            pair.theirs.sendall(frame(b"a" * (size // 2), fin=False) +
+                                frame(b"b" * (size // 2), opcode=0))
+            assert pair.read_all(1) == [(OP_TEXT, b"a" * (size // 2) + b"b" * (size // 2))]
+        finally:
+            pair.close()
+
+
+def test_an_oversized_control_frame_header_fails_at_once() -> None:
+    pair = Pair()
+    try:
+        pair.theirs.sendall(bytes([0x89, 127]) + struct.pack("!Q", 2**40))
+        with pytest.raises(ProtocolError, match="control frame"):
+            pair.read_all(1)
+    finally:
+        pair.close()
+
+
+@pytest.mark.parametrize("size", [100, 300_000])  # small frame, and one past the buffer
+def test_a_trickled_frame_returns_control_at_every_tick(size: int) -> None:
+    """Bytes that keep coming without completing a frame must not hold the reader: it
+    needs its tick for pings, commands and the idle check (issue 10, defect 3)."""
+    pair = Pair(tick=0.1)
+    done = threading.Event()
+    data = frame(b"x" * size)
+    head, rest = data[:-100], data[-100:]
+
+    def trickle() -> None:
+        pair.theirs.sendall(head)
+        pause = threading.Event()
+        for byte in rest:  # one byte every 10 ms: the frame takes a second to complete
+            pause.wait(0.01)
+            try:
+                pair.theirs.sendall(bytes([byte]))
+            except OSError:
+                return
+        done.set()
+
+    writer = threading.Thread(target=trickle, daemon=True)
+    writer.start()
+    try:
+        assert pair.transport.receive() == []  # a tick passed: back, frame unfinished
+        assert not done.is_set()
+        frames: list[tuple[int, bytes]] = []
+        while not frames:
+            frames = pair.transport.receive()
+        assert frames == [(OP_TEXT, b"x" * size)]
+    finally:
+        pair.close()
+        writer.join(10)
