@@ -716,7 +716,11 @@ class KalshiStreamClient:
         cause = self._close_error
         if cause is None:
             raise ConnectionClosedOK("the client is closed")
-        error = ConnectionClosedError(f"the client is closed: {cause}")
+        error: ConnectionClosed
+        if isinstance(cause, ConnectionClosedOK):  # e.g. the server's clean 1000 close
+            error = ConnectionClosedOK(f"the client is closed: {cause.reason}", code=cause.code)
+        else:
+            error = ConnectionClosedError(f"the client is closed: {cause}")
         raise error from cause
 
     def _check_process(self) -> None:
@@ -1044,7 +1048,8 @@ class KalshiStreamClient:
                             receive(parsed[index])
                     except Exception as exc:
                         logger.exception("could not process a frame; reporting it as malformed")
-                        protocol.receive_invalid(texts[index], f"{type(exc).__name__}: {exc}")
+                        protocol.receive_invalid(texts[index], f"{type(exc).__name__}: {exc}",
+                                                 what="could not process the frame")
         with lock:
             deliveries = protocol.deliveries
             protocol.deliveries = []
@@ -1324,7 +1329,8 @@ def _overflow_table(overflow: Any) -> tuple[dict[str, str], str | None]:
 
 def _connection_lost(error: BaseException, will_reconnect: bool) -> ConnectionLost:
     """The stream item announcing a loss; its cause is the error."""
-    message = ConnectionLost(str(error), code=getattr(error, "code", None),
+    reason = error.reason if isinstance(error, ConnectionClosed) else str(error)
+    message = ConnectionLost(reason, code=getattr(error, "code", None),
                              will_reconnect=will_reconnect)
     message.__cause__ = error
     return message

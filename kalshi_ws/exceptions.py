@@ -107,7 +107,9 @@ class ConnectionClosed(KalshiWSError):
     """
 
     def __init__(self, reason: str = "", *, code: int | None = None) -> None:
-        super().__init__(reason if code is None else f"{reason} (close code {code})")
+        suffix = f" (close code {code})"
+        super().__init__(reason if code is None or reason.endswith(suffix)
+                         else reason + suffix)
         self.code = code
         self.reason = reason
 

@@ -208,6 +208,16 @@ class _BookQueries:
         return _subtract(_subtract(_ONE, no[0]), yes[0])
 
     @property
+    def is_crossed(self) -> bool:
+        """Whether the best YES and NO bids add up to a dollar or more (they would trade).
+
+        A consistent Kalshi book is never crossed for long; the books do not correct it
+        (see "Order books" in the README).
+        """
+        yes, no = self._best_yes(), self._best_no()
+        return yes is not None and no is not None and yes[0] + no[0] >= _ONE
+
+    @property
     def mid(self) -> Decimal | None:
         """``(best_yes_bid + best_yes_ask) / 2``, or None unless both sides have a level."""
         yes, no = self._best_yes(), self._best_no()

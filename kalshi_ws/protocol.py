@@ -767,10 +767,12 @@ class KalshiProtocol:
         else:
             self._receive_orphan(frame.get("sid"), wire_type, frame)
 
-    def receive_invalid(self, data: bytes | str, error: str) -> None:
-        """Report a frame that is not JSON (or not UTF-8) as a MalformedMessage."""
+    def receive_invalid(self, data: bytes | str, error: str, *,
+                        what: str = "invalid JSON") -> None:
+        """Report a frame that cannot be processed (by default: not JSON, or not UTF-8)
+        as a MalformedMessage whose error starts with ``what``."""
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-        self._deliver_malformed("", {"text": text[:2000]}, f"invalid JSON: {error}")
+        self._deliver_malformed("", {"text": text[:2000]}, f"{what}: {error}")
 
     def _deliver_malformed(self, wire_type: str, frame: Any, error: str) -> None:
         logger.warning("malformed frame from server: %s", error)

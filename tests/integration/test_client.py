@@ -24,6 +24,7 @@ from kalshi_ws import (
     ConcurrencyError,
     ConfigurationError,
     ConnectionClosed,
+    ConnectionClosedError,
     ConnectionClosedOK,
     ConnectionLost,
     ConnectStrategy,
@@ -621,3 +622,40 @@ def test_retry_after_never_waits_past_the_backoff_cap(server: FakeKalshiServer,
     server.reject_handshakes(503, count=1, retry_after="3600")
     connect(strategy=ConnectStrategy.retry(base=0.001, cap=0.05, max_attempts=2))
     assert "retrying in 0.05 s" in caplog.text
+
+
+def test_after_the_servers_clean_close_commands_raise_connection_closed_ok(
+        server: FakeKalshiServer, client: KalshiStreamClient, collector: Collector) -> None:
+    client.add_callback(collector)
+    server.close_connections(1000, "maintenance")
+    collector.wait_for(lambda items: [i for i in items if isinstance(i, Closed)])
+    with pytest.raises(ConnectionClosedOK, match="maintenance") as caught:
+        client.list_subscriptions()
+    assert not isinstance(caught.value, ConnectionClosedError)
+    assert str(caught.value).count("close code 1000") == 1
+
+
+def test_a_lost_connection_names_its_close_code_once(server: FakeKalshiServer,
+                                                      client: KalshiStreamClient,
+                                                      collector: Collector) -> None:
+    client.add_callback(collector)
+    server.close_connections(1011, "internal error")
+    (lost,) = collector.wait_for(lambda items: [i for i in items
+                                                if isinstance(i, ConnectionLost)])
+    assert lost.code == 1011
+    assert str(lost).count("close code") == 1
+
+
+def test_a_subscribe_acknowledged_after_its_timeout_is_undone(
+        server: FakeKalshiServer, client: KalshiStreamClient,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 10, defect 4: the late subscription used to stay, unannounced and unread."""
+    server.stop_answering()
+    with pytest.raises(CommandTimeout):
+        client.subscribe(["trade"], timeout=0.2)
+    server.resume_answering()  # the server now reads the subscribe and answers it
+    server.wait_for_command("unsubscribe")
+    assert client.subscriptions() == []
+    assert "answered after its caller gave up" in caplog.text
+    assert client.subscribe(["trade"]).successful  # a retry gets a clean subscription
+    assert len(client.subscriptions()) == 1

@@ -591,3 +591,16 @@ def test_snapshot_is_immutable_and_unaffected_by_later_updates() -> None:
     assert hash(copy) == hash(BookSnapshot(market_ticker="M", yes_bids=copy.yes_bids,
                                            no_bids=copy.no_bids, last_seq=1,
                                            updated_at=copy.updated_at))
+
+
+def test_a_crossed_book_says_so() -> None:
+    """Issue 10: a crossed book is reported (is_crossed), not corrected or hidden."""
+
+    book = OrderBook("M")
+    book.apply_snapshot(OrderbookSnapshot(  # type: ignore[call-arg]
+        market_ticker="M", market_id="i",
+        yes_dollars_fp=((Decimal("0.40"), Decimal(1)),),
+        no_dollars_fp=((Decimal("0.55"), Decimal(1)),)))
+    assert not book.is_crossed and not book.snapshot().is_crossed
+    book.apply_change("yes", Decimal("0.45"), Decimal(2))
+    assert book.is_crossed and book.snapshot().is_crossed  # 0.45 + 0.55 = 1: they trade
