@@ -37,6 +37,7 @@ from kalshi_ws import (
     StreamUpdate,
     Ticker,
 )
+from kalshi_ws.environment import simulating
 
 MARKETS = [m for m in os.environ.get("KALSHI_MARKETS", "").split(",") if m]
 
@@ -58,7 +59,7 @@ def remember(update: Any) -> None:
 def connect() -> KalshiStreamClient:
     """Create and subscribe this process's client (called by PerProcessClient)."""
     markets = MARKETS
-    if os.environ.get("KALSHI_SIMULATE"):
+    if simulating():  # KALSHI_SIMULATE=1
         from kalshi_ws.testing import simulated
 
         simulation = _simulation.enter_context(simulated())

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import os
 import threading
 
 from kalshi_ws import (
@@ -24,6 +23,7 @@ from kalshi_ws import (
     StreamUpdate,
     Trade,
 )
+from kalshi_ws.environment import simulating
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     with contextlib.ExitStack() as stack:
-        if args.simulate or os.environ.get("KALSHI_SIMULATE"):
+        if args.simulate or simulating():  # KALSHI_SIMULATE=1
             from kalshi_ws.testing import simulated
 
             simulation = stack.enter_context(simulated())

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import queue
 import time
 
 from kalshi_ws import KalshiConfig, KalshiStreamClient
+from kalshi_ws.environment import simulating
 from kalshi_ws.orderbook import TopOfBook
 
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     with contextlib.ExitStack() as stack:
-        if args.simulate or os.environ.get("KALSHI_SIMULATE"):
+        if args.simulate or simulating():  # KALSHI_SIMULATE=1
             from kalshi_ws.testing import simulated
 
             simulation = stack.enter_context(simulated())

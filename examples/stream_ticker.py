@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 
 from kalshi_ws import Channel, KalshiConfig, KalshiStreamClient, StreamUpdate, Ticker
+from kalshi_ws.environment import simulating
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     with contextlib.ExitStack() as stack:
-        if args.simulate or os.environ.get("KALSHI_SIMULATE"):
+        if args.simulate or simulating():  # KALSHI_SIMULATE=1
             from kalshi_ws.testing import simulated
 
             simulation = stack.enter_context(simulated())
