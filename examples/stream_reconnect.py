@@ -2,8 +2,11 @@
 
 With ``--simulate`` the example kills the fake Kalshi server in the middle of the
 stream (a TCP reset, no goodbye), restarts it on the same port a second later, and
-shows the client announcing the loss, reconnecting, restoring its subscriptions under
-new sids and carrying on::
+shows the client announcing the loss, reconnecting, restoring its subscriptions on the
+new connection and carrying on. Sids belong to a connection: the restored
+subscriptions get the sids the new connection hands out, and ``Reconnected.sid_map``
+maps old to new. This fake server numbers each connection's sids from 1, so here the
+map reads ``{1: 1, 2: 2}``; Kalshi may hand out other numbers::
 
     python examples/stream_reconnect.py --simulate
 

@@ -202,7 +202,7 @@ class Transport:
             except (TimeoutError, ssl.SSLWantReadError):
                 return frames
             except OSError as exc:
-                raise ConnectionLost(f"connection failed: {exc}") from exc
+                raise ConnectionLost(_read_failure(exc)) from exc
             if not chunk:
                 raise ConnectionLost("connection closed by peer without a close frame (EOF)")
             pieces = self._pieces
@@ -489,3 +489,12 @@ def _status_error(exc: websocket.WebSocketBadStatusException) -> HandshakeError:
             status_code=status, headers=headers, body=body)
     return HandshakeError(f"handshake failed: HTTP {status}; body: {body[:200]!r}",
                           status_code=status, headers=headers, body=body)
+
+
+def _read_failure(exc: OSError) -> str:
+    """A failed read as a sentence (the errno stays on the exception's cause)."""
+    if isinstance(exc, ConnectionResetError):
+        return "the connection was reset (by the server or the network), without a close frame"
+    if isinstance(exc, ConnectionAbortedError):
+        return "the connection was aborted"
+    return f"connection failed: {exc.strerror or exc}"

@@ -69,9 +69,15 @@ class BookView:
         self.live = live
         self.out = out
         self._changed = threading.Event()
+        #: Updates (snapshots and deltas) applied to the books so far.
+        self.applied = 0
         books.on_change(self._note_change)
 
-    def _note_change(self, _market: str, _top: TopOfBook | None) -> None:
+    def _note_change(self, market: str, _top: TopOfBook | None) -> None:
+        # Called on the dispatcher thread after each snapshot or delta applied, and
+        # when a book becomes unsynced (not an update: not counted).
+        if self.books.is_synced(market):
+            self.applied += 1
         self._changed.set()
 
     def render(self) -> str:
@@ -111,7 +117,6 @@ class BookView:
                 self.out.write(self.render() + "\n")
                 self.out.flush()
                 shown += 1
-                session.received = shown
                 next_plain += interval
                 if limit is not None and shown >= limit:
                     break

@@ -82,7 +82,13 @@ from .models import (
     channel_of,
 )
 from .protocol import KalshiProtocol
-from .reconnect import backoff_ceiling, backoff_delays, is_retryable, retry_delay
+from .reconnect import (
+    backoff_ceiling,
+    backoff_delays,
+    is_end_of_stream,
+    is_retryable,
+    retry_delay,
+)
 from .recording import Recorder
 
 if TYPE_CHECKING:
@@ -874,7 +880,8 @@ class KalshiStreamClient:
                     final, error = Closed(code=stop.close_code, reason=stop.close_reason
                                           or "client closed"), None
                     break
-                if self._options.reconnect is None or not is_retryable(stop.error):
+                if self._options.reconnect is None or not is_retryable(stop.error) or \
+                        is_end_of_stream(stop.close_code, stop.close_reason):
                     final, error = self._final_message(stop)
                     break
                 failure = self._reconnect(stop)
@@ -980,7 +987,7 @@ class KalshiStreamClient:
         if self._stop_requested.is_set():
             return _Stop(ConnectionClosedOK("client closed", code=code), code, reason)
         text = f"server closed the connection: {reason or 'no reason'}"
-        if code in (1000, 1001):
+        if code in (1000, 1001) or is_end_of_stream(code, reason):
             return _Stop(ConnectionClosedOK(text, code=code), code, reason)
         return _Stop(ConnectionClosedError(text, code=code), code, reason)
 

@@ -11,7 +11,16 @@ from collections.abc import Callable, Iterator
 from .config import Backoff
 from .exceptions import AuthenticationError, HandshakeError
 
-__all__ = ["backoff_ceiling", "backoff_delays", "is_retryable", "retry_after", "retry_delay"]
+__all__ = ["END_OF_STREAM_CODE", "END_OF_STREAM_REASON", "backoff_ceiling", "backoff_delays",
+           "is_end_of_stream", "is_retryable", "retry_after", "retry_delay"]
+
+#: The close code and reason by which a server says its stream has ended for good: the
+#: fake server closes with them at the end of a replayed recording. The client then ends
+#: the stream with ``Closed`` instead of reconnecting. 4000-4999 is the private-use range
+#: of RFC 6455; Kalshi documents no close codes, and the reason must match too, so no
+#: close from Kalshi (1000, 1001 during deploys, 1011, ...) is taken for this one.
+END_OF_STREAM_CODE = 4000
+END_OF_STREAM_REASON = "end of stream"
 
 
 def backoff_delays(backoff: Backoff, rng: random.Random | None = None,
@@ -84,3 +93,12 @@ def retry_delay(delay: float, error: BaseException, backoff: Backoff) -> float:
     if asked is None:
         return delay
     return max(delay, min(asked, backoff.cap))
+
+
+def is_end_of_stream(code: int | None, reason: str) -> bool:
+    """Whether a server's close frame (``code``, ``reason``) ends the stream for good.
+
+    True only for :data:`END_OF_STREAM_CODE` with :data:`END_OF_STREAM_REASON`; every
+    other close, clean or not, is followed by reconnection when it is enabled.
+    """
+    return code == END_OF_STREAM_CODE and reason == END_OF_STREAM_REASON

@@ -36,6 +36,7 @@ import collections
 import json
 import logging
 import os
+import re
 import socket
 import ssl
 import struct
@@ -53,12 +54,37 @@ from websockets.frames import Opcode
 from websockets.http11 import Request, Response
 
 from .._wire import TYPE_CHANNELS
+from ..reconnect import END_OF_STREAM_CODE, END_OF_STREAM_REASON
 from ..recording import read_recording
 from .simulator import BookChange, MarketSimulator, TradePrint
 
 __all__ = ["FakeKalshiServer", "ServerSession", "ServerSubscription", "book_fingerprint"]
 
 logger = logging.getLogger(__name__)
+
+
+class _RedactSignatures(logging.Filter):
+    """Blanks the value of a ``KALSHI-ACCESS-SIGNATURE`` header in a log record.
+
+    The ``websockets`` library logs every handshake header at DEBUG; a signature is a
+    credential for as long as its timestamp is fresh, so it never reaches a log.
+    """
+
+    _HEADER = re.compile(r"""(KALSHI-ACCESS-SIGNATURE['"]?\s*[:=]\s*['"]?)[^\s'",}]+""",
+                         re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "signature" in text.lower():
+            record.msg, record.args = self._HEADER.sub(r"\1[redacted]", text), ()
+        return True
+
+
+#: The websockets library's log of the fake server (handshakes, frames), signatures
+#: redacted; silent unless the application configures logging for it.
+_wire_logger = logging.getLogger(f"{__name__}.websockets")
+_wire_logger.addFilter(_RedactSignatures())
+logger.addFilter(_RedactSignatures())
 
 T = TypeVar("T")
 
@@ -199,8 +225,10 @@ class FakeKalshiServer:
             client's own sids and sequence numbers. The simulator sends nothing then.
         replay_speed: None plays as fast as possible; 1.0 at the recorded pace, 2.0 twice
             as fast.
-        replay_close: Close the connection (code 1000) when the recording ends, so the
-            client's stream ends too.
+        replay_close: When the recording ends, close the connection with code 4000,
+            reason "end of stream" (:data:`kalshi_ws.reconnect.END_OF_STREAM_CODE`): the
+            client's stream ends with ``Closed`` and it does not reconnect, even with
+            reconnection on.
 
     Every public method may be called from any thread.
     """
@@ -340,6 +368,7 @@ class FakeKalshiServer:
             self._handle, self.host, self.port, ssl=self.ssl_context,
             process_request=self._check_handshake, ping_interval=None,
             compression=None, max_size=None, max_queue=4096, close_timeout=2,
+            logger=_wire_logger,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -362,6 +391,17 @@ class FakeKalshiServer:
             coroutine.close()
             raise RuntimeError("the fake server is not running")
         return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
+
+    def replay_contents(self) -> tuple[list[str], list[str]]:
+        """The channels and the markets of the recording being replayed (sorted).
+
+        Both are empty without ``replay``.
+        """
+        frames = self._replay or []
+        channels = sorted({channel for _, channel, _, _ in frames})
+        markets = sorted({msg["market_ticker"] for _, _, _, msg in frames
+                          if isinstance(msg, dict) and isinstance(msg.get("market_ticker"), str)})
+        return channels, markets
 
     # ------------------------------------------------------------------ handshake
 
@@ -869,7 +909,7 @@ class FakeKalshiServer:
                 if sub.wants(market):
                     await session.send(session.frame(sub, wire_type, msg), sub)
         if self.replay_close:
-            await session.ws.close(1000, "replay finished")
+            await session.ws.close(END_OF_STREAM_CODE, END_OF_STREAM_REASON)
 
     # ------------------------------------------------------------------ faults
 

@@ -9,10 +9,22 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kalshi_ws import Closed, KalshiConfig, KalshiStreamClient, StreamUpdate
+from kalshi_ws import (
+    Backoff,
+    Closed,
+    ConnectionLost,
+    KalshiConfig,
+    KalshiStreamClient,
+    Reconnected,
+    ReconnectPolicy,
+    StreamUpdate,
+)
+from kalshi_ws.reconnect import END_OF_STREAM_CODE, END_OF_STREAM_REASON
 from kalshi_ws.recording import Recorder, read_recording
 from kalshi_ws.testing import FakeKalshiServer
 from tests.conftest import Collector
+
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "sample_session.jsonl"
 
 
 def record_session(server: FakeKalshiServer, config: KalshiConfig, path: Path) -> list:
@@ -47,7 +59,7 @@ def test_a_recorded_session_replays_identically(server: FakeKalshiServer, config
         with KalshiStreamClient.connect(replay_config) as client:
             client.subscribe(["orderbook_delta", "trade", "ticker"], ["SIM-ALPHA", "SIM-BRAVO"])
             items = list(client.iter_updates(timeout=10))
-    assert isinstance(items[-1], Closed) and items[-1].reason == "replay finished"
+    assert items[-1] == Closed(code=END_OF_STREAM_CODE, reason=END_OF_STREAM_REASON)
     replayed = [u for u in items if isinstance(u, StreamUpdate)]
     assert [(u.type, u.msg) for u in replayed] == [(u.type, u.msg) for u in live]
 
@@ -78,3 +90,33 @@ def test_a_broken_recording_names_its_line(tmp_path: Path) -> None:
     path.write_text('{"t": 1, "frame": "{}"}\nnot json\n')
     with pytest.raises(ValueError, match=r"bad.jsonl:2"):
         list(read_recording(path))
+
+
+FAST = ReconnectPolicy(backoff=Backoff(base=0.01, cap=0.05))
+
+
+def test_the_end_of_a_replay_ends_a_reconnecting_client(private_key: rsa.RSAPrivateKey) -> None:
+    """The replay's closing frame is final: no reconnect, no replay restarted."""
+    with FakeKalshiServer(public_key=private_key.public_key(), replay=SAMPLE) as replayer:
+        replay_config = KalshiConfig("k", private_key, ws_url=replayer.url)
+        with KalshiStreamClient.connect(replay_config, reconnect=FAST) as client:
+            client.subscribe(["trade", "ticker"])
+            items = []
+            for item in client.iter_updates(timeout=10):
+                items.append(item)
+                if isinstance(item, (ConnectionLost, Reconnected)):
+                    break  # the old behaviour: a reconnect, and the replay again
+        assert [status for _, status in replayer.handshakes] == [101]
+    assert items[-1] == Closed(code=END_OF_STREAM_CODE, reason=END_OF_STREAM_REASON)
+    assert sum(isinstance(i, StreamUpdate) for i in items) == 120  # the recording, once
+
+
+def test_a_4000_close_with_another_reason_is_still_followed_by_a_reconnect(
+        server: FakeKalshiServer, config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(config, reconnect=FAST) as client:
+        client.subscribe(["ticker"])
+        server.close_connections(END_OF_STREAM_CODE, "maintenance")
+        items = client.iter_updates(timeout=10)
+        lost = next(items)
+        assert isinstance(lost, ConnectionLost) and lost.will_reconnect
+        assert isinstance(next(items), Reconnected)
