@@ -14,8 +14,10 @@ import collections
 import itertools
 import logging
 import queue
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -266,6 +268,10 @@ class Dispatcher:
         queue_maxsize: Bound of the updates queue.
         on_drop: Called on the posting thread, holding no lock, with the updates just
             dropped from the inbox (so that the client can resynchronise what they hit).
+        on_error: Called on the dispatcher thread as ``on_error(exception, item)`` when
+            a callback raises. Without it the error is shown: logged with its traceback
+            if logging is configured, else printed to stderr as Python prints an
+            uncaught exception in a thread.
     """
 
     def __init__(
@@ -277,12 +283,15 @@ class Dispatcher:
         on_overflow: Callable[[str], None],
         queue_maxsize: int = 0,
         on_drop: Callable[[list[StreamUpdate]], None] | None = None,
+        on_error: Callable[[BaseException, Any], Any] | None = None,
     ) -> None:
         self._wake = threading.Event()
         self._inbox_limit = inbox_limit
         self._policy = policy
         self._on_overflow = on_overflow
         self._on_drop = on_drop
+        self._on_error = on_error
+        self.callback_errors = 0
         self._callbacks: tuple[_Callback, ...] = ()
         self._stopped = False  # stop_callbacks() was called: no callback may start
         self._registry_lock = threading.Lock()
@@ -482,9 +491,8 @@ class Dispatcher:
                 break
             try:
                 callback.fn(item)
-            except BaseException:  # even sys.exit() in a callback must not stop delivery
-                logger.exception("callback %r raised while handling %s", callback.fn,
-                                 item.type if is_update else type(item).__name__)
+            except BaseException as exc:  # noqa: BLE001 - even sys.exit() must not stop delivery
+                self._callback_failed(callback.fn, item, exc)
         if self.queue_enabled:
             final = not is_update and item.final
             if not self.queue.offer(item, is_update and self._lossy(channel), force=not is_update
@@ -494,9 +502,47 @@ class Dispatcher:
         if is_update:
             self.delivered[channel] += 1
 
+    def _callback_failed(self, fn: Any, item: Any, exc: BaseException) -> None:
+        """Count a callback's exception and show it (or hand it to ``on_error``)."""
+        self.callback_errors += 1
+        if self._on_error is not None:
+            try:
+                self._on_error(exc, item)
+                return
+            except BaseException as handler_exc:  # noqa: BLE001 - shown below instead
+                exc = handler_exc
+                fn = self._on_error
+        what = item.type if type(item) is StreamUpdate else type(item).__name__
+        if _logging_configured():
+            logger.error("callback %r raised while handling %s", fn, what, exc_info=exc)
+            return
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        try:  # as threading.excepthook shows an uncaught exception in a thread
+            sys.stderr.write(f"Exception in kalshi_ws callback {fn!r} while handling "
+                             f"{what}:\n{text}")
+            sys.stderr.flush()
+        except (OSError, ValueError, AttributeError):  # stderr closed or gone
+            pass
+
     def _queue_overflow_text(self) -> str:
         text = f"the updates queue is full ({self.queue.maxsize} items)"
         if not self.queue.was_read:
             text += ("; nothing has read client.updates - if you consume with callbacks "
                      "only, pass queue=False to connect()")
         return text
+
+
+def _logging_configured() -> bool:
+    """Whether a record of this module's logger reaches a handler the user set up.
+
+    The package's own NullHandler does not count: with nothing else, Python would show
+    the record nowhere, so callback errors are printed to stderr instead.
+    """
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in current.handlers):
+            return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False

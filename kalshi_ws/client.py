@@ -189,6 +189,7 @@ class KalshiStreamClient:
             on_overflow=self._consumer_overflowed,
             on_drop=self._updates_dropped,
             queue_maxsize=options.queue_maxsize,
+            on_error=options.on_error,
         )
         self._dispatcher.queue_enabled = options.queue is not False
         self._reader: threading.Thread | None = None
@@ -211,6 +212,7 @@ class KalshiStreamClient:
         resync: bool = True,
         ssl_context: ssl.SSLContext | None = None,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        on_error: Callable[[BaseException, StreamItem], Any] | None = None,
     ) -> KalshiStreamClient:
         """Open a connection and start the reader and dispatcher threads.
 
@@ -240,6 +242,11 @@ class KalshiStreamClient:
                 (default 64 MiB; None: no limit). A larger one ends the connection with
                 :class:`ProtocolError` as soon as its header says so, before its bytes
                 are read.
+            on_error: Called as ``on_error(exception, item)`` on the dispatcher thread
+                when a callback raises. By default the error is shown: logged with its
+                traceback when logging is configured, else printed to stderr (as Python
+                does for an uncaught exception in a thread). Delivery goes on either
+                way, and ``stats().callback_errors`` counts them.
 
         Returns:
             The connected client.
@@ -253,7 +260,8 @@ class KalshiStreamClient:
             timeout=timeout, strategy=strategy, health=health, reconnect=reconnect,
             command_timeout=command_timeout, close_timeout=close_timeout, queue=queue,
             queue_maxsize=queue_maxsize, max_pending=max_pending, overflow=overflow,
-            resync=resync, ssl_context=ssl_context, max_message_size=max_message_size)
+            resync=resync, ssl_context=ssl_context, max_message_size=max_message_size,
+            on_error=on_error)
         client = cls(config, options)
         try:
             client._first_connect()
@@ -643,7 +651,8 @@ class KalshiStreamClient:
                 gaps=gaps, held_back=held)
         return ClientStats(channels=channels, reconnects=self._reconnects,
                            pending=self._dispatcher.backlog,
-                           queued=self._dispatcher.queue.qsize())
+                           queued=self._dispatcher.queue.qsize(),
+                           callback_errors=self._dispatcher.callback_errors)
 
     def _command(self, build: Callable[[KalshiProtocol], tuple[int, str]],
                  timeout: float | None) -> Any:
@@ -1258,6 +1267,7 @@ class _Options:
     resync: bool
     ssl_context: ssl.SSLContext | None
     max_message_size: int | None
+    on_error: Callable[[BaseException, Any], Any] | None
 
     def overflow_policy(self, channel: Any) -> str:
         policy = self.overflow.get(str(channel))
@@ -1279,6 +1289,8 @@ class _Options:
             value = values[name]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name} must be a positive int")
+        if values["on_error"] is not None and not callable(values["on_error"]):
+            raise ConfigurationError("on_error must be callable (or None)")
         size = values["max_message_size"]
         if size is not None and (isinstance(size, bool) or not isinstance(size, int)
                                  or size < 1):

@@ -1019,6 +1019,8 @@ class ClientStats:
     reconnects: int = 0
     pending: int = 0
     queued: int = 0
+    #: Exceptions raised by callbacks (each shown, or passed to ``on_error``).
+    callback_errors: int = 0
 
     def total(self) -> ChannelStats:
         """The counters summed over every channel."""
