@@ -14,6 +14,10 @@ It runs the ``websockets`` asyncio server on its own event-loop thread, bound to
   and per-sid sequence numbers (control replies consume them too);
 * order books, tickers and trades from a :class:`MarketSimulator`.
 
+Kalshi's command and sequencing rules live in :mod:`kalshi_ws.testing.rules`, a pure
+object per connection (a command in, frames out); this module is the shell around it:
+the asyncio server, the handshake, publishing, replay and fault injection.
+
 Tests (yours too) drive it from any thread: :meth:`publish` any message, and inject
 faults: drop the TCP connection, stop answering, close with a code, skip or repeat
 sequence numbers, send raw text, refuse handshakes, revoke the key.
@@ -56,6 +60,7 @@ from websockets.http11 import Request, Response
 from .._wire import TYPE_CHANNELS
 from ..reconnect import END_OF_STREAM_CODE, END_OF_STREAM_REASON
 from ..recording import read_recording
+from .rules import KalshiRules, Outgoing, ServerSubscription
 from .simulator import BookChange, MarketSimulator, TradePrint
 
 __all__ = ["FakeKalshiServer", "ServerSession", "ServerSubscription", "book_fingerprint"]
@@ -89,83 +94,54 @@ logger.addFilter(_RedactSignatures())
 T = TypeVar("T")
 
 SIGN_PATH = "/trade-api/ws/v2"
-KNOWN_CHANNELS = frozenset({
-    "orderbook_delta", "ticker", "trade", "fill", "market_positions", "user_orders",
-    "order_group_updates", "communications", "market_lifecycle_v2",
-    "multivariate_market_lifecycle", "cfbenchmarks_value", "cfbenchmarks_value_5hz",
-    "pyth_value",
-})
-UNSEQUENCED = frozenset({"ticker", "fill", "market_positions", "user_orders"})
-# Channels whose market filter Kalshi ignores (they always carry every market).
-UNFILTERED = frozenset({"order_group_updates", "communications", "market_lifecycle_v2",
-                        "multivariate_market_lifecycle"})
-MARKET_ACTIONS = frozenset({"orderbook_delta", "ticker", "trade", "fill", "user_orders",
-                            "market_positions"})
-ERROR_TEXT = {
-    1: "Unable to process message", 2: "Params required", 3: "Channels required",
-    4: "Subscription IDs required", 5: "Unknown command", 7: "Unknown subscription ID",
-    8: "Unknown channel name", 9: "Authentication required", 10: "Channel error",
-    11: "Invalid parameter", 12: "Exactly one subscription ID is required",
-    13: "Unsupported action", 14: "Market Ticker required", 15: "Action required",
-    19: "shard_factor must be > 0", 20: "shard_factor is required when shard_key is set",
-    21: "shard_key must be >= 0 and < shard_factor", 22: "shard_factor must be <= 100",
-    24: "Index IDs required", 25: "Subscription buffer overflow",
-    28: "Underlying tickers required",
-}
-
-
-class ServerSubscription:
-    """One subscription of one connection, as the server sees it."""
-
-    def __init__(self, sid: int, channel: str, markets: set[str] | None,
-                 params: dict[str, Any]) -> None:
-        self.sid = sid
-        self.channel = channel
-        self.markets = markets
-        self.params = params
-        self.seq = 0
-        self.skip = 0
-        self.lose = 0  # frames to number but not send (a real loss)
-        self.last_frame: str | None = None
-
-    @property
-    def sequenced(self) -> bool:
-        """Whether the channel's frames carry a ``seq``."""
-        return self.channel not in UNSEQUENCED
-
-    @property
-    def use_yes_price(self) -> bool:
-        """Whether the subscription asked for YES-price order books."""
-        return bool(self.params.get("use_yes_price"))
-
-    def next_seq(self) -> int:
-        """The next sequence number (after any numbers skipped on purpose)."""
-        self.seq += 1 + self.skip
-        self.skip = 0
-        return self.seq
-
-    def wants(self, market: str | None) -> bool:
-        """Whether a frame about ``market`` (None: no market) goes to this subscription."""
-        return self.markets is None or market is None or market in self.markets
 
 
 class ServerSession:
-    """One client connection to the fake server."""
+    """One client connection to the fake server: its rules state, and its I/O."""
 
     def __init__(self, server: FakeKalshiServer, ws: ServerConnection, number: int) -> None:
         self.server = server
         self.ws = ws
         self.number = number  # 1 for the server's first connection, 2 for the next...
-        self.subscriptions: dict[int, ServerSubscription] = {}
-        self.next_sid = 1
+        self.rules = KalshiRules(self._initial_data, get_snapshot_ok=server.get_snapshot_ok)
         self.replaying: asyncio.Task[None] | None = None
         self.frozen = False
         self.mute_pongs = False
         self.commands: list[dict[str, Any]] = []
 
+    @property
+    def subscriptions(self) -> dict[int, ServerSubscription]:
+        """The connection's subscriptions, by sid."""
+        return self.rules.subscriptions
+
     def find(self, channel: str | None = None) -> list[ServerSubscription]:
-        """The session's subscriptions, of ``channel`` only if given."""
-        return [s for s in self.subscriptions.values() if channel in (None, s.channel)]
+        """The connection's subscriptions of ``channel`` (None: all), oldest first."""
+        return self.rules.find(channel)
+
+    def frame(self, sub: ServerSubscription, wire_type: str, msg: Any,
+              command_id: int | None = None) -> dict[str, Any]:
+        """A data frame of ``sub``, taking its next seq if the channel is sequenced."""
+        return self.rules.frame(sub, wire_type, msg, command_id)
+
+    def _initial_data(self, rules: KalshiRules, sub: ServerSubscription, markets: list[str],
+                      command_id: int | None) -> list[Outgoing]:
+        """The simulator's data after a subscribe, add_markets or get_snapshot."""
+        server = self.server
+        if server._replay is not None:
+            return []  # the recording carries its own snapshots
+        simulator = server.simulator
+        out: list[Outgoing] = []
+        if sub.channel == "orderbook_delta":
+            for market in markets:
+                simulator.add_market(market)
+                msg = simulator.snapshot_msg(market, use_yes_price=sub.use_yes_price)
+                frame = rules.frame(sub, "orderbook_snapshot", msg, command_id)
+                server._log_book(self, frame, market)
+                out.append((frame, sub))
+        elif sub.channel == "ticker" and sub.params.get("send_initial_snapshot"):
+            out += [(rules.frame(sub, "ticker", simulator.ticker_msg(market)), sub)
+                    for market in markets if market in simulator.books]
+        return out
 
     async def send(self, frame: Mapping[str, Any], sub: ServerSubscription | None = None) -> None:
         """Send a frame as JSON on the server's event loop (``sub``: its last frame, or lost)."""
@@ -185,18 +161,6 @@ class ServerSession:
             await self.ws.send(text)
         except ConnectionClosed:
             pass
-
-    def frame(self, sub: ServerSubscription, wire_type: str, msg: Any,
-              command_id: int | None = None) -> dict[str, Any]:
-        """A data frame for ``sub`` with its next sequence number, if sequenced."""
-        frame: dict[str, Any] = {"type": wire_type, "sid": sub.sid}
-        if command_id is not None:
-            frame["id"] = command_id
-        if sub.sequenced:
-            frame["seq"] = sub.next_seq()
-        frame["msg"] = msg
-        return frame
-
 
 class FakeKalshiServer:
     """A fake Kalshi WebSocket server on 127.0.0.1, for tests and offline demos.
@@ -583,194 +547,18 @@ class FakeKalshiServer:
     # ------------------------------------------------------------------ commands
 
     async def _command(self, session: ServerSession, message: str | bytes) -> None:
-        try:
-            command = json.loads(message)
-        except ValueError:
-            command = None
-        if not isinstance(command, dict):
-            await session.send(_error(None, 1))
-            return
-        session.commands.append(command)
-        self.commands.append(command)
-        with self._changed:
-            self._changed.notify_all()
-        command_id = command.get("id")
-        cmd = command.get("cmd")
-        params = command.get("params")
-        if cmd == "list_subscriptions":
-            await session.send({"id": command_id, "type": "ok", "msg": [
-                {"channel": s.channel, "sid": s.sid} for s in session.subscriptions.values()]})
-            return
-        if cmd not in ("subscribe", "unsubscribe", "update_subscription"):
-            await session.send(_error(command_id, 5))
-            return
-        if not isinstance(params, dict):
-            await session.send(_error(command_id, 2))
-            return
-        handler = {"subscribe": self._subscribe, "unsubscribe": self._unsubscribe,
-                   "update_subscription": self._update}[cmd]
-        await handler(session, command_id, params)
-        if cmd == "subscribe" and self._replay is not None and session.replaying is None \
-                and session.subscriptions:
+        command = session.rules.parse(message)
+        if command is not None:
+            session.commands.append(command)
+            self.commands.append(command)
+            with self._changed:
+                self._changed.notify_all()
+        for frame, sub in session.rules.handle(command):
+            await session.send(frame, sub)
+        if command is not None and command.get("cmd") == "subscribe" and \
+                self._replay is not None and session.replaying is None and \
+                session.subscriptions:
             session.replaying = asyncio.ensure_future(self._play(session, self._replay))
-
-    async def _subscribe(self, session: ServerSession, command_id: Any,
-                         params: dict[str, Any]) -> None:
-        channels = params.get("channels")
-        if not isinstance(channels, list) or not channels:
-            await session.send(_error(command_id, 3))
-            return
-        markets = _markets(params)
-        options = {k: v for k, v in params.items()
-                   if k not in ("channels", "market_ticker", "market_tickers")}
-        for channel in channels:
-            if channel not in KNOWN_CHANNELS:
-                await session.send(_error(command_id, 8))
-                continue
-            if channel == "orderbook_delta" and not markets:
-                await session.send(_error(command_id, 14))
-                continue
-            shard_error = _shard_error(params) if channel == "communications" else None
-            if shard_error is not None:
-                await session.send(_error(command_id, shard_error))
-                continue
-            channel_markets = None if channel in UNFILTERED else markets
-            existing = session.find(channel)
-            if existing:
-                # Since Oct 2025 a repeated subscribe merges into the subscription.
-                sub = existing[0]
-                new = [m for m in channel_markets or () if sub.markets is not None
-                       and m not in sub.markets]
-                if sub.markets is not None and channel_markets:
-                    sub.markets.update(channel_markets)
-                frame = {"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
-                         "type": "ok", "msg": {"market_tickers": sorted(sub.markets or ())}}
-                await session.send(frame, sub)
-                await self._initial_data(session, sub, new)
-                continue
-            sub = ServerSubscription(session.next_sid, channel,
-                                     set(channel_markets) if channel_markets else None,
-                                     dict(options))
-            session.next_sid += 1
-            session.subscriptions[sub.sid] = sub
-            await session.send({"id": command_id, "type": "subscribed",
-                                "msg": {"channel": channel, "sid": sub.sid}})
-            await self._initial_data(session, sub, channel_markets or [])
-
-    async def _initial_data(self, session: ServerSession, sub: ServerSubscription,
-                            markets: Iterable[str], command_id: int | None = None) -> None:
-        if self._replay is not None:
-            return  # the recording carries its own snapshots
-        simulator = self.simulator
-        if sub.channel == "orderbook_delta":
-            for market in markets:
-                simulator.add_market(market)
-                msg = simulator.snapshot_msg(market, use_yes_price=sub.use_yes_price)
-                frame = session.frame(sub, "orderbook_snapshot", msg, command_id)
-                self._log_book(session, frame, market)
-                await session.send(frame, sub)
-        elif sub.channel == "ticker" and sub.params.get("send_initial_snapshot"):
-            for market in markets:
-                if market in simulator.books:
-                    await session.send(session.frame(sub, "ticker", simulator.ticker_msg(market)),
-                                       sub)
-
-    async def _unsubscribe(self, session: ServerSession, command_id: Any,
-                           params: dict[str, Any]) -> None:
-        sids = params.get("sids")
-        if not isinstance(sids, list) or not sids:
-            await session.send(_error(command_id, 4))
-            return
-        for sid in sids:
-            sub = session.subscriptions.pop(sid, None) if isinstance(sid, int) else None
-            if sub is None:
-                await session.send(_error(command_id, 7))
-                continue
-            await session.send({"id": command_id, "sid": sid, "seq": sub.next_seq(),
-                                "type": "unsubscribed"})
-
-    async def _update(self, session: ServerSession, command_id: Any,
-                      params: dict[str, Any]) -> None:
-        sids = params.get("sids")
-        if "sid" in params:
-            sids = [params["sid"]] if sids is None else None
-        if not isinstance(sids, list) or len(sids) != 1:
-            await session.send(_error(command_id, 12))
-            return
-        sub = session.subscriptions.get(sids[0])
-        if sub is None:
-            await session.send(_error(command_id, 7))
-            return
-        action = params.get("action")
-        if not action:
-            await session.send(_error(command_id, 15))
-            return
-        markets = _markets(params)
-
-        async def fail(code: int) -> None:
-            await session.send(_error(command_id, code, sub), sub)
-
-        if action in ("add_markets", "delete_markets"):
-            if sub.channel not in MARKET_ACTIONS:
-                await fail(13)
-                return
-            if not markets and not params.get("market_ids"):
-                await fail(14)
-                return
-            current = sub.markets if sub.markets is not None else set()
-            added = [m for m in markets if m not in current]
-            if action == "add_markets":
-                current.update(markets)
-            else:
-                current.difference_update(markets)
-            sub.markets = current
-            msg = {} if sub.params.get("skip_ticker_ack") else \
-                {"market_tickers": sorted(current)}
-            await session.send({"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
-                                "type": "ok", "msg": msg}, sub)
-            if action == "add_markets":
-                await self._initial_data(session, sub, added)
-        elif action == "get_snapshot":
-            if sub.channel != "orderbook_delta":
-                await fail(13)
-                return
-            if not params.get("market_tickers"):
-                await fail(14)
-                return
-            await self._initial_data(session, sub, markets, command_id)
-            if self.get_snapshot_ok:
-                await session.send({"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
-                                    "type": "ok", "msg": {"market_tickers": markets}}, sub)
-        elif action in ("subscribe_indices", "unsubscribe_indices", "subscribe_underlyings",
-                        "unsubscribe_underlyings"):
-            key = "index_ids" if "indices" in action else "underlying_tickers"
-            if not sub.channel.startswith("cfbenchmarks" if key == "index_ids" else "pyth"):
-                await fail(13)
-                return
-            values = params.get(key)
-            if not isinstance(values, list) or not values:
-                await fail(24 if key == "index_ids" else 28)
-                return
-            listed = list(sub.params.get(key, []))
-            if action.startswith("subscribe"):
-                listed += [v for v in values if v not in listed]
-            else:
-                listed = [v for v in listed if v not in values]
-            sub.params[key] = listed
-            await session.send({"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
-                                "type": "ok", "msg": {key: listed}}, sub)
-        elif action in ("indexlist", "underlying_list"):
-            if action == "indexlist" and sub.channel.startswith("cfbenchmarks"):
-                wire_type, key = f"{sub.channel}_indexlist", "index_ids"
-            elif action == "underlying_list" and sub.channel == "pyth_value":
-                wire_type, key = "pyth_value_underlying_list", "underlying_tickers"
-            else:
-                await fail(13)
-                return
-            await session.send(session.frame(sub, wire_type, {key: sub.params.get(key, [])},
-                                             command_id), sub)
-        else:
-            await fail(13)
 
     # ------------------------------------------------------------------ publishing
 
@@ -992,9 +780,7 @@ class FakeKalshiServer:
             sent = 0
             for session in list(self.sessions):
                 for sub in session.find(channel):
-                    await session.send(_error(None, code, sub, message), sub)
-                    if code in (10, 25):
-                        session.subscriptions.pop(sub.sid, None)
+                    await session.send(*session.rules.end_subscription(sub, code, message))
                     sent += 1
             return sent
         return self._run_coroutine(run())
@@ -1031,40 +817,6 @@ def _load_replay(path: str | os.PathLike[str]) -> list[tuple[float, str, str, di
         msg = frame.get("msg")
         frames.append((recorded.t, channel, wire_type, msg if isinstance(msg, dict) else {}))
     return frames
-
-
-def _markets(params: Mapping[str, Any]) -> list[str]:
-    markets = params.get("market_tickers")
-    if isinstance(markets, list):
-        return [m for m in markets if isinstance(m, str)]
-    single = params.get("market_ticker")
-    return [single] if isinstance(single, str) else []
-
-
-def _shard_error(params: Mapping[str, Any]) -> int | None:
-    """The error code Kalshi gives a communications subscribe's sharding, if any."""
-    factor, key = params.get("shard_factor"), params.get("shard_key")
-    if factor is None:
-        return 20 if key is not None else None
-    if type(factor) is not int or factor <= 0:
-        return 19
-    if factor > 100:
-        return 22
-    if key is not None and (type(key) is not int or not 0 <= key < factor):
-        return 21
-    return None
-
-
-def _error(command_id: Any, code: int, sub: ServerSubscription | None = None,
-           message: str = "") -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "error"}
-    if command_id is not None:
-        frame["id"] = command_id
-    if sub is not None:
-        frame["sid"] = sub.sid
-        frame["seq"] = sub.next_seq()
-    frame["msg"] = {"code": code, "msg": message or ERROR_TEXT.get(code, "Error")}
-    return frame
 
 
 def _abort(ws: ServerConnection) -> None:

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kalshi_ws.auth import Signer
 from kalshi_ws.testing import FakeKalshiServer
-from kalshi_ws.testing.server import ERROR_TEXT
+from kalshi_ws.testing.rules import ERROR_TEXT
 
 
 def raw_connect(server: FakeKalshiServer, headers: dict[str, str],
