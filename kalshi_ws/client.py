@@ -614,7 +614,8 @@ class KalshiStreamClient:
         with self._lock:
             return self._protocol.subscription_options(sid)
 
-    def _market_book_state(self, market: str) -> tuple[bool, int]:
+    def _market_book_state(self, market: str) -> tuple[bool, Any]:
+        """(whether the reader trusts the book now, the latest snapshot message accepted)."""
         with self._lock:
             return self._protocol.market_book_state(market)
 

@@ -269,7 +269,8 @@ class HealthConfig:
             the connection dead.
         idle_timeout: Seconds without any frame at all (data, ping or pong) after which
             the connection is dead (None: no idle check). A dead connection is reported
-            within idle_timeout plus the reader's one-second tick.
+            within idle_timeout plus the reader's tick (half a second). Only whole
+            frames count: bytes of a frame that never completes are no sign of life.
     """
 
     ping_interval: float | None = attrs.field(default=10.0, validator=_positive("ping_interval"))

@@ -81,8 +81,8 @@ UPDATE_ACTIONS: Mapping[str, str | None] = {
     "underlying_list": None,
 }
 
-# Errors that end the subscription they are scoped to (17 is retired but was terminal).
-_TERMINAL_ERRORS = frozenset({10, 17, 25})
+# Errors that end the subscription they are scoped to: ErrorCode.terminal, as codes.
+_TERMINAL_ERRORS = frozenset(code.value for code in ErrorCode if code.terminal)
 # Errors that answer a whole command rather than one of its channels or sids.
 _COMMAND_LEVEL_ERRORS = frozenset({1, 2, 3, 4, 5})
 _UNKNOWN_CHANNEL = 8
