@@ -35,7 +35,9 @@ from kalshi_ws import (
     KalshiStreamClient,
     PerProcessClient,
     StreamUpdate,
+    Ticker,
 )
+from kalshi_ws.environment import simulating
 
 MARKETS = [m for m in os.environ.get("KALSHI_MARKETS", "").split(",") if m]
 
@@ -46,7 +48,7 @@ _simulation = contextlib.ExitStack()
 
 def remember(update: Any) -> None:
     """Runs on the client's dispatcher thread: keep the newest ticker per market."""
-    if isinstance(update, StreamUpdate):
+    if isinstance(update, StreamUpdate) and isinstance(update.msg, Ticker):
         ticker = update.msg
         latest[ticker.market_ticker] = {
             "price": str(ticker.price_dollars), "yes_bid": str(ticker.yes_bid_dollars),
@@ -57,7 +59,7 @@ def remember(update: Any) -> None:
 def connect() -> KalshiStreamClient:
     """Create and subscribe this process's client (called by PerProcessClient)."""
     markets = MARKETS
-    if os.environ.get("KALSHI_SIMULATE"):
+    if simulating():  # KALSHI_SIMULATE=1
         from kalshi_ws.testing import simulated
 
         simulation = _simulation.enter_context(simulated())

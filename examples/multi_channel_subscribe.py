@@ -13,21 +13,28 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import os
 import threading
 
-from kalshi_ws import Channel, KalshiConfig, KalshiStreamClient, StreamUpdate
+from kalshi_ws import (
+    Channel,
+    KalshiConfig,
+    KalshiStreamClient,
+    StreamItem,
+    StreamUpdate,
+    Trade,
+)
+from kalshi_ws.environment import simulating
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("markets", nargs="*", help="market tickers (needed for order books)")
     parser.add_argument("--seconds", type=float, default=3.0, help="how long to listen")
     parser.add_argument("--simulate", action="store_true", help="use the built-in simulator")
     args = parser.parse_args(argv)
 
     with contextlib.ExitStack() as stack:
-        if args.simulate or os.environ.get("KALSHI_SIMULATE"):
+        if args.simulate or simulating():  # KALSHI_SIMULATE=1
             from kalshi_ws.testing import simulated
 
             simulation = stack.enter_context(simulated())
@@ -38,13 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         counts: collections.Counter[str] = collections.Counter()
 
         @client.on(Channel.TRADE)
-        def on_trade(update: StreamUpdate) -> None:
-            if isinstance(update, StreamUpdate):
+        def on_trade(update: StreamItem) -> None:
+            if isinstance(update, StreamUpdate) and isinstance(update.msg, Trade):
                 trade = update.msg
                 print(f"trade  {trade.market_ticker} {trade.count_fp} @ {trade.yes_price_dollars}")
 
         @client.on(Channel.ORDERBOOK_DELTA, Channel.TICKER)
-        def count(update: StreamUpdate) -> None:
+        def count(update: StreamItem) -> None:
             if isinstance(update, StreamUpdate):
                 counts[update.type] += 1
 

@@ -13,22 +13,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import queue
 import time
 
 from kalshi_ws import KalshiConfig, KalshiStreamClient
+from kalshi_ws.environment import simulating
+from kalshi_ws.orderbook import TopOfBook
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("markets", nargs="*")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long to watch")
     parser.add_argument("--simulate", action="store_true", help="use the built-in simulator")
     args = parser.parse_args(argv)
 
     with contextlib.ExitStack() as stack:
-        if args.simulate or os.environ.get("KALSHI_SIMULATE"):
+        if args.simulate or simulating():  # KALSHI_SIMULATE=1
             from kalshi_ws.testing import simulated
 
             simulation = stack.enter_context(simulated())
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("give at least one market ticker (or --simulate)")
         client = stack.enter_context(KalshiStreamClient.connect(config, reconnect=True))
         books = stack.enter_context(client.orderbooks(markets))
-        changes: queue.Queue = queue.Queue()
+        changes: queue.Queue[tuple[str, TopOfBook]] = queue.Queue()
         books.on_change(lambda market, top: changes.put((market, top)))  # dispatcher thread
         if not books.wait_synced(timeout=10):
             print("books not synced yet; showing them anyway")

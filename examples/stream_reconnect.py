@@ -71,9 +71,9 @@ def simulate(updates_each_side: int) -> int:
                     seen += isinstance(item, StreamUpdate)
                     if seen >= updates_each_side:
                         break
-                print(f"subscriptions before: {[(s.channel.value, s.sid) for s in before]}")
+                print(f"subscriptions before: {[(Channel(s.channel).value, s.sid) for s in before]}")
                 print(f"subscriptions after:  "
-                      f"{[(s.channel.value, s.sid) for s in client.subscriptions()]}")
+                      f"{[(Channel(s.channel).value, s.sid) for s in client.subscriptions()]}")
                 client.close()
         finally:
             client.close()
@@ -92,7 +92,7 @@ def live(markets: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("markets", nargs="*")
     parser.add_argument("--simulate", action="store_true", help="demonstrate with a fake server")
     parser.add_argument("--updates", type=int, default=5, help="updates shown on each side")

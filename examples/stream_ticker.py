@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 
-from kalshi_ws import Channel, KalshiConfig, KalshiStreamClient, StreamUpdate
+from kalshi_ws import Channel, KalshiConfig, KalshiStreamClient, StreamUpdate, Ticker
+from kalshi_ws.environment import simulating
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("markets", nargs="*", help="market tickers (default: all markets)")
     parser.add_argument("--count", type=int, default=20, help="stop after this many updates")
     parser.add_argument("--simulate", action="store_true", help="use the built-in simulator")
     args = parser.parse_args(argv)
 
     with contextlib.ExitStack() as stack:
-        if args.simulate or os.environ.get("KALSHI_SIMULATE"):
+        if args.simulate or simulating():  # KALSHI_SIMULATE=1
             from kalshi_ws.testing import simulated
 
             simulation = stack.enter_context(simulated())
@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
             if not isinstance(item, StreamUpdate):
                 print(f"-- {item!r}")  # Closed, ConnectionLost, ...
                 continue
-            ticker = item.msg
+            ticker = item.msg_as(Ticker)  # typed; None for a malformed or unknown message
+            if ticker is None:
+                print(f"-- {item.msg!r}")
+                continue
             print(f"{ticker.market_ticker:<24} last {ticker.price_dollars}  "
                   f"bid {ticker.yes_bid_dollars}  ask {ticker.yes_ask_dollars}")
             received += 1

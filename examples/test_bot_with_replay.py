@@ -24,7 +24,14 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kalshi_ws import Channel, Closed, KalshiConfig, KalshiStreamClient, StreamUpdate
+from kalshi_ws import (
+    Channel,
+    Closed,
+    KalshiConfig,
+    KalshiStreamClient,
+    StreamUpdate,
+    Trade,
+)
 from kalshi_ws.recording import read_recording
 from kalshi_ws.testing import FakeKalshiServer
 
@@ -39,8 +46,8 @@ class VwapBot:
         self.volume: dict[str, Decimal] = defaultdict(Decimal)
 
     def on_update(self, update: object) -> None:
-        if isinstance(update, StreamUpdate) and update.type == "trade":
-            trade = update.msg
+        trade = update.msg_as(Trade) if isinstance(update, StreamUpdate) else None
+        if trade is not None and trade.yes_price_dollars is not None and trade.count_fp:
             self.notional[trade.market_ticker] += trade.yes_price_dollars * trade.count_fp
             self.volume[trade.market_ticker] += trade.count_fp
 

@@ -25,6 +25,7 @@ from .config import (
     KalshiConfig,
     ReconnectPolicy,
 )
+from .environment import config_from_env
 from .exceptions import (
     AuthenticationError,
     CommandError,
@@ -172,6 +173,7 @@ __all__ = [
     "UpdatesQueue",
     "UserOrder",
     "__version__",
+    "config_from_env",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

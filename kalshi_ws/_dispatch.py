@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .models import Lagged, StreamUpdate, SystemMessage
+from .models import Lagged, StreamItem, StreamUpdate, SystemMessage
 
 __all__ = ["CallbackHandle", "Dispatcher", "DropOldestBuffer", "UpdatesQueue"]
 
@@ -144,7 +144,7 @@ class DropOldestBuffer:
         self._index = None
 
 
-class UpdatesQueue(queue.Queue):  # type: ignore[type-arg]
+class UpdatesQueue(queue.Queue[StreamItem]):
     """The client's ``updates`` queue: a bounded :class:`queue.Queue` of stream items.
 
     Read it like any queue (``get``, ``get_nowait``, ``qsize``); only the dispatcher

@@ -123,6 +123,13 @@ class OrderBookSet:
                            "follow it", self._sid, recorded)
             self._use_yes_price = bool(recorded)
 
+    def __repr__(self) -> str:
+        markets = self.markets
+        synced = sum(self.is_synced(m) for m in markets) if not self._closed else 0
+        state = "closed" if self._closed else f"{synced}/{len(markets)} synced"
+        return (f"<OrderBookSet sid={self._sid} markets={markets!r} {state} "
+                f"use_yes_price={self._use_yes_price} resyncs={self.resyncs}>")
+
     # ------------------------------------------------------------------ reading
 
     @property

@@ -36,6 +36,7 @@ import attrs
 from ._version import __version__
 from .client import KalshiStreamClient
 from .config import HealthConfig, KalshiConfig, ReconnectPolicy
+from .environment import simulating
 from .exceptions import ConnectionLost, KalshiWSError
 from .models import (
     Channel,
@@ -172,8 +173,8 @@ def _channel(text: str) -> str:
 
 
 def _simulate_from_env() -> bool:
-    """KALSHI_SIMULATE set to anything but empty or 0 means --simulate, as in the examples."""
-    return os.environ.get("KALSHI_SIMULATE", "").strip() not in ("", "0")
+    """KALSHI_SIMULATE=1 means --simulate: the rule of config_from_env() and the examples."""
+    return simulating()
 
 
 def _add_market(parser: argparse.ArgumentParser) -> None:

@@ -149,7 +149,11 @@ class KalshiStreamClient:
 
     # ------------------------------------------------------------------ construction
 
-    def __init__(self, config: KalshiConfig, options: _Options) -> None:
+    def __init__(self, config: KalshiConfig, options: _Options | None = None) -> None:
+        if not isinstance(options, _Options):
+            raise TypeError("create a client with KalshiStreamClient.connect(config, "
+                            "**options), which opens the connection; the constructor is "
+                            "internal")
         if not isinstance(config, KalshiConfig):
             raise ConfigurationError(
                 f"config must be a KalshiConfig, not {type(config).__name__}")
@@ -166,6 +170,7 @@ class KalshiStreamClient:
         self._slots: dict[int, _Slot] = {}
         self._transport: Transport | None = None
         self._close_error: BaseException | None = None
+        self._user_close: ConnectionClosedOK | None = None  # set by the first close()
         self._stop_requested = threading.Event()
         self._open_event = threading.Event()
         self._slow_consumer: SlowConsumerError | None = None
@@ -334,8 +339,16 @@ class KalshiStreamClient:
 
     @property
     def close_reason(self) -> BaseException | None:
-        """The error that ended the client; None while open or after a clean close()."""
-        return self._close_error
+        """Why the client ended: None while open (or reconnecting).
+
+        After :meth:`close` a :class:`ConnectionClosedOK` saying the user closed it;
+        after a clean close by the server a :class:`ConnectionClosedOK` with its code;
+        otherwise the error that ended the client.
+        """
+        error = self._close_error
+        if error is None and self._state == CLOSED:
+            return self._user_close
+        return error
 
     @property
     def config(self) -> KalshiConfig:
@@ -776,6 +789,7 @@ class KalshiStreamClient:
             if first:
                 self._state = CLOSING
                 self._dispatcher_deadline = delivery_deadline
+                self._user_close = ConnectionClosedOK("closed by the user (close())")
             transport = self._transport
         self._stop_requested.set()
         self._open_event.set()

@@ -8,7 +8,7 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import attrs
@@ -136,7 +136,7 @@ class KalshiConfig:
             missing.append("KALSHI_PRIVATE_KEY_PATH (or KALSHI_PRIVATE_KEY)")
         if missing:
             raise ConfigurationError("missing environment variable(s): " + ", ".join(missing))
-        options = {
+        options: dict[str, Any] = {
             "environment": env.get("KALSHI_ENV", "demo").strip() or "demo",
             "ws_url": env.get("KALSHI_WS_URL", "").strip() or None,
             "private_key_password": env.get("KALSHI_PRIVATE_KEY_PASSWORD") or None,
@@ -193,7 +193,7 @@ class KalshiConfig:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[Any, ...]:
         raise TypeError("KalshiConfig holds a private key and cannot be pickled")
 
 
@@ -247,8 +247,8 @@ def check_timeout(timeout: object) -> None:
                              f"not {timeout!r}")
 
 
-def _positive(name: str) -> Callable[[object, attrs.Attribute, object], None]:
-    def check(_instance: object, _attribute: attrs.Attribute, value: object) -> None:
+def _positive(name: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def check(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
         if value is not None and not is_seconds(value):
             raise ConfigurationError(f"{name} must be a positive number of seconds, not {value!r}")
 
@@ -292,7 +292,7 @@ class Backoff:
     max_attempts: int | None = attrs.field(default=None)
 
     @max_attempts.validator
-    def _check_attempts(self, _attribute: attrs.Attribute, value: object) -> None:
+    def _check_attempts(self, _attribute: attrs.Attribute[Any], value: object) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or value < 1):
             raise ConfigurationError(f"max_attempts must be a positive int or None, not {value!r}")

@@ -214,14 +214,14 @@ class ConcurrencyError(KalshiWSError, RuntimeError):
     """
 
 
-def _rebuild(cls: type, args: tuple, attrs: dict) -> Exception:
+def _rebuild(cls: type[Exception], args: tuple[Any, ...], attrs: dict[str, Any]) -> Exception:
     exc = cls.__new__(cls)
     Exception.__init__(exc, *args)
     exc.__dict__.update(attrs)
     return exc
 
 
-def _rebuild_closed(cls: type, reason: str, code: int | None) -> Exception:
+def _rebuild_closed(cls: type[ConnectionClosed], reason: str, code: int | None) -> Exception:
     return cls(reason, code=code)
 
 
@@ -230,6 +230,6 @@ def _rebuild_lost(reason: str, code: int | None, will_reconnect: bool) -> Except
 
 
 def _rebuild_command_error(
-    cls: type, code: int, message: str, command_id: int | None, sid: int | None
+    cls: type[CommandError], code: int, message: str, command_id: int | None, sid: int | None
 ) -> Exception:
     return cls(code, message, command_id=command_id, sid=sid)

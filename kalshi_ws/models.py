@@ -13,14 +13,22 @@ This module holds data only: how JSON becomes these classes lives in ``_wire.py`
 from __future__ import annotations
 
 import abc
+import builtins
 import enum
+import sys
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import attrs
 
 from .exceptions import ConnectionLost
+
+if sys.version_info >= (3, 11) or TYPE_CHECKING:
+    from typing import dataclass_transform
+else:  # Python 3.10: only type checkers use it
+    def dataclass_transform(**_: Any) -> Any:
+        return lambda decorator: decorator
 
 __all__ = [
     "CfbenchmarksValue",
@@ -178,7 +186,15 @@ class ErrorCode(enum.IntEnum):
                         ErrorCode.INTERNAL_ERROR)
 
 
-_frozen = attrs.frozen(kw_only=True)
+_M = TypeVar("_M")
+_C = TypeVar("_C", bound=type)
+
+
+@dataclass_transform(frozen_default=True, kw_only_default=True,
+                     field_specifiers=(attrs.field, attrs.Factory))
+def _frozen(cls: _C) -> _C:
+    """``attrs.frozen(kw_only=True)``, spelled so that type checkers see the fields."""
+    return attrs.frozen(kw_only=True)(cls)
 
 Level = tuple[Decimal, Decimal]
 """One order-book level: (price in dollars, size in contracts)."""
@@ -802,6 +818,21 @@ class StreamUpdate:
     msg: Message
     sending_ts_ms: int | None = None
 
+    def msg_as(self, cls: builtins.type[_M]) -> _M | None:
+        """The payload if it is a ``cls``, else None: a typed view of a known channel.
+
+        ``msg`` is typed as the union of every message class; this narrows it for a
+        type checker and at run time (a :class:`MalformedMessage` or
+        :class:`UnknownMessage` gives None, so check it)::
+
+            if (ticker := update.msg_as(Ticker)) is not None:
+                print(ticker.market_ticker, ticker.price_dollars)
+
+        Pure; any thread.
+        """
+        msg = self.msg
+        return msg if isinstance(msg, cls) else None
+
 
 class SystemMessage(abc.ABC):
     """Base of the client's own messages, delivered on the same stream as updates.
@@ -993,7 +1024,7 @@ class ClientStats:
 
     def total(self) -> ChannelStats:
         """The counters summed over every channel."""
-        fields = [f.name for f in attrs.fields(ChannelStats)]
+        fields = [f.name for f in attrs.fields(ChannelStats)]  # type: ignore[arg-type]
         return ChannelStats(
             **{n: sum(getattr(s, n) for s in self.channels.values()) for n in fields}
         )

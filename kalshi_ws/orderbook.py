@@ -39,9 +39,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import TYPE_CHECKING
 
-import attrs
-
-from .models import Level, OrderbookDelta, OrderbookSnapshot
+from .models import Level, OrderbookDelta, OrderbookSnapshot, _frozen
 
 __all__ = ["BookDepth", "BookSnapshot", "Level", "OrderBook", "TopOfBook"]
 
@@ -255,9 +253,6 @@ class _BookQueries:
             best_yes_ask_size=None if no is None else no[1],
             last_seq=self.last_seq,
         )
-
-
-_frozen = attrs.frozen(kw_only=True)
 
 
 @_frozen
@@ -608,6 +603,7 @@ class OrderBook(_BookQueries):
         """The best YES bid and ask with their sizes, and the last sequence number."""
         # The same answer as _BookQueries.top, inlined: callers may ask after every delta.
         yes_prices, no_prices = self._yes_prices, self._no_prices
+        bid: Decimal | None
         if yes_prices:
             bid = yes_prices[-1]
             bid_size: Decimal | None = self._yes_sizes[bid]

@@ -70,18 +70,22 @@ class ServerSubscription:
 
     @property
     def sequenced(self) -> bool:
+        """Whether the channel's frames carry a ``seq``."""
         return self.channel not in UNSEQUENCED
 
     @property
     def use_yes_price(self) -> bool:
+        """Whether the subscription asked for YES-price order books."""
         return bool(self.params.get("use_yes_price"))
 
     def next_seq(self) -> int:
+        """The next sequence number (after any numbers skipped on purpose)."""
         self.seq += 1 + self.skip
         self.skip = 0
         return self.seq
 
     def wants(self, market: str | None) -> bool:
+        """Whether a frame about ``market`` (None: no market) goes to this subscription."""
         return self.markets is None or market is None or market in self.markets
 
     def __repr__(self) -> str:

@@ -46,7 +46,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidSignature
@@ -115,10 +115,12 @@ class ServerSession:
         return self.rules.subscriptions
 
     def find(self, channel: str | None = None) -> list[ServerSubscription]:
+        """The connection's subscriptions of ``channel`` (None: all), oldest first."""
         return self.rules.find(channel)
 
     def frame(self, sub: ServerSubscription, wire_type: str, msg: Any,
               command_id: int | None = None) -> dict[str, Any]:
+        """A data frame of ``sub``, taking its next seq if the channel is sequenced."""
         return self.rules.frame(sub, wire_type, msg, command_id)
 
     def _initial_data(self, rules: KalshiRules, sub: ServerSubscription, markets: list[str],
@@ -142,6 +144,7 @@ class ServerSession:
         return out
 
     async def send(self, frame: Mapping[str, Any], sub: ServerSubscription | None = None) -> None:
+        """Send a frame as JSON on the server's event loop (``sub``: its last frame, or lost)."""
         text = json.dumps(frame, separators=(",", ":"), default=str)
         if sub is not None:
             if sub.lose and "seq" in frame:
@@ -151,6 +154,7 @@ class ServerSession:
         await self.send_text(text)
 
     async def send_text(self, text: str) -> None:
+        """Send one text frame as is (on the server's event loop), unless frozen."""
         if self.frozen:
             return
         try:
@@ -212,7 +216,7 @@ class FakeKalshiServer:
     ) -> None:
         self._public_key = _load_public_key(public_key)
         self.host = host
-        self.port = port
+        self.port: int = port
         self.ssl_context = ssl_context
         self.ping_interval = ping_interval
         self.pong_timeout = pong_timeout if pong_timeout is not None else ping_interval
@@ -291,6 +295,14 @@ class FakeKalshiServer:
     def __enter__(self) -> FakeKalshiServer:  # noqa: PYI034
         return self.start()
 
+    def __repr__(self) -> str:
+        running = self._thread is not None
+        where = self.url if running else "not started"
+        mode = "replay" if self._replay is not None else "simulator"
+        auth = "signed handshakes" if self._public_key is not None else "no auth"
+        return (f"<FakeKalshiServer {where} {mode} {auth} sessions={len(self.sessions)} "
+                f"markets={len(self.simulator.markets)}>")
+
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
@@ -337,7 +349,7 @@ class FakeKalshiServer:
             return fn()
         return self._run_coroutine(run(), timeout)
 
-    def _run_coroutine(self, coroutine: Any, timeout: float = 10.0) -> Any:
+    def _run_coroutine(self, coroutine: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
         loop = self._loop
         if loop is None:
             coroutine.close()
@@ -802,7 +814,8 @@ def _load_replay(path: str | os.PathLike[str]) -> list[tuple[float, str, str, di
         if wire_type in ("unsubscribed", "ok", "error") or not isinstance(wire_type, str):
             continue
         channel = channels.get(frame.get("sid")) or str(TYPE_CHANNELS.get(wire_type, wire_type))
-        frames.append((recorded.t, channel, wire_type, frame.get("msg")))
+        msg = frame.get("msg")
+        frames.append((recorded.t, channel, wire_type, msg if isinstance(msg, dict) else {}))
     return frames
 
 

@@ -38,18 +38,44 @@ class Simulation:
         self._key = key
         self._interval = interval
         self._trades = trades
-        self.config: KalshiConfig | None = None
+        self._config: KalshiConfig | None = None
+        self._running = False
+
+    @property
+    def config(self) -> KalshiConfig:
+        """A config that reaches the fake server (its throwaway key, its URL).
+
+        Raises:
+            RuntimeError: the simulation has not been started yet.
+        """
+        if self._config is None:
+            raise RuntimeError("the simulation is not started: use `with simulated() as "
+                               "simulation:` or `simulation = simulated().start()`")
+        return self._config
+
+    @property
+    def running(self) -> bool:
+        """Whether the simulation has been started and not stopped."""
+        return self._running
 
     def start(self) -> Simulation:
         """Start the server and the market activity; returns self (config is then set)."""
         self.server.start()
         self.server.start_simulation(interval=self._interval, trades=self._trades)
-        self.config = KalshiConfig("simulated-key", self._key, ws_url=self.server.url)
+        self._config = KalshiConfig("simulated-key", self._key, ws_url=self.server.url)
+        self._running = True
         return self
 
     def stop(self) -> None:
         """Stop the server (connected clients see the connection close)."""
         self.server.stop()
+        self._running = False
+
+    def __repr__(self) -> str:
+        where = self.server.url if self.running else \
+            "stopped" if self._config is not None else "not started"
+        return (f"<Simulation {where} markets={self.markets!r} "
+                f"interval={self._interval:g}s trades={self._trades:g}>")
 
     @property
     def markets(self) -> list[str]:

@@ -97,6 +97,7 @@ class MarketSimulator:
         return {"yes": dict(book["yes"]), "no": dict(book["no"])}
 
     def best_bid(self, market: str, side: str) -> Decimal | None:
+        """The best bid price of ``side`` (``"yes"`` or ``"no"``) in ``market``, if any."""
         levels = self.books[market][side]
         return max(levels) if levels else None
 

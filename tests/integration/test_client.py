@@ -78,7 +78,7 @@ def test_connect_runs_named_daemon_threads_and_close_stops_them(config: KalshiCo
         assert any(n.startswith("kalshi-ws-dispatch-") for n in names)
         assert all(t.daemon for t in names.values())
         assert client.state == "OPEN" and not client.closed
-    assert client.closed and client.close_reason is None
+    assert client.closed and isinstance(client.close_reason, ConnectionClosedOK)
     assert not [t for t in names.values() if t.is_alive()]
 
 
