@@ -74,7 +74,9 @@ def test_the_bot_computes_vwap_from_a_recorded_session() -> None:
     bot = VwapBot()
     with FakeKalshiServer(public_key=key.public_key(), replay=RECORDING) as server:
         config = KalshiConfig("test", key, ws_url=server.url)
-        with KalshiStreamClient.connect(config) as client:
+        # queue=True: the bot's callback and the queue both get the stream, from the
+        # start (a short replay can end before iter_updates() begins to read).
+        with KalshiStreamClient.connect(config, queue=True) as client:
             client.add_callback(bot.on_update, channels=[Channel.TRADE])
             client.subscribe([Channel.TRADE])
             last = list(client.iter_updates(timeout=30))[-1]  # ends when the replay does
