@@ -133,7 +133,7 @@ class DropOldestBuffer:
         if self._index is None and len(items) <= count:  # nothing dead: hand it all over
             self.items = collections.deque()
             return items
-        taken = []
+        taken: list[Any] = []
         while len(taken) < count and len(self) > 0:
             taken.append(self.popleft())
         return taken
@@ -406,7 +406,7 @@ class Dispatcher:
             self._stopped = True
             self._callbacks = ()
 
-    def post_final(self, item: SystemMessage, deadline: float | None) -> None:
+    def post_final(self, item: Any, deadline: float | None) -> None:
         """Queue the last item of the stream; items after it are never delivered.
 
         Args:

@@ -89,7 +89,10 @@ class Transport:
     def __init__(self, ws: websocket.WebSocket, tick: float,
                  max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self._ws = ws
-        self._sock: socket.socket = ws.sock
+        sock = ws.sock
+        if sock is None:  # pragma: no cover - websocket-client sets it once connected
+            raise ConnectionLost("the WebSocket has no socket")
+        self._sock: socket.socket = sock
         self._sock.settimeout(tick)
         self._tick = tick
         self._max_size = max_message_size
@@ -139,21 +142,22 @@ class Transport:
         """
         secure = url.startswith("wss://")
         context = (ssl_context or ssl.create_default_context()) if secure else None
-        options: dict[str, object] = {
+        sslopt: dict[str, Any] | None = None if context is None else {"context": context}
+        options: dict[str, Any] = {
             "header": dict(headers),
             "suppress_origin": True,  # Kalshi's CDN answers 403 to an Origin header
             "timeout": timeout,
         }
-        if context is not None:
-            options["sslopt"] = {"context": context}
+        if sslopt is not None:
+            options["sslopt"] = sslopt
         ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True,
-                                 sslopt=options.get("sslopt"))
+                                 sslopt=sslopt)
         try:
             if attempt is not None and not _proxy_configured():
                 deadline = time.monotonic() + timeout
                 options["socket"] = attempt.open_socket(url, context, deadline)
                 options["timeout"] = max(0.01, deadline - time.monotonic())
-            ws.connect(url, **options)
+            ws.connect(url, **options)  # type: ignore[no-untyped-call]
         except websocket.WebSocketBadStatusException as exc:
             raise _status_error(exc) from exc
         except ssl.SSLCertVerificationError as exc:
@@ -250,9 +254,11 @@ class Transport:
         length = buffer[1] & 0x7F
         masked = 4 if buffer[1] & 0x80 else 0
         if length == 126:
-            return 4 + masked + _unpack_16(buffer, 2)[0]
+            size: int = _unpack_16(buffer, 2)[0]
+            return 4 + masked + size
         if length == 127:
-            return 10 + masked + _unpack_64(buffer, 2)[0]
+            size = _unpack_64(buffer, 2)[0]
+            return 10 + masked + size
         return 2 + masked + length
 
     def _split(self, buffer: bytes, frames: list[tuple[int, bytes]]) -> bytes:

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
@@ -30,11 +30,14 @@ from .models import (
     Closed,
     Lagged,
     MalformedMessage,
+    OrderbookDelta,
+    OrderbookSnapshot,
     Reconnected,
     Resubscribed,
     SequenceGap,
     StreamUpdate,
     SubscriptionError,
+    Ticker,
     Unsubscribed,
 )
 from .orderbook import BookSnapshot, OrderBook, TopOfBook
@@ -312,7 +315,7 @@ class OrderBookSet:
             self._all_stale(type(item).__name__)
 
     def _on_delta(self, update: StreamUpdate) -> None:
-        msg = update.msg
+        msg = cast(OrderbookDelta, update.msg)  # its type said so
         market = msg.market_ticker
         with self._lock:
             book = self._books.get(market)
@@ -335,7 +338,7 @@ class OrderBookSet:
             self._call(listener, market, top)
 
     def _on_snapshot(self, update: StreamUpdate) -> None:
-        msg = update.msg
+        msg = cast(OrderbookSnapshot, update.msg)  # its type said so
         market = msg.market_ticker
         with self._lock:
             if market not in self._markets:
@@ -376,7 +379,7 @@ class OrderBookSet:
                 self._call(listener, market, top)
 
     def _on_ticker(self, update: StreamUpdate) -> None:
-        ticker = update.msg
+        ticker = cast(Ticker, update.msg)  # its type said so
         market = getattr(ticker, "market_ticker", None)
         if market not in self._books or market in self._stale or not self.is_synced(market):
             return

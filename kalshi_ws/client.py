@@ -102,6 +102,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _client_numbers = itertools.count(1)
 
+#: The last item of a stream: Closed, or a final ConnectionLost (an exception that is
+#: also a SystemMessage, registered virtually, which type checkers do not see).
+_Final = SystemMessage | ConnectionLost
+
 CONNECTING = "CONNECTING"
 OPEN = "OPEN"
 RECONNECTING = "RECONNECTING"
@@ -512,7 +516,9 @@ class KalshiStreamClient:
             CommandTimeout: no complete answer in time.
             ConnectionClosed: the connection ended first.
         """
-        return self._command(lambda p: p.subscribe(channels, market_tickers, options), timeout)
+        result: SubscribeResult = self._command(
+            lambda p: p.subscribe(channels, market_tickers, options), timeout)
+        return result
 
     def unsubscribe(self, sids: Iterable[int] | int, *, timeout: float | None = None,
                     ) -> list[int]:
@@ -525,7 +531,8 @@ class KalshiStreamClient:
             CommandError: Kalshi refused (e.g. code 7, unknown sid).
             InvalidCommand, CommandTimeout, ConnectionClosed: as for :meth:`subscribe`.
         """
-        return self._command(lambda p: p.unsubscribe(sids), timeout)
+        done: list[int] = self._command(lambda p: p.unsubscribe(sids), timeout)
+        return done
 
     def update_subscription(
         self,
@@ -557,8 +564,9 @@ class KalshiStreamClient:
             CommandError: Kalshi refused (e.g. 13, action not supported by the channel).
             InvalidCommand, CommandTimeout, ConnectionClosed: as for :meth:`subscribe`.
         """
-        return self._command(
+        reported: list[str] = self._command(
             lambda p: p.update_subscription(sid, action, market_tickers, params), timeout)
+        return reported
 
     def add_markets(self, sid: int, market_tickers: Iterable[str] | str, *,
                     timeout: float | None = None, **params: Any) -> list[str]:
@@ -582,7 +590,9 @@ class KalshiStreamClient:
 
     def list_subscriptions(self, *, timeout: float | None = None) -> list[SubscriptionInfo]:
         """Ask Kalshi which subscriptions this connection has."""
-        return self._command(lambda p: p.list_subscriptions(), timeout)
+        infos: list[SubscriptionInfo] = self._command(lambda p: p.list_subscriptions(),
+                                                      timeout)
+        return infos
 
     def orderbooks(self, market_tickers: Iterable[str] | str, *, use_yes_price: bool = False,
                    timeout: float | None = None) -> OrderBookSet:
@@ -855,7 +865,7 @@ class KalshiStreamClient:
         recorder.close()
         return recorder.count
 
-    def _teardown(self, error: BaseException | None, final: SystemMessage) -> None:
+    def _teardown(self, error: BaseException | None, final: _Final) -> None:
         """End the client once: fail every waiter, release the socket, post the last item."""
         with self._lock:
             if self._state == CLOSED:
@@ -882,7 +892,7 @@ class KalshiStreamClient:
     # ------------------------------------------------------------------ reader thread
 
     def _reader_main(self) -> None:
-        final: SystemMessage
+        final: _Final
         error: BaseException | None
         try:
             stop = self._read_connection()
@@ -910,7 +920,7 @@ class KalshiStreamClient:
             final = _connection_lost(error, False)
         self._teardown(error, final)
 
-    def _final_message(self, stop: _Stop) -> tuple[SystemMessage, BaseException | None]:
+    def _final_message(self, stop: _Stop) -> tuple[_Final, BaseException | None]:
         error = stop.error
         if isinstance(error, ConnectionClosedOK):
             return Closed(code=stop.close_code, reason=stop.close_reason), error

@@ -20,7 +20,7 @@ through :meth:`tick`, so every rule is testable with plain dicts and strings.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -317,7 +317,7 @@ class KalshiProtocol:
 
     def subscribe(
         self,
-        channels: Sequence[Channel | str] | Channel | str,
+        channels: Iterable[Channel | str] | Channel | str,
         market_tickers: Iterable[str] | str | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> tuple[int, str]:
@@ -387,7 +387,9 @@ class KalshiProtocol:
             if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
                 raise InvalidCommand(f"{name} must be an int, not {value!r}")
             if not isinstance(value, expected):
-                raise InvalidCommand(f"{name} must be {expected.__name__}, not {value!r}")
+                kind = expected.__name__ if isinstance(expected, type) else \
+                    " or ".join(t.__name__ for t in expected)
+                raise InvalidCommand(f"{name} must be {kind}, not {value!r}")
             checked[name] = value
         if "shard_factor" in checked and not 1 <= checked["shard_factor"] <= 100:
             raise InvalidCommand("shard_factor must be between 1 and 100")
@@ -459,7 +461,9 @@ class KalshiProtocol:
             if expected is list:
                 wire[name] = string_list(name, value)
             elif not isinstance(value, expected):
-                raise InvalidCommand(f"{name} must be {expected.__name__}, not {value!r}")
+                kind = expected.__name__ if isinstance(expected, type) else \
+                    " or ".join(t.__name__ for t in expected)
+                raise InvalidCommand(f"{name} must be {kind}, not {value!r}")
             else:
                 wire[name] = value
         needed = UPDATE_ACTIONS[action]
@@ -672,7 +676,7 @@ class KalshiProtocol:
             if market.__class__ is not str:
                 market = None
             if msg.__class__ is MalformedMessage:
-                self._book_frame_malformed(sub, market, msg.error,  # type: ignore[arg-type]
+                self._book_frame_malformed(sub, market, msg.error,
                                            wire_type == "orderbook_snapshot")
             elif wire_type == "orderbook_delta" and market in sub.snapshotted:
                 pass  # the common case: a delta for a book in sync
@@ -1137,8 +1141,8 @@ class KalshiProtocol:
             del self._pending[pending.id]
             entries = payload if isinstance(payload, list) else frame.get("subscriptions", [])
             infos = [SubscriptionInfo(channel=channel_of(str(e.get("channel", ""))),
-                                      sid=e.get("sid"))
-                     for e in entries or () if isinstance(e, dict)]
+                                      sid=e["sid"])
+                     for e in entries or () if isinstance(e, dict) and type(e.get("sid")) is int]
             if pending.user:
                 self.completions.append((pending.id, infos, None))
             return
