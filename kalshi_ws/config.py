@@ -277,6 +277,12 @@ class HealthConfig:
     idle_timeout: float | None = attrs.field(default=30.0, validator=_positive("idle_timeout"))
 
 
+def _check_attempts(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or value < 1):
+        raise ConfigurationError(f"max_attempts must be a positive int or None, not {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class Backoff:
     """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**n)).
@@ -289,13 +295,7 @@ class Backoff:
 
     base: float = attrs.field(default=0.5, validator=_positive("base"))
     cap: float = attrs.field(default=30.0, validator=_positive("cap"))
-    max_attempts: int | None = attrs.field(default=None)
-
-    @max_attempts.validator
-    def _check_attempts(self, _attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < 1):
-            raise ConfigurationError(f"max_attempts must be a positive int or None, not {value!r}")
+    max_attempts: int | None = attrs.field(default=None, validator=_check_attempts)
 
 
 @attrs.frozen(kw_only=True)

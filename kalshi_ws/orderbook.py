@@ -307,10 +307,11 @@ class BookSnapshot(_BookQueries):
         updated_at: The book's :attr:`OrderBook.updated_at` when the copy was taken.
     """
 
-    market_ticker: str
-    yes_bids: tuple[Level, ...]
-    no_bids: tuple[Level, ...]
-    last_seq: int | None = None
+    # Fields answering _BookQueries' read-only properties (pyright wants properties).
+    market_ticker: str  # pyright: ignore[reportIncompatibleMethodOverride]
+    yes_bids: tuple[Level, ...]  # pyright: ignore[reportIncompatibleMethodOverride]
+    no_bids: tuple[Level, ...]  # pyright: ignore[reportIncompatibleMethodOverride]
+    last_seq: int | None = None  # pyright: ignore[reportIncompatibleMethodOverride]
     updated_at: float | None = None
 
     @property

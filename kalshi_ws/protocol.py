@@ -387,9 +387,7 @@ class KalshiProtocol:
             if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
                 raise InvalidCommand(f"{name} must be an int, not {value!r}")
             if not isinstance(value, expected):
-                kind = expected.__name__ if isinstance(expected, type) else \
-                    " or ".join(t.__name__ for t in expected)
-                raise InvalidCommand(f"{name} must be {kind}, not {value!r}")
+                raise InvalidCommand(f"{name} must be {_type_name(expected)}, not {value!r}")
             checked[name] = value
         if "shard_factor" in checked and not 1 <= checked["shard_factor"] <= 100:
             raise InvalidCommand("shard_factor must be between 1 and 100")
@@ -415,10 +413,10 @@ class KalshiProtocol:
 
     @staticmethod
     def _check_sids(sids: Any) -> list[int]:
-        if isinstance(sids, int) and not isinstance(sids, bool):
-            sids = [sids]
+        candidates: Any = [sids] if isinstance(sids, int) and not isinstance(sids, bool) \
+            else sids
         try:
-            items = list(sids)
+            items = list(candidates)
         except TypeError:
             raise InvalidCommand(f"sids must be an int or a list of ints, not {sids!r}") from None
         if not items:
@@ -461,9 +459,7 @@ class KalshiProtocol:
             if expected is list:
                 wire[name] = string_list(name, value)
             elif not isinstance(value, expected):
-                kind = expected.__name__ if isinstance(expected, type) else \
-                    " or ".join(t.__name__ for t in expected)
-                raise InvalidCommand(f"{name} must be {kind}, not {value!r}")
+                raise InvalidCommand(f"{name} must be {_type_name(expected)}, not {value!r}")
             else:
                 wire[name] = value
         needed = UPDATE_ACTIONS[action]
@@ -683,12 +679,11 @@ class KalshiProtocol:
             elif not self._accept_book_frame(sub, counters, wire_type,  # type: ignore[arg-type]
                                              market, frame):
                 return
+            elif wire_type == "orderbook_snapshot" and market is not None:
+                self.latest_snapshots[market] = msg  # what OrderBookSet compares with
         elif wire_type in _LIST_REPLY_TYPES and get("id") is not None:
             self._complete_list_reply(frame, payload)
         update = _new_update(sub.channel, wire_type, sub.sid, seq, msg, get("sending_ts_ms"))
-        if sub.is_book and wire_type == "orderbook_snapshot" and market is not None and \
-                msg.__class__ is not MalformedMessage:
-            self.latest_snapshots[market] = msg
         if self._restoring:
             self._held.append(update)
         else:
@@ -1347,6 +1342,13 @@ class KalshiProtocol:
                            channels=[str(template.channel)], template=template,
                            params={"reason": reason})
         self._send_internal(pending, "subscribe", template.subscribe_params())
+
+
+def _type_name(expected: Any) -> str:
+    """``int``, or ``int or str`` for a tuple of types."""
+    if isinstance(expected, tuple):
+        return " or ".join(t.__name__ for t in expected)
+    return str(expected.__name__)
 
 
 def _reported_list(frame: Mapping[str, Any], payload: Any) -> list[str] | None:
