@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -180,6 +180,47 @@ class ErrorCode(enum.IntEnum):
 
 _frozen = attrs.frozen(kw_only=True)
 
+
+class ExtraFields(Mapping[str, Any]):
+    """A read-only mapping of the fields a message class does not know (see ``extra``).
+
+    It holds the keys of Kalshi's payload that have no attribute on the class (a field
+    Kalshi added after this release), and the raw values of fields whose value could
+    not be read (the attribute then reads None). Immutable, picklable, compares equal to
+    a dict with the same items.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data: dict[str, Any] = dict(data or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def __reduce__(self) -> Any:
+        return (ExtraFields, (self._data,))
+
+    __hash__ = None  # type: ignore[assignment]  # like a dict
+
+
+#: The ``extra`` of a message whose payload held only fields its class knows.
+NO_EXTRA: Mapping[str, Any] = ExtraFields()
+
+
+def _extra() -> Any:
+    """The ``extra`` attribute of every message class (keyword-only, default empty)."""
+    return attrs.field(default=NO_EXTRA, hash=False)
+
 Level = tuple[Decimal, Decimal]
 """One order-book level: (price in dollars, size in contracts)."""
 
@@ -205,6 +246,11 @@ class OrderbookSnapshot:
     no: tuple[tuple[int, int], ...] | None = None
     yes_dollars: tuple[Level, ...] | None = None
     no_dollars: tuple[Level, ...] | None = None
+    extra: Mapping[str, Any] = _extra()
+
+    #: Fields a book cannot be applied without: a bad value makes the message malformed.
+    ESSENTIAL: ClassVar[frozenset[str]] = frozenset(
+        {"yes_dollars_fp", "no_dollars_fp", "yes", "no", "yes_dollars", "no_dollars"})
 
     def yes_levels(self) -> tuple[Level, ...]:
         """YES bids as (price, size), from the current field or a legacy one."""
@@ -213,7 +259,6 @@ class OrderbookSnapshot:
     def no_levels(self) -> tuple[Level, ...]:
         """NO bids as (price, size), from the current field or a legacy one."""
         return _levels(self.no_dollars_fp, self.no_dollars, self.no)
-
 
 def _levels(
     current: tuple[Level, ...],
@@ -249,6 +294,10 @@ class OrderbookDelta:
     # Legacy (removed 12 Mar 2026).
     price: int | None = None
     delta: int | None = None
+    extra: Mapping[str, Any] = _extra()
+
+    #: Fields a book cannot be applied without: a bad value makes the message malformed.
+    ESSENTIAL: ClassVar[frozenset[str]] = frozenset({"price_dollars", "delta_fp", "price", "delta"})
 
     def level_price(self) -> Decimal:
         """The price that changed, in dollars (from ``price_dollars`` or legacy cents)."""
@@ -265,7 +314,6 @@ class OrderbookDelta:
         if self.delta is not None:
             return Decimal(self.delta)
         raise ValueError(f"orderbook_delta for {self.market_ticker} carries no size")
-
 
 # --------------------------------------------------------------------------- market data
 
@@ -297,6 +345,7 @@ class Ticker:
     volume: int | None = None
     open_interest: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class TickerV2:
@@ -315,6 +364,7 @@ class TickerV2:
     dollar_open_interest_delta: int | None = None
     ts: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class Trade:
@@ -337,6 +387,7 @@ class Trade:
     no_price: int | None = None
     count: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class Fill:
@@ -366,6 +417,7 @@ class Fill:
     count: int | None = None
     post_position: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class MarketPosition:
@@ -389,6 +441,7 @@ class MarketPosition:
     fees_paid: int | None = None
     position_fee_cost: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class UserOrder:
@@ -432,6 +485,7 @@ class UserOrder:
     remaining_count: int | None = None
     initial_count: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class OrderGroupUpdate:
@@ -445,6 +499,7 @@ class OrderGroupUpdate:
     # Legacy (removed 12 Mar 2026).
     contracts_limit: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 # --------------------------------------------------------------------------- lifecycle
 
@@ -457,6 +512,7 @@ class PriceRange:
     end: Decimal
     step: Decimal
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class MarketMetadata:
@@ -476,6 +532,7 @@ class MarketMetadata:
     cap_strike: Decimal | None = None
     custom_strike: Mapping[str, Any] | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class _LifecycleFields:
@@ -501,6 +558,7 @@ class _LifecycleFields:
     # fractional_trading_updated (removed 17 Apr 2026)
     fractional_trading_enabled: bool | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class MarketLifecycle(_LifecycleFields):
@@ -534,6 +592,7 @@ class EventLifecycle:
     strike_date: int | None = None
     strike_period: str | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class EventFeeUpdate:
@@ -544,6 +603,7 @@ class EventFeeUpdate:
     fee_type_override: str | None = None
     fee_multiplier_override: Decimal | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 # --------------------------------------------------------------------------- communications
 
@@ -557,6 +617,7 @@ class MveSelectedLeg:
     side: str | None = None
     yes_settlement_value_dollars: Decimal | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class _RfqFields:
@@ -570,6 +631,7 @@ class _RfqFields:
     contracts: int | None = None
     target_cost: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class RfqCreated(_RfqFields):
@@ -610,6 +672,7 @@ class _QuoteFields:
     no_contracts_offered: int | None = None
     rfq_target_cost: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class QuoteCreated(_QuoteFields):
@@ -645,6 +708,7 @@ class QuoteExecuted:
     executed_ts: str | None = None
     subaccount: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 # --------------------------------------------------------------------------- reference prices
 
@@ -658,6 +722,7 @@ class CfbenchmarksWindow:
     window_start_ts_ms: int | None = None
     window_end_ts_exclusive: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class CfbenchmarksValue:
@@ -670,6 +735,7 @@ class CfbenchmarksValue:
     avg_60s_data: CfbenchmarksWindow | None = None
     last_60s_windowed_average_15min: CfbenchmarksWindow | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class CfbenchmarksValue5hz:
@@ -682,6 +748,7 @@ class CfbenchmarksValue5hz:
     received_at: int | None = None
     data: str | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class IndexList:
@@ -689,6 +756,7 @@ class IndexList:
 
     index_ids: tuple[str, ...] = ()
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class PythValue:
@@ -700,6 +768,7 @@ class PythValue:
     source_ts_ms: int | None = None
     received_at: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class UnderlyingList:
@@ -708,6 +777,7 @@ class UnderlyingList:
     TYPE: ClassVar[str] = "pyth_value_underlying_list"
     underlying_tickers: tuple[str, ...] = ()
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class SelectedMarket:
@@ -717,6 +787,7 @@ class SelectedMarket:
     market_ticker: str | None = None
     side: str | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class MultivariateLookup:
@@ -728,6 +799,7 @@ class MultivariateLookup:
     market_ticker: str | None = None
     selected_markets: tuple[SelectedMarket, ...] = ()
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class UnknownMessage:
