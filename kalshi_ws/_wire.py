@@ -103,7 +103,7 @@ TYPE_CHANNELS: dict[str, Channel | str] = {
     "cfbenchmarks_value_5hz_indexlist": Channel.CFBENCHMARKS_VALUE_5HZ,
     "pyth_value": Channel.PYTH_VALUE,
     "pyth_value_underlying_list": Channel.PYTH_VALUE,
-    "multivariate_lookup": Channel.MULTIVARIATE,
+    "multivariate_lookup": Channel("multivariate"),
 }
 
 

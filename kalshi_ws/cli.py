@@ -45,7 +45,7 @@ from .models import (
 
 __all__ = ["main"]
 
-CHANNELS = [c.value for c in Channel if c is not Channel.MULTIVARIATE]
+CHANNELS = [c.value for c in Channel if c.value != "multivariate"]
 
 
 class _Parser(argparse.ArgumentParser):

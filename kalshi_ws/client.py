@@ -450,6 +450,7 @@ class KalshiStreamClient:
         market_tickers: Iterable[str] | str | None = None,
         *,
         timeout: float | None = None,
+        extra_params: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> SubscribeResult:
         """Subscribe to channels and wait until Kalshi answers for every one.
@@ -461,7 +462,10 @@ class KalshiStreamClient:
             **options: Kalshi's subscribe parameters: ``send_initial_snapshot``,
                 ``skip_ticker_ack``, ``use_yes_price``, ``market_ids``,
                 ``shard_factor``, ``shard_key``, ``user_filter``, ``index_ids``,
-                ``underlying_tickers``.
+                ``underlying_tickers``. Each is checked before sending.
+            extra_params: Parameters this library does not know (a new Kalshi option),
+                sent as given and unchecked, and again when the subscription is restored.
+                A known option here is refused: pass it as a keyword.
 
         Returns:
             One :class:`Subscription` per accepted channel in ``successful`` and one
@@ -473,7 +477,8 @@ class KalshiStreamClient:
             CommandTimeout: no complete answer in time.
             ConnectionClosed: the connection ended first.
         """
-        return self._command(lambda p: p.subscribe(channels, market_tickers, options), timeout)
+        return self._command(
+            lambda p: p.subscribe(channels, market_tickers, options, extra_params), timeout)
 
     def unsubscribe(self, sids: Iterable[int] | int, *, timeout: float | None = None,
                     ) -> list[int]:
@@ -491,10 +496,11 @@ class KalshiStreamClient:
     def update_subscription(
         self,
         sid: int,
-        action: str,
+        action: str | None = None,
         market_tickers: Iterable[str] | str | None = None,
         *,
         timeout: float | None = None,
+        extra_params: Mapping[str, Any] | None = None,
         **params: Any,
     ) -> list[str]:
         """Change a subscription and wait for Kalshi's answer.
@@ -504,11 +510,14 @@ class KalshiStreamClient:
             action: ``add_markets``, ``delete_markets``, ``get_snapshot``,
                 ``subscribe_indices``, ``unsubscribe_indices``, ``indexlist``,
                 ``subscribe_underlyings``, ``unsubscribe_underlyings``,
-                ``underlying_list``.
+                ``underlying_list``; None when ``extra_params`` carries an action this
+                library does not know.
             market_tickers: The markets the action concerns.
             timeout: Seconds to wait (default: the client's command timeout).
+            extra_params: Parameters, and an ``"action"``, this library does not know,
+                sent as given and unchecked (``{"action": "new_action", "x": 1}``).
             **params: Other parameters (``market_ids``, ``index_ids``,
-                ``underlying_tickers``, ``send_initial_snapshot``).
+                ``underlying_tickers``, ``send_initial_snapshot``), checked.
 
         Returns:
             The list Kalshi reports: the subscription's markets after add/delete, the
@@ -519,7 +528,8 @@ class KalshiStreamClient:
             InvalidCommand, CommandTimeout, ConnectionClosed: as for :meth:`subscribe`.
         """
         return self._command(
-            lambda p: p.update_subscription(sid, action, market_tickers, params), timeout)
+            lambda p: p.update_subscription(sid, action, market_tickers, params, extra_params),
+            timeout)
 
     def add_markets(self, sid: int, market_tickers: Iterable[str] | str, *,
                     timeout: float | None = None, **params: Any) -> list[str]:

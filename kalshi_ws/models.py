@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import warnings
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -76,12 +77,33 @@ __all__ = [
 ]
 
 
-class Channel(str, enum.Enum):
+class _ChannelType(enum.EnumMeta):
+    """Enum metaclass that warns when a deprecated member is named.
+
+    Deprecated members are taken out of the class namespace after creation, so naming
+    any other member costs nothing extra; ``Channel("multivariate")``,
+    ``Channel["MULTIVARIATE"]`` and iteration still find it, silently.
+    """
+
+    def __getattr__(cls, name: str) -> Any:
+        replacement = _DEPRECATED_CHANNELS.get(name)
+        if replacement is None:
+            raise AttributeError(name)
+        warnings.warn(
+            f"Channel.{name} is deprecated: Kalshi removed the {name.lower()!r} channel on "
+            f"6 Aug 2026 and answers error 8 to it; use Channel.{replacement} "
+            f"({getattr(cls, replacement).value!r}) instead",
+            DeprecationWarning, stacklevel=2)
+        return cls._member_map_[name]
+
+
+class Channel(str, enum.Enum, metaclass=_ChannelType):
     """Kalshi WebSocket channel names (the ``params.channels`` values).
 
     Members compare equal to their wire strings (``Channel.TICKER == "ticker"``).
-    ``MULTIVARIATE`` is kept from the seed crate for old code; Kalshi removed it on
-    6 Aug 2026 and now answers error 8 (unknown channel) to it.
+    ``MULTIVARIATE`` is deprecated (naming it warns): Kalshi removed the channel on
+    6 Aug 2026 and now answers error 8 (unknown channel) to it; combo (multivariate)
+    markets are on ``MULTIVARIATE_MARKET_LIFECYCLE``.
     """
 
     ORDERBOOK_DELTA = "orderbook_delta"
@@ -121,6 +143,12 @@ class Channel(str, enum.Enum):
         """The overflow policy used unless configured: latest-value feeds may drop."""
         return "drop_oldest" if self in _LOSSY else "error"
 
+
+# Deprecated member -> the member to use instead.
+_DEPRECATED_CHANNELS = {"MULTIVARIATE": "MULTIVARIATE_MARKET_LIFECYCLE"}
+for _name in _DEPRECATED_CHANNELS:
+    type.__delattr__(Channel, _name)  # found through _ChannelType.__getattr__, which warns
+del _name
 
 _UNSEQUENCED = frozenset(
     {Channel.TICKER, Channel.FILL, Channel.MARKET_POSITIONS, Channel.USER_ORDERS}
@@ -976,6 +1004,8 @@ class SubscriptionError(SystemMessage):
     channel: Channel | str
     code: int
     message: str
+    markets: tuple[str, ...] = ()
+    sending_ts_ms: int | None = None
 
 
 StreamItem = StreamUpdate | SystemMessage
@@ -995,11 +1025,19 @@ class Subscription:
 
 @_frozen
 class SubscribeFailure:
-    """A channel of a ``subscribe`` command that Kalshi refused."""
+    """A channel of a ``subscribe`` command that Kalshi refused.
+
+    Attributes:
+        markets: The markets Kalshi's error names (``market_ticker`` /
+            ``market_tickers``), else empty.
+        sending_ts_ms: When Kalshi sent the error (unix ms), if it said so.
+    """
 
     channel: Channel | str
     code: int
     message: str
+    markets: tuple[str, ...] = ()
+    sending_ts_ms: int | None = None
 
 
 @_frozen

@@ -130,7 +130,7 @@ def test_connection_refused_is_a_handshake_error_without_status(
 
 
 def test_subscribe_to_every_channel_in_one_command(client: KalshiStreamClient) -> None:
-    channels = [c for c in Channel if c is not Channel.MULTIVARIATE]
+    channels = [c for c in Channel if c.value != "multivariate"]
     result = client.subscribe(channels, ["SIM-ALPHA"])
     assert result.ok
     assert sorted(s.channel for s in result.successful) == sorted(channels)
@@ -141,10 +141,12 @@ def test_subscribe_to_every_channel_in_one_command(client: KalshiStreamClient) -
 
 
 def test_partial_failure_reports_each_refused_channel(client: KalshiStreamClient) -> None:
-    result = client.subscribe([Channel.TICKER, Channel.MULTIVARIATE, "ticker_v2"])
+    with pytest.warns(DeprecationWarning, match="MULTIVARIATE_MARKET_LIFECYCLE"):
+        multivariate = Channel.MULTIVARIATE
+    result = client.subscribe([Channel.TICKER, multivariate, "ticker_v2"])
     assert [s.channel for s in result.successful] == [Channel.TICKER]
     assert sorted((f.channel, f.code) for f in result.failed) == [
-        (Channel.MULTIVARIATE, 8), ("ticker_v2", 8)]
+        ("multivariate", 8), ("ticker_v2", 8)]
 
 
 def test_client_side_validation_raises_before_sending(server: FakeKalshiServer,
