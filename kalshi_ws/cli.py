@@ -24,7 +24,7 @@ import os
 import queue
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, NoReturn
 
@@ -35,7 +35,9 @@ from .client import KalshiStreamClient
 from .config import HealthConfig, KalshiConfig, ReconnectPolicy
 from .exceptions import KalshiWSError
 from .models import (
+    NO_EXTRA,
     Channel,
+    ClientStats,
     Closed,
     MalformedMessage,
     StreamUpdate,
@@ -328,8 +330,18 @@ def run_stream(session: _Session, args: argparse.Namespace) -> int:
     return _exit_status(last if isinstance(last, SystemMessage) and last.final else None)
 
 
+def _staleness(stats: ClientStats) -> str:
+    """The status line's worst staleness: the channel silent the longest."""
+    stalest = stats.stalest()
+    if stalest is None:
+        return ""
+    channel, seconds = stalest
+    return f" | stalest: {channel} {seconds:.1f} s"
+
+
 class _StatusLine:
-    """A one-line status on a terminal's stderr: rate, totals, drops, reconnects."""
+    """A one-line status on a terminal's stderr: rate, totals, drops, reconnects and the
+    worst staleness."""
 
     def __init__(self, session: _Session) -> None:
         self.session = session
@@ -346,7 +358,8 @@ class _StatusLine:
         rate = (count - self.last_count) / (now - self.last_time)
         self.last_count, self.last_time, self.next = count, now, now + 1.0
         sys.stderr.write(f"\r\x1b[K{rate:,.0f} msg/s | {count:,} received | "
-                         f"{stats.total().dropped} dropped | {stats.reconnects} reconnects")
+                         f"{stats.total().dropped} dropped | {stats.reconnects} reconnects"
+                         f"{_staleness(stats)}")
         sys.stderr.flush()
 
     def clear(self) -> None:
@@ -358,12 +371,12 @@ def _plain(value: Any) -> Any:
     """JSON-ready form of a message: Decimals as strings, classes as dicts."""
     if attrs.has(type(value)):
         return {f.name: _plain(getattr(value, f.name)) for f in attrs.fields(type(value))
-                if getattr(value, f.name) is not None}
+                if getattr(value, f.name) is not None and getattr(value, f.name) is not NO_EXTRA}
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, BaseException):
         return f"{type(value).__name__}: {value}"

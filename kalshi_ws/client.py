@@ -65,6 +65,12 @@ from .exceptions import (
     ProtocolError,
     SlowConsumerError,
 )
+from .freshness import (
+    FreshnessTracker,
+    insert_after,
+    stale_after_table,
+    unsequenced_channels,
+)
 from .models import (
     Channel,
     ChannelStats,
@@ -76,6 +82,7 @@ from .models import (
     Subscription,
     SubscriptionInfo,
     SystemMessage,
+    UnsequencedGap,
     channel_of,
 )
 from .protocol import KalshiProtocol
@@ -165,6 +172,7 @@ class KalshiStreamClient:
         self._recorder: Recorder | None = None
         self._dispatcher_deadline: float | None = None  # set by close()
         self._book_sets: list[OrderBookSet] = []  # live order-book sets (see orderbooks())
+        self._freshness = FreshnessTracker(options.stale_after)  # guarded by _lock
         self._attempt: ConnectAttempt | None = None  # a connection attempt under way
         self._dispatcher = Dispatcher(
             name=f"kalshi-ws-dispatch-{self._number}",
@@ -194,6 +202,7 @@ class KalshiStreamClient:
         overflow: str | Mapping[Channel | str, str] | None = None,
         resync: bool = True,
         ssl_context: ssl.SSLContext | None = None,
+        stale_after: float | Mapping[Channel | str, float] | None = None,
     ) -> KalshiStreamClient:
         """Open a connection and start the reader and dispatcher threads.
 
@@ -219,6 +228,10 @@ class KalshiStreamClient:
                 Kalshi ends with errors 10/25.
             ssl_context: TLS settings for wss:// (a corporate CA, a client certificate).
                 The default verifies the certificate and host name.
+            stale_after: Opt-in staleness alarm: seconds of silence after which a
+                subscribed channel gets a :class:`ChannelStale` message on the stream
+                (and a :class:`ChannelResumed` when it delivers again); one number for
+                every channel or a mapping channel -> seconds. Checked every 0.5 s.
 
         Returns:
             The connected client.
@@ -232,7 +245,7 @@ class KalshiStreamClient:
             timeout=timeout, strategy=strategy, health=health, reconnect=reconnect,
             command_timeout=command_timeout, close_timeout=close_timeout, queue=queue,
             queue_maxsize=queue_maxsize, max_pending=max_pending, overflow=overflow,
-            resync=resync, ssl_context=ssl_context)
+            resync=resync, ssl_context=ssl_context, stale_after=stale_after)
         client = cls(config, options)
         try:
             client._first_connect()
@@ -605,11 +618,13 @@ class KalshiStreamClient:
             return self._protocol.subscriptions()
 
     def stats(self) -> ClientStats:
-        """Counters of messages received, delivered, dropped, duplicated, per channel."""
+        """Counters of messages received, delivered, dropped, duplicated, per channel,
+        and freshness (time since the last message, latency) per channel and book."""
         self._check_process()
         with self._lock:
             counters = {str(k): (c.received, c.duplicates, c.gaps, c.held_back)
                         for k, c in self._protocol.counters.items()}
+            freshness, books = self._freshness.snapshot(time.monotonic())
         delivered = dict(self._dispatcher.delivered)
         dropped = self._dispatcher.dropped + self._dispatcher.queue.dropped
         names = set(counters) | {str(k) for k in delivered} | {str(k) for k in dropped}
@@ -623,7 +638,8 @@ class KalshiStreamClient:
                 gaps=gaps, held_back=held)
         return ClientStats(channels=channels, reconnects=self._reconnects,
                            pending=self._dispatcher.backlog,
-                           queued=self._dispatcher.queue.qsize())
+                           queued=self._dispatcher.queue.qsize(),
+                           freshness=freshness, book_freshness=books)
 
     def _command(self, build: Callable[[KalshiProtocol], tuple[int, str]],
                  timeout: float | None) -> Any:
@@ -952,6 +968,11 @@ class KalshiStreamClient:
         with self._lock:
             self._protocol.tick(now)
             outgoing = self._take_outgoing()
+            alarms = self._freshness.check(
+                [s.channel for s in self._protocol.subscriptions()], now) \
+                if self._freshness.alarms_enabled else None
+        if alarms:
+            self._dispatcher.post(alarms)  # system messages always fit
         return self._send_outgoing(transport, outgoing)
 
     def _take_outgoing(self) -> list[str]:
@@ -1016,6 +1037,11 @@ class KalshiStreamClient:
         with lock:
             deliveries = protocol.deliveries
             protocol.deliveries = []
+            if deliveries:
+                resumed = self._freshness.observe(deliveries, time.time_ns() // 1_000_000,
+                                                  time.monotonic())
+                if resumed:
+                    deliveries = resumed + deliveries
             if protocol.completions:
                 completions = protocol.completions
                 protocol.completions = []
@@ -1087,6 +1113,9 @@ class KalshiStreamClient:
                 return _Stop(ConnectionClosedOK("client closed"))
             self._state = RECONNECTING
             self._open_event.clear()
+            # Unsequenced user channels lose messages unseen from the last frame read.
+            unsequenced = unsequenced_channels(self._protocol.subscriptions())
+            last_read = time.time() - (lost_at - self._last_frame)
             failed_ids = self._protocol.connection_lost()
             slots = [self._slots.pop(cid) for cid in failed_ids if cid in self._slots]
             transport, self._transport = self._transport, None
@@ -1126,14 +1155,22 @@ class KalshiStreamClient:
                 self._reconnects += 1
                 done = self._protocol.restored
                 assert done is not None
+                gap = UnsequencedGap(channels=unsequenced, since=last_read,
+                                     until=time.time()) if unsequenced else None
                 announcement = Reconnected(attempt=attempt, downtime=downtime,
-                                           sid_map=done.sid_map, failed=done.failed)
+                                           sid_map=done.sid_map, failed=done.failed,
+                                           unsequenced_gap=gap)
                 with self._lock:
                     if self._stop_requested.is_set():
                         return _Stop(ConnectionClosedOK("client closed"))
                     self._protocol.finish_restore(announcement)
                     deliveries = self._protocol.deliveries
                     self._protocol.deliveries = []
+                    resumed = self._freshness.observe(deliveries, time.time_ns() // 1_000_000,
+                                                      time.monotonic())
+                    # The gap and any resumed channel right after the announcement.
+                    deliveries = insert_after(deliveries, announcement,
+                                              ([gap] if gap else []) + (resumed or []))
                     self._state = OPEN
                 self._open_event.set()
                 logger.info("reconnected to %s after %.2f s (attempt %d); %d subscription(s) "
@@ -1207,6 +1244,7 @@ class _Options:
     overflow_default: str | None
     resync: bool
     ssl_context: ssl.SSLContext | None
+    stale_after: float | Mapping[Channel | str, float] | None
 
     def overflow_policy(self, channel: Any) -> str:
         policy = self.overflow.get(str(channel))
@@ -1247,6 +1285,7 @@ class _Options:
             raise ConfigurationError("queue must be True, False or None")
         overflow = values.pop("overflow")
         values["overflow"], values["overflow_default"] = _overflow_table(overflow)
+        stale_after_table(values["stale_after"])  # raises ConfigurationError
         context = values["ssl_context"]
         if context is not None:
             if not isinstance(context, ssl.SSLContext):

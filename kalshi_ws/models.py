@@ -24,17 +24,22 @@ import attrs
 from .exceptions import ConnectionLost
 
 __all__ = [
+    "NO_EXTRA",
     "CfbenchmarksValue",
     "CfbenchmarksValue5hz",
     "CfbenchmarksWindow",
     "Channel",
+    "ChannelResumed",
+    "ChannelStale",
     "ChannelStats",
     "ClientStats",
     "Closed",
     "ErrorCode",
     "EventFeeUpdate",
     "EventLifecycle",
+    "ExtraFields",
     "Fill",
+    "Freshness",
     "IndexList",
     "Lagged",
     "MalformedMessage",
@@ -72,6 +77,7 @@ __all__ = [
     "Trade",
     "UnderlyingList",
     "UnknownMessage",
+    "UnsequencedGap",
     "Unsubscribed",
     "UserOrder",
 ]
@@ -153,6 +159,8 @@ del _name
 _UNSEQUENCED = frozenset(
     {Channel.TICKER, Channel.FILL, Channel.MARKET_POSITIONS, Channel.USER_ORDERS}
 )
+#: Your own data without seq: a lost message is invisible (see :class:`UnsequencedGap`).
+USER_UNSEQUENCED = frozenset({Channel.FILL, Channel.MARKET_POSITIONS, Channel.USER_ORDERS})
 _LOSSY = frozenset(
     {
         Channel.TICKER,
@@ -952,12 +960,65 @@ class Reconnected(SystemMessage):
         downtime: Seconds between losing the connection and restoring it.
         sid_map: Old sid to new sid, for every restored subscription.
         failed: Subscriptions that could not be restored, as (old sid, error text).
+        unsequenced_gap: Which of your unsequenced channels (fill, user_orders,
+            market_positions) may have lost messages while the connection was down, and
+            when; None if you had none of them. The same :class:`UnsequencedGap` is
+            also delivered on its own, right after this message.
     """
 
     attempt: int
     downtime: float
     sid_map: Mapping[int, int]
     failed: tuple[tuple[int, str], ...] = ()
+    unsequenced_gap: UnsequencedGap | None = None
+
+
+@_frozen
+class UnsequencedGap(SystemMessage):
+    """Messages of these channels may have been lost, unseen, between two times.
+
+    ``fill``, ``user_orders`` and ``market_positions`` carry no ``seq``: when the
+    connection drops, what Kalshi sent meanwhile is gone and nothing shows it. Reconcile
+    these channels over Kalshi's REST API for the window ``since`` .. ``until``.
+    Delivered after :class:`Reconnected`, before any data of the new connection.
+
+    Attributes:
+        channels: The unsequenced user channels you were subscribed to.
+        since: Unix time (seconds) of the last frame read before the connection was lost.
+        until: Unix time (seconds) when the subscriptions were restored.
+    """
+
+    channels: tuple[Channel | str, ...]
+    since: float
+    until: float
+
+
+@_frozen
+class ChannelStale(SystemMessage):
+    """A subscribed channel has been silent longer than its ``stale_after`` (opt-in).
+
+    Attributes:
+        channel: The silent channel.
+        silent_for: Seconds since its last message (or since it was first checked).
+        stale_after: The threshold that was crossed, in seconds.
+    """
+
+    channel: Channel | str
+    silent_for: float
+    stale_after: float
+
+
+@_frozen
+class ChannelResumed(SystemMessage):
+    """A channel reported by :class:`ChannelStale` delivers again; its message follows.
+
+    Attributes:
+        channel: The channel.
+        silent_for: Seconds it had been silent.
+    """
+
+    channel: Channel | str
+    silent_for: float
 
 
 @_frozen
@@ -1091,13 +1152,52 @@ class ChannelStats:
 
 
 @_frozen
+class Freshness:
+    """How fresh one channel's (or one order book's) data is.
+
+    Latency is the receipt time minus Kalshi's time for the message (``sending_ts_ms``
+    when the frame has it, else the payload's ``ts_ms``), over the most recent messages;
+    it includes any offset between your clock and Kalshi's.
+
+    Attributes:
+        since_last: Seconds since the last message was received; None before the first.
+        latency_median_ms: Median latency in ms over the recent window; None without samples.
+        latency_p99_ms: 99th percentile latency in ms (nearest rank); None without samples.
+        samples: Latency samples in the window (messages carrying a Kalshi time).
+        stale: Whether a :class:`ChannelStale` alarm is raised and not yet resumed.
+    """
+
+    since_last: float | None = None
+    latency_median_ms: int | None = None
+    latency_p99_ms: int | None = None
+    samples: int = 0
+    stale: bool = False
+
+
+@_frozen
 class ClientStats:
-    """A snapshot of the client's counters (see :meth:`KalshiStreamClient.stats`)."""
+    """A snapshot of the client's counters (see :meth:`KalshiStreamClient.stats`).
+
+    Attributes:
+        freshness: Per channel: time since the last message and Kalshi-to-receipt latency.
+        book_freshness: The same per market, for order books (``orderbook_delta``).
+    """
 
     channels: Mapping[str, ChannelStats]
     reconnects: int = 0
     pending: int = 0
     queued: int = 0
+    freshness: Mapping[str, Freshness] = attrs.field(factory=dict)
+    book_freshness: Mapping[str, Freshness] = attrs.field(factory=dict)
+
+    def stalest(self) -> tuple[str, float] | None:
+        """The channel silent the longest and its seconds of silence, or None."""
+        known = [(f.since_last, name) for name, f in self.freshness.items()
+                 if f.since_last is not None]
+        if not known:
+            return None
+        seconds, name = max(known)
+        return name, seconds
 
     def total(self) -> ChannelStats:
         """The counters summed over every channel."""

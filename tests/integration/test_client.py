@@ -346,10 +346,13 @@ def test_bad_frames_never_stop_the_stream(server: FakeKalshiServer, client: Kals
         server.publish("ticker", "ticker", ticker_msg())
         collector.wait_for(lambda items: len(collector.updates()) == 5)
     kinds = [type(u.msg).__name__ for u in collector.updates()]
-    assert kinds == ["MalformedMessage", "UnknownMessage", "MalformedMessage",
+    # A field that cannot be read degrades alone (an essential one would be malformed).
+    assert kinds == ["MalformedMessage", "UnknownMessage", "Ticker",
                      "MalformedMessage", "Ticker"]
-    assert "price_dollars" in collector.updates()[2].msg.error
+    degraded = collector.updates()[2].msg
+    assert degraded.price_dollars is None and degraded.extra == {"price_dollars": "zero"}
     assert any("malformed" in r.message.lower() for r in caplog.records)
+    assert any("'price_dollars' could not be read" in r.message for r in caplog.records)
 
 
 def test_hostile_frames_never_stop_the_stream(server: FakeKalshiServer,
