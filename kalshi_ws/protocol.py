@@ -695,6 +695,12 @@ class KalshiProtocol:
                     return
                 self._gap(sub, counters, last + 1, seq)
             sub.last_seq = seq
+        elif seq is not None:  # seq is essential: a frame we cannot place is malformed
+            self._deliver(StreamUpdate(
+                channel=sub.channel, type=wire_type, sid=sub.sid, seq=None,
+                msg=MalformedMessage(type=wire_type, raw=frame,
+                                     error=f"'seq' is not an integer: {seq!r}")))
+            return
         payload = get("msg")
         if sub.is_book:
             market = payload.get("market_ticker") if payload.__class__ is dict else None

@@ -14,6 +14,7 @@ from kalshi_ws import (
     Channel,
     CommandError,
     InvalidCommand,
+    MalformedMessage,
     SubscribeResult,
     SubscriptionError,
 )
@@ -168,3 +169,20 @@ def test_other_channels_and_lookups_by_value_do_not_warn() -> None:
         assert "multivariate" in [c.value for c in Channel]
         with pytest.raises(AttributeError):
             Channel.NOT_A_CHANNEL  # noqa: B018
+
+
+# ---------------------------------------------------------------- seq is essential
+
+
+@pytest.mark.parametrize("seq", ["2", 2.5, True, [2]])
+def test_a_frame_whose_seq_is_not_an_integer_is_malformed(seq: Any) -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["trade"])
+    peer.subscribed(command_id, ("trade", 1))
+    peer.deliveries()
+    frame = {"type": "trade", "sid": 1, "seq": 1, "msg": {"market_ticker": "M"}}
+    peer.feed(frame, {**frame, "seq": seq}, {**frame, "seq": 2})
+    first, bad, last = peer.deliveries()
+    assert first.seq == 1 and last.seq == 2  # the bad frame consumed no number
+    assert isinstance(bad.msg, MalformedMessage) and "seq" in bad.msg.error
+    assert bad.sid == 1 and bad.channel == Channel.TRADE and bad.seq is None
