@@ -192,3 +192,22 @@ def test_a_silent_channel_raises_the_alarm_and_its_next_message_resumes_it(
 def test_stale_after_is_checked_at_connect(config: KalshiConfig, value: object) -> None:
     with pytest.raises(ConfigurationError, match="stale_after"):
         KalshiStreamClient.connect(config, stale_after=value)  # type: ignore[arg-type]
+
+
+def test_the_cli_status_line_shows_the_stalest_channel(client: KalshiStreamClient,
+                                                      server: FakeKalshiServer,
+                                                      collector: Collector,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from types import SimpleNamespace
+
+    from kalshi_ws.cli import _StatusLine
+
+    client.add_callback(collector)
+    client.subscribe([Channel.TICKER])
+    server.publish("ticker", "ticker", {"market_ticker": "SIM-ALPHA"})
+    collector.wait_for(lambda items: collector.updates("ticker"))
+    status = _StatusLine(SimpleNamespace(client=client, received=1))  # type: ignore[arg-type]
+    status.next = 0.0  # refresh now
+    status.refresh()
+    line = capsys.readouterr().err
+    assert "reconnects | stalest: ticker " in line and line.rstrip().endswith(" s")

@@ -23,6 +23,7 @@ from kalshi_ws import (
 )
 from kalshi_ws.freshness import (
     CHANNEL_WINDOW,
+    MARKET_WINDOW,
     FreshnessTracker,
     insert_after,
     stale_after_table,
@@ -80,6 +81,16 @@ def test_books_are_tracked_per_market() -> None:
     assert books["A"].since_last == 3.0 and books["C"].since_last == 1.0
     assert books["C"].samples == 0 and books["C"].latency_median_ms is None
     assert channels["orderbook_delta"].samples == 2
+
+
+def test_a_books_latency_is_over_its_latest_messages_only() -> None:
+    tracker = FreshnessTracker()
+    tracker.observe([delta("A", -10_000)] * MARKET_WINDOW, received_ms=0, now=1.0)
+    tracker.observe([delta("A", -n) for n in range(1, MARKET_WINDOW + 1)], received_ms=0,
+                    now=2.0)
+    book = tracker.snapshot(now=2.0)[1]["A"]
+    assert book.samples == MARKET_WINDOW == 128
+    assert book.latency_p99_ms == 127 and book.latency_median_ms == 64
 
 
 def test_system_messages_are_not_data() -> None:

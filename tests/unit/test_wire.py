@@ -161,6 +161,11 @@ def test_essential_fields_are_the_required_ones_and_a_books_prices_and_sizes() -
     assert _wire.essential_fields(models.OrderbookSnapshot) == {
         "market_ticker", "yes_dollars_fp", "no_dollars_fp", "yes", "no", "yes_dollars",
         "no_dollars"}
+    assert _wire.essential_fields(models.UserOrder) == {"order_id", "ticker"}
+    assert _wire.essential_fields(models.MarketLifecycle) == {"market_ticker", "event_type"}
+    assert _wire.essential_fields(models.RfqCreated) == {"id"}
+    assert _wire.essential_fields(models.QuoteCreated) == {"quote_id"}
+    assert _wire.essential_fields(models.PriceRange) == {"start", "end", "step"}
 
 
 @pytest.mark.parametrize("field, value", [
