@@ -39,6 +39,8 @@ CHANNEL_WINDOW = 1024
 MARKET_WINDOW = 128
 
 _BOOK = Channel.ORDERBOOK_DELTA
+_UPDATE = StreamUpdate
+_NOTHING = object()
 
 
 class _Track:
@@ -121,14 +123,18 @@ class FreshnessTracker:
             go on the stream before the batch), or None.
         """
         channels = self._channels
+        markets = self._markets
         resumed = None
+        channel: Any = _NOTHING
+        track: Any = None
         for item in items:
-            if item.__class__ is not StreamUpdate:
+            if item.__class__ is not _UPDATE:
                 continue
-            channel = item.channel
-            track = channels.get(channel)
-            if track is None:
-                track = channels[channel] = _Track(CHANNEL_WINDOW)
+            if item.channel is not channel:  # batches mostly hold runs of one channel
+                channel = item.channel
+                track = channels.get(channel)
+                if track is None:
+                    track = channels[channel] = _Track(CHANNEL_WINDOW)
             if track.stale:
                 resumed = resumed or []
                 resumed.append(self._resume(channel, track, now))
@@ -141,9 +147,9 @@ class FreshnessTracker:
             if channel is _BOOK:
                 market = getattr(item.msg, "market_ticker", None)
                 if market.__class__ is str:
-                    book = self._markets.get(market)
+                    book = markets.get(market)
                     if book is None:
-                        book = self._markets[market] = _Track(MARKET_WINDOW)
+                        book = markets[market] = _Track(MARKET_WINDOW)
                     book.last = now
                     if sent.__class__ is int:
                         book.latencies.append(received_ms - sent)
