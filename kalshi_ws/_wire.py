@@ -329,7 +329,7 @@ def _class_hook(cls: type, converter: cattrs.Converter) -> Callable[[Any, Any], 
     for rule in _rules(cls):
         if not rule.nested:
             overrides[rule.name] = cattrs.gen.override(struct_hook=partial(_leaf_hook, rule))
-    structure_fields = cattrs.gen.make_dict_structure_fn(cls, converter, **overrides)
+    structure_fields: Callable[[Any, Any], Any] = cattrs.gen.make_dict_structure_fn(cls, converter, **overrides)
     known = _known_fields(cls)
 
     def structure(value: Any, _type: Any) -> Any:
@@ -461,7 +461,7 @@ def _rules(cls: type) -> tuple[_Rule, ...]:
         if convert is to_int and unit is not None:
             convert = _TIMESTAMPS[unit]
         if optional and field.name not in essential:
-            convert = _OR_NONE.get(convert, convert)  # type: ignore[arg-type]
+            convert = _OR_NONE.get(convert, convert)
         result.append(_Rule(
             name=field.name, convert=convert, optional=optional,
             required=field.default is attrs.NOTHING, default=field.default,
