@@ -299,7 +299,8 @@ def _known_fields(cls: type) -> frozenset[str]:
 
 
 def _extra_of(payload: Mapping[str, Any], known: frozenset[str]) -> Mapping[str, Any]:
-    return ExtraFields({k: v for k, v in payload.items() if k not in known})
+    extra = {k: v for k, v in payload.items() if k not in known}
+    return ExtraFields(extra) if extra else NO_EXTRA
 
 
 # --------------------------------------------------------------------------- cattrs path
@@ -501,18 +502,21 @@ def _build_fast_structure(cls: type) -> Callable[[dict], Any]:
     known = _known_fields(cls)
     namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_MISSING": _MISSING,
                                  "_str": str, "_int": int, "_bool": bool,
-                                 "_known": known.issuperset, "_NO_EXTRA": NO_EXTRA,
+                                 "_len": len, "_NO_EXTRA": NO_EXTRA,
                                  "_extra_of": partial(_extra_of, known=known),
                                  "_set_extra": getattr(cls, _EXTRA).__set__}
-    lines = ["def build(m):", "    g = m.get", "    o = _new(_cls)"]
-    for index, rule in enumerate(_rules(cls)):
+    rules = _rules(cls)
+    lines = ["def build(m):", "    g = m.get", "    o = _new(_cls)",
+             f"    n = {sum(rule.required for rule in rules)}"]
+    for index, rule in enumerate(rules):
         namespace[f"_set{index}"] = getattr(cls, rule.name).__set__
         namespace[f"_conv{index}"] = rule.convert
         namespace[f"_default{index}"] = rule.default
         lines.extend(_field_lines(index, repr(rule.name), rule.convert, rule.optional,
                                   required=rule.required, none_default=rule.default is None))
-    # Fields the class does not know: one C-level subset test when there are none.
-    lines.append("    _set_extra(o, _NO_EXTRA if _known(m) else _extra_of(m))")
+    # Keys the class does not know: all counted keys known means none (a key present
+    # with null is not counted; _extra_of then finds nothing and returns NO_EXTRA).
+    lines.append("    _set_extra(o, _NO_EXTRA if _len(m) == n else _extra_of(m))")
     lines.append("    return o")
     exec("\n".join(lines), namespace)  # noqa: S102 - generated from our own class fields
     builder = namespace["build"]
@@ -548,9 +552,13 @@ _TYPE_CHECKS: dict[Any, str] = {
 
 def _field_lines(index: int, name: str, convert: Callable[[Any], Any] | None, optional: bool,
                  *, required: bool, none_default: bool) -> list[str]:
-    """Generated code for one field: read it, check or convert it, set the slot."""
+    """Generated code for one field: read it, check or convert it, set the slot.
+
+    ``n`` counts the payload's known keys (required ones are counted in advance), so
+    that one ``len`` tells whether the payload holds keys the class does not know.
+    """
     conv, setter = f"_conv{index}", f"_set{index}"
-    check = _TYPE_CHECKS.get(convert)  # type: ignore[arg-type]
+    check = _TYPE_CHECKS.get(convert)
     if check is not None:
         fix = f"v.__class__ is not {check}"
         convert_line = f"v = {conv}(v)"
@@ -562,27 +570,28 @@ def _field_lines(index: int, name: str, convert: Callable[[Any], Any] | None, op
         lines.append(f"    v = m[{name}]")
         if not optional and convert is None:
             lines.append("    if v is None: raise ValueError('required field is null')")
-        gate = "v is not None" if optional else None  # the converters refuse None
+        if convert_line is not None:
+            condition = " and ".join(c for c in ("v is not None" if optional else None, fix)
+                                     if c)
+            lines.append(f"    if {condition}: {convert_line}" if condition
+                         else f"    {convert_line}")
     elif none_default:
         lines.append(f"    v = g({name})")  # absent and null both mean None
-        gate = "v is not None"
+        lines.append("    if v is not None:")
+        lines.append("        n += 1")
+        if convert_line is not None:
+            lines.append(f"        if {fix}: {convert_line}" if fix else f"        {convert_line}")
     else:
         lines.append(f"    v = g({name}, _MISSING)")
         lines.append("    if v is _MISSING:")
         lines.append(f"        v = _default{index}")
+        lines.append("    else:")
+        lines.append("        n += 1")
         if convert_line is not None:
             condition = " and ".join(c for c in ("v is not None" if optional else None, fix)
                                      if c)
-            lines.append(f"    elif {condition}:" if condition else "    else:")
-            lines.append(f"        {convert_line}")
-        lines.append(f"    {setter}(o, v)")
-        return lines
-    if convert_line is not None:
-        condition = " and ".join(c for c in (gate, fix) if c)
-        if condition:
-            lines.append(f"    if {condition}: {convert_line}")
-        else:
-            lines.append(f"    {convert_line}")
+            lines.append(f"        if {condition}: {convert_line}" if condition
+                         else f"        {convert_line}")
     lines.append(f"    {setter}(o, v)")
     return lines
 
