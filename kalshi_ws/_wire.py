@@ -514,9 +514,10 @@ def _build_fast_structure(cls: type) -> Callable[[dict], Any]:
         namespace[f"_default{index}"] = rule.default
         lines.extend(_field_lines(index, repr(rule.name), rule.convert, rule.optional,
                                   required=rule.required, none_default=rule.default is None))
-    # Keys the class does not know: all counted keys known means none (a key present
-    # with null is not counted; _extra_of then finds nothing and returns NO_EXTRA).
-    lines.append("    _set_extra(o, _NO_EXTRA if _len(m) == n else _extra_of(m))")
+    # Keys the class does not know: when every key was counted as known there are none,
+    # and ``extra`` stays unset (it then reads NO_EXTRA, see models._unset_extra). A key
+    # present with null is not counted: _extra_of then finds nothing, returns NO_EXTRA.
+    lines.append("    if _len(m) != n: _set_extra(o, _extra_of(m))")
     lines.append("    return o")
     exec("\n".join(lines), namespace)  # noqa: S102 - generated from our own class fields
     builder = namespace["build"]
