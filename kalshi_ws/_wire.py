@@ -299,8 +299,11 @@ def _known_fields(cls: type) -> frozenset[str]:
 
 
 def _extra_of(payload: Mapping[str, Any], known: frozenset[str]) -> Mapping[str, Any]:
-    extra = {k: v for k, v in payload.items() if k not in known}
-    return ExtraFields(extra) if extra else NO_EXTRA
+    unknown = payload.keys() - known  # in C; usually one key or none
+    if not unknown:
+        return NO_EXTRA
+    return ExtraFields.of({key: payload[key] for key in payload if key in unknown}
+                          if len(unknown) > 1 else {key: payload[key] for key in unknown})
 
 
 # --------------------------------------------------------------------------- cattrs path

@@ -322,6 +322,12 @@ def test_extra_survives_pickling() -> None:
 
     message = decode_frame({"type": "ticker", "msg": {"market_ticker": "M", "new": [1, 2]}})
     assert pickle.loads(pickle.dumps(message)) == message
+    plain = decode_frame({"type": "ticker", "msg": {"market_ticker": "M"}})
+    copy = pickle.loads(pickle.dumps(plain))
+    assert copy == plain and copy.extra == {}
+    assert attrs.asdict(plain)["extra"] == {} and attrs.evolve(plain).extra == {}
+    with pytest.raises(AttributeError, match="no_such_field"):
+        plain.no_such_field  # type: ignore[attr-defined]  # noqa: B018
 
 
 def test_a_wire_field_named_extra_is_kept_not_confused_with_the_attribute() -> None:
