@@ -1038,10 +1038,10 @@ class KalshiStreamClient:
             deliveries = protocol.deliveries
             protocol.deliveries = []
             if deliveries:
-                resumed = self._freshness.observe(deliveries, time.time_ns() // 1_000_000,
-                                                  time.monotonic())
-                if resumed:
-                    deliveries = resumed + deliveries
+                announced = self._freshness.observe(deliveries, time.time_ns() // 1_000_000,
+                                                    time.monotonic())
+                if announced is not None:  # with ChannelResumed messages inserted
+                    deliveries = announced
             if protocol.completions:
                 completions = protocol.completions
                 protocol.completions = []
@@ -1166,11 +1166,10 @@ class KalshiStreamClient:
                     self._protocol.finish_restore(announcement)
                     deliveries = self._protocol.deliveries
                     self._protocol.deliveries = []
-                    resumed = self._freshness.observe(deliveries, time.time_ns() // 1_000_000,
-                                                      time.monotonic())
-                    # The gap and any resumed channel right after the announcement.
-                    deliveries = insert_after(deliveries, announcement,
-                                              ([gap] if gap else []) + (resumed or []))
+                    deliveries = self._freshness.observe(
+                        deliveries, time.time_ns() // 1_000_000, time.monotonic()) or deliveries
+                    if gap is not None:  # right after the announcement
+                        deliveries = insert_after(deliveries, announcement, [gap])
                     self._state = OPEN
                 self._open_event.set()
                 logger.info("reconnected to %s after %.2f s (attempt %d); %d subscription(s) "

@@ -110,7 +110,7 @@ class FreshnessTracker:
         """Seconds of silence after which ``channel`` is stale, or None (no alarm)."""
         return self._stale_after.get(str(channel), self._stale_default)
 
-    def observe(self, items: Iterable[Any], received_ms: int, now: float) -> list[Any] | None:
+    def observe(self, items: list[Any], received_ms: int, now: float) -> list[Any] | None:
         """Record a batch of delivered items, all received at the same time.
 
         Args:
@@ -119,8 +119,8 @@ class FreshnessTracker:
             now: Receipt time on the monotonic clock (for silences).
 
         Returns:
-            :class:`ChannelResumed` messages for stale channels that delivered again (to
-            go on the stream before the batch), or None.
+            None; or, when a stale channel delivers again, a new list of the items with
+            a :class:`ChannelResumed` right before that channel's first message.
         """
         channels = self._channels
         markets = self._markets
@@ -137,7 +137,7 @@ class FreshnessTracker:
                     track = channels[channel] = _Track(CHANNEL_WINDOW)
             if track.stale:
                 resumed = resumed or []
-                resumed.append(self._resume(channel, track, now))
+                resumed.append((item, self._resume(channel, track, now)))
             track.last = now
             sent = item.sending_ts_ms
             if sent is None:
@@ -153,7 +153,16 @@ class FreshnessTracker:
                     book.last = now
                     if sent.__class__ is int:
                         book.latencies.append(received_ms - sent)
-        return resumed
+        if resumed is None:
+            return None
+        before = {id(item): message for item, message in resumed}
+        result: list[Any] = []
+        for item in items:
+            message = before.get(id(item))
+            if message is not None:
+                result.append(message)
+            result.append(item)
+        return result
 
     @staticmethod
     def _resume(channel: Any, track: _Track, now: float) -> ChannelResumed:

@@ -109,8 +109,12 @@ def test_a_silent_channel_raises_one_alarm_then_one_resume() -> None:
     assert alarm == ChannelStale(channel=Channel.TICKER, silent_for=5.5, stale_after=5.0)
     assert tracker.check(subscribed, now=200.0) == []  # raised once
     assert tracker.snapshot(now=200.0)[0] == {}  # no message yet: nothing to report
-    resumed = tracker.observe([ticker(), ticker()], received_ms=0, now=201.0)
-    assert resumed == [ChannelResumed(channel=Channel.TICKER, silent_for=101.0)]
+    gap = SequenceGap(sid=1, channel=Channel.TRADE, expected=1, received=3)
+    first, second = ticker(), ticker()
+    items = tracker.observe([gap, first, second], received_ms=0, now=201.0)
+    assert items == [gap, ChannelResumed(channel=Channel.TICKER, silent_for=101.0), first,
+                     second]  # right before the channel's first message
+    assert items[2] is first
     assert tracker.observe([ticker()], received_ms=0, now=202.0) is None
     assert tracker.check(subscribed, now=206.0) == []
     (again,) = tracker.check(subscribed, now=207.5)
