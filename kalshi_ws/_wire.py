@@ -299,11 +299,46 @@ def _known_fields(cls: type) -> frozenset[str]:
 
 
 def _extra_of(payload: Mapping[str, Any], known: frozenset[str]) -> Mapping[str, Any]:
-    unknown = payload.keys() - known  # in C; usually one key or none
-    if not unknown:
-        return NO_EXTRA
-    return ExtraFields.of({key: payload[key] for key in payload if key in unknown}
-                          if len(unknown) > 1 else {key: payload[key] for key in unknown})
+    """The payload's keys outside ``known``, as ExtraFields (NO_EXTRA if none)."""
+    extra = {key: value for key, value in payload.items() if key not in known}
+    return _wrap_extra(extra) if extra else NO_EXTRA
+
+
+_new_object = object.__new__
+_set_extra_data = ExtraFields._data.__set__  # type: ignore[attr-defined]
+
+
+def _wrap_extra(data: dict[str, Any]) -> ExtraFields:
+    extra = _new_object(ExtraFields)
+    _set_extra_data(extra, data)
+    return extra
+
+
+def _extra_finder(known: frozenset[str]) -> Callable[[dict[str, Any], int], Mapping[str, Any]]:
+    """The fast path's ``extra`` for a payload with ``len(payload) != counted`` known keys.
+
+    Frames of one type usually carry the same unknown keys (every production ticker has
+    ``Clock``), so the keys found last time are tried first: when the payload holds them
+    all and the count leaves room for no other, they are exactly its unknown keys (each
+    of them is unknown, and every other key was counted as known).
+    """
+    hint: list[tuple[str, ...]] = [()]
+
+    def extra_of(payload: dict[str, Any], counted: int) -> Mapping[str, Any]:
+        keys = hint[0]
+        if keys and len(payload) - counted == len(keys):
+            if len(keys) == 1:
+                key = keys[0]
+                if key in payload:
+                    return _wrap_extra({key: payload[key]})
+            elif all(key in payload for key in keys):
+                return _wrap_extra({key: payload[key] for key in keys})
+        extra = _extra_of(payload, known)
+        if extra:
+            hint[0] = tuple(extra)
+        return extra
+
+    return extra_of
 
 
 # --------------------------------------------------------------------------- cattrs path
@@ -506,7 +541,7 @@ def _build_fast_structure(cls: type) -> Callable[[dict], Any]:
     namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_MISSING": _MISSING,
                                  "_str": str, "_int": int, "_bool": bool,
                                  "_len": len, "_NO_EXTRA": NO_EXTRA,
-                                 "_extra_of": partial(_extra_of, known=known),
+                                 "_extra_of": _extra_finder(known),
                                  "_set_extra": getattr(cls, _EXTRA).__set__}
     rules = _rules(cls)
     lines = ["def build(m):", "    g = m.get", "    o = _new(_cls)",
@@ -520,7 +555,7 @@ def _build_fast_structure(cls: type) -> Callable[[dict], Any]:
     # Keys the class does not know: when every key was counted as known there are none,
     # and ``extra`` stays unset (it then reads NO_EXTRA, see models._unset_extra). A key
     # present with null is not counted: _extra_of then finds nothing, returns NO_EXTRA.
-    lines.append("    if _len(m) != n: _set_extra(o, _extra_of(m))")
+    lines.append("    if _len(m) != n: _set_extra(o, _extra_of(m, n))")
     lines.append("    return o")
     exec("\n".join(lines), namespace)  # noqa: S102 - generated from our own class fields
     builder = namespace["build"]

@@ -246,13 +246,6 @@ class ExtraFields(Mapping[str, Any]):
     def __reduce__(self) -> Any:
         return (ExtraFields, (self._data,))
 
-    @classmethod
-    def of(cls, data: dict[str, Any]) -> ExtraFields:
-        """Wrap ``data`` without copying it (the caller gives it up)."""
-        extra = object.__new__(cls)
-        extra._data = data
-        return extra
-
     __hash__ = None  # type: ignore[assignment]  # like a dict
 
 

@@ -304,6 +304,31 @@ def test_a_production_ticker_keeps_its_undocumented_clock() -> None:
     assert message.price_dollars == Decimal("0.5000")
 
 
+def test_unknown_fields_are_found_whatever_came_before() -> None:
+    # The fast path first tries the unknown keys of the previous frame of the type.
+    base = {"market_ticker": "M", "side": "yes", "price_dollars": "0.5", "delta_fp": "1"}
+    sequence = [({"Clock": 1}, {"Clock": 1}), ({"Clock": 2}, {"Clock": 2}),
+                ({"Other": 3}, {"Other": 3}), ({"Clock": 4, "ts": None}, {"Clock": 4}),
+                ({"ts": None}, {}), ({"Other": 3, "Clock": 1}, {"Other": 3, "Clock": 1}),
+                ({"Clock": 2, "Other": 5}, {"Other": 5, "Clock": 2}),
+                ({"Clock": 2, "ts": None}, {"Clock": 2}), ({}, {}), ({"Clock": 7}, {"Clock": 7})]
+    for added, expected in sequence:
+        message = _wire.build_message("orderbook_delta", {**base, **added}, {})
+        assert isinstance(message, models.OrderbookDelta)
+        assert message.extra == expected, added
+
+
+@given(st.lists(st.dictionaries(st.sampled_from(["Clock", "Other", "subaccount", "ts_ms", "delta",
+                                                 "zz"]), st.one_of(st.none(), st.integers(0, 9))),
+                max_size=8))
+def test_the_fast_path_keeps_exactly_the_unknown_keys(frames: list[dict[str, Any]]) -> None:
+    known = {f.name for f in attrs.fields(models.OrderbookDelta)}
+    for added in frames:
+        payload = {"market_ticker": "M", "side": "yes", **added}
+        message = _wire.build_message("orderbook_delta", payload, {})
+        assert message.extra == {k: v for k, v in payload.items() if k not in known}
+
+
 def test_messages_stay_frozen_and_slotted_with_extra() -> None:
     message = decode_frame({"type": "ticker", "msg": {"market_ticker": "M", "new": 1}})
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
