@@ -18,6 +18,9 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import attrs
+
+from ._wire import MESSAGE_CLASSES
 from .exceptions import ConfigurationError
 from .models import (
     USER_UNSEQUENCED,
@@ -40,6 +43,9 @@ MARKET_WINDOW = 128
 
 _BOOK = Channel.ORDERBOOK_DELTA
 _UPDATE = StreamUpdate
+# Message classes with a ``ts_ms`` field (asking the others would cost an exception).
+_TIMED = frozenset(cls for cls in MESSAGE_CLASSES.values()
+                   if any(f.name == "ts_ms" for f in attrs.fields(cls)))
 _NOTHING = object()
 
 
@@ -140,8 +146,8 @@ class FreshnessTracker:
                 resumed.append((item, self._resume(channel, track, now)))
             track.last = now
             sent = item.sending_ts_ms
-            if sent is None:
-                sent = getattr(item.msg, "ts_ms", None)
+            if sent is None and item.msg.__class__ in _TIMED:
+                sent = item.msg.ts_ms
             if sent.__class__ is int:
                 track.latencies.append(received_ms - sent)
             if channel is _BOOK:
