@@ -39,6 +39,7 @@ from .config import HealthConfig, KalshiConfig, ReconnectPolicy
 from .environment import simulating
 from .exceptions import ConnectionLost, KalshiWSError
 from .models import (
+    NO_EXTRA,
     Channel,
     ClientStats,
     Closed,
@@ -56,7 +57,7 @@ from .models import (
 
 __all__ = ["main"]
 
-CHANNELS = [c.value for c in Channel if c is not Channel.MULTIVARIATE]
+CHANNELS = [c.value for c in Channel if c.value != "multivariate"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -514,8 +515,18 @@ def _print_stream(session: _Session, client: KalshiStreamClient,
     return _exit_status(last if isinstance(last, SystemMessage) and last.final else None)
 
 
+def _staleness(stats: ClientStats) -> list[str]:
+    """The status line's worst staleness: the channel silent the longest (if any)."""
+    stalest = stats.stalest()
+    if stalest is None:
+        return []
+    channel, seconds = stalest
+    return [f"stalest: {channel} {seconds:.1f} s"]
+
+
 class _StatusLine:
-    """A one-line status on a terminal's stderr: rate, totals, drops, reconnects.
+    """A one-line status on a terminal's stderr: rate, totals, drops, reconnects and the
+    worst staleness.
 
     When stdout is a terminal too (``shared``), the line is taken off before updates
     are printed and drawn again after them, so the two never share a line.
@@ -533,7 +544,8 @@ class _StatusLine:
     def fields(self, rate: float, stats: ClientStats) -> list[str]:
         """The parts of the status line, in order (add a part here)."""
         return [f"{rate:,.0f} msg/s", f"{self.session.received:,} received",
-                f"{stats.total().dropped:,} dropped", f"{stats.reconnects:,} reconnects"]
+                f"{stats.total().dropped:,} dropped", f"{stats.reconnects:,} reconnects",
+                *_staleness(stats)]
 
     def show(self) -> None:
         """Draw the line (again), with fresh numbers once a second."""
@@ -566,7 +578,7 @@ def _plain(value: Any) -> Any:
     """JSON-ready form of a message: Decimals as strings, classes as dicts."""
     if attrs.has(type(value)):
         return {f.name: _plain(getattr(value, f.name)) for f in attrs.fields(type(value))
-                if getattr(value, f.name) is not None}
+                if getattr(value, f.name) is not None and getattr(value, f.name) is not NO_EXTRA}
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, float):

@@ -68,6 +68,12 @@ from .exceptions import (
     ProtocolError,
     SlowConsumerError,
 )
+from .freshness import (
+    FreshnessTracker,
+    insert_after,
+    stale_after_table,
+    unsequenced_channels,
+)
 from .models import (
     Channel,
     ChannelStats,
@@ -79,6 +85,7 @@ from .models import (
     Subscription,
     SubscriptionInfo,
     SystemMessage,
+    UnsequencedGap,
     channel_of,
 )
 from .protocol import KalshiProtocol
@@ -186,6 +193,7 @@ class KalshiStreamClient:
         self._recorder: Recorder | None = None
         self._dispatcher_deadline: float | None = None  # set by close()
         self._book_sets: list[OrderBookSet] = []  # live order-book sets (see orderbooks())
+        self._freshness = FreshnessTracker(options.stale_after)  # guarded by _lock
         self._attempt: ConnectAttempt | None = None  # a connection attempt under way
         self._dispatcher = Dispatcher(
             name=f"kalshi-ws-dispatch-{self._number}",
@@ -218,6 +226,7 @@ class KalshiStreamClient:
         ssl_context: ssl.SSLContext | None = None,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         on_error: Callable[[BaseException, StreamItem], Any] | None = None,
+        stale_after: float | Mapping[Channel | str, float] | None = None,
     ) -> KalshiStreamClient:
         """Open a connection and start the reader and dispatcher threads.
 
@@ -252,6 +261,10 @@ class KalshiStreamClient:
                 traceback when logging is configured, else printed to stderr (as Python
                 does for an uncaught exception in a thread). Delivery goes on either
                 way, and ``stats().callback_errors`` counts them.
+            stale_after: Opt-in staleness alarm: seconds of silence after which a
+                subscribed channel gets a :class:`ChannelStale` message on the stream
+                (and a :class:`ChannelResumed` when it delivers again); one number for
+                every channel or a mapping channel -> seconds. Checked every 0.5 s.
 
         Returns:
             The connected client.
@@ -266,7 +279,7 @@ class KalshiStreamClient:
             command_timeout=command_timeout, close_timeout=close_timeout, queue=queue,
             queue_maxsize=queue_maxsize, max_pending=max_pending, overflow=overflow,
             resync=resync, ssl_context=ssl_context, max_message_size=max_message_size,
-            on_error=on_error)
+            on_error=on_error, stale_after=stale_after)
         client = cls(config, options)
         try:
             client._first_connect()
@@ -493,6 +506,7 @@ class KalshiStreamClient:
         market_tickers: Iterable[str] | str | None = None,
         *,
         timeout: float | None = None,
+        extra_params: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> SubscribeResult:
         """Subscribe to channels and wait until Kalshi answers for every one.
@@ -504,7 +518,10 @@ class KalshiStreamClient:
             **options: Kalshi's subscribe parameters: ``send_initial_snapshot``,
                 ``skip_ticker_ack``, ``use_yes_price``, ``market_ids``,
                 ``shard_factor``, ``shard_key``, ``user_filter``, ``index_ids``,
-                ``underlying_tickers``.
+                ``underlying_tickers``. Each is checked before sending.
+            extra_params: Parameters this library does not know (a new Kalshi option),
+                sent as given and unchecked, and again when the subscription is restored.
+                A known option here is refused: pass it as a keyword.
 
         Returns:
             One :class:`Subscription` per accepted channel in ``successful`` and one
@@ -517,7 +534,7 @@ class KalshiStreamClient:
             ConnectionClosed: the connection ended first.
         """
         result: SubscribeResult = self._command(
-            lambda p: p.subscribe(channels, market_tickers, options), timeout)
+            lambda p: p.subscribe(channels, market_tickers, options, extra_params), timeout)
         return result
 
     def unsubscribe(self, sids: Iterable[int] | int, *, timeout: float | None = None,
@@ -537,10 +554,11 @@ class KalshiStreamClient:
     def update_subscription(
         self,
         sid: int,
-        action: str,
+        action: str | None = None,
         market_tickers: Iterable[str] | str | None = None,
         *,
         timeout: float | None = None,
+        extra_params: Mapping[str, Any] | None = None,
         **params: Any,
     ) -> list[str]:
         """Change a subscription and wait for Kalshi's answer.
@@ -550,11 +568,14 @@ class KalshiStreamClient:
             action: ``add_markets``, ``delete_markets``, ``get_snapshot``,
                 ``subscribe_indices``, ``unsubscribe_indices``, ``indexlist``,
                 ``subscribe_underlyings``, ``unsubscribe_underlyings``,
-                ``underlying_list``.
+                ``underlying_list``; None when ``extra_params`` carries an action this
+                library does not know.
             market_tickers: The markets the action concerns.
             timeout: Seconds to wait (default: the client's command timeout).
+            extra_params: Parameters, and an ``"action"``, this library does not know,
+                sent as given and unchecked (``{"action": "new_action", "x": 1}``).
             **params: Other parameters (``market_ids``, ``index_ids``,
-                ``underlying_tickers``, ``send_initial_snapshot``).
+                ``underlying_tickers``, ``send_initial_snapshot``), checked.
 
         Returns:
             The list Kalshi reports: the subscription's markets after add/delete, the
@@ -565,7 +586,8 @@ class KalshiStreamClient:
             InvalidCommand, CommandTimeout, ConnectionClosed: as for :meth:`subscribe`.
         """
         reported: list[str] = self._command(
-            lambda p: p.update_subscription(sid, action, market_tickers, params), timeout)
+            lambda p: p.update_subscription(sid, action, market_tickers, params, extra_params),
+            timeout)
         return reported
 
     def add_markets(self, sid: int, market_tickers: Iterable[str] | str, *,
@@ -645,11 +667,13 @@ class KalshiStreamClient:
             return self._protocol.subscriptions()
 
     def stats(self) -> ClientStats:
-        """Counters of messages received, delivered, dropped, duplicated, per channel."""
+        """Counters of messages received, delivered, dropped, duplicated, per channel,
+        and freshness (time since the last message, latency) per channel and book."""
         self._check_process()
         with self._lock:
             counters = {str(k): (c.received, c.duplicates, c.gaps, c.held_back)
                         for k, c in self._protocol.counters.items()}
+            freshness, books = self._freshness.snapshot(time.monotonic())
         delivered = dict(self._dispatcher.delivered)
         dropped = self._dispatcher.dropped + self._dispatcher.queue.dropped
         names = set(counters) | {str(k) for k in delivered} | {str(k) for k in dropped}
@@ -664,7 +688,8 @@ class KalshiStreamClient:
         return ClientStats(channels=channels, reconnects=self._reconnects,
                            pending=self._dispatcher.backlog,
                            queued=self._dispatcher.queue.qsize(),
-                           callback_errors=self._dispatcher.callback_errors)
+                           callback_errors=self._dispatcher.callback_errors,
+                           freshness=freshness, book_freshness=books)
 
     def _command(self, build: Callable[[KalshiProtocol], tuple[int, str]],
                  timeout: float | None) -> Any:
@@ -1016,6 +1041,11 @@ class KalshiStreamClient:
         with self._lock:
             self._protocol.tick(now)
             outgoing = self._take_outgoing()
+            alarms = self._freshness.check(
+                [s.channel for s in self._protocol.subscriptions()], now) \
+                if self._freshness.alarms_enabled else None
+        if alarms:
+            self._dispatcher.post(alarms)  # system messages always fit
         return self._send_outgoing(transport, outgoing)
 
     def _take_outgoing(self) -> list[str]:
@@ -1081,6 +1111,11 @@ class KalshiStreamClient:
         with lock:
             deliveries = protocol.deliveries
             protocol.deliveries = []
+            if deliveries:
+                announced = self._freshness.observe(deliveries, time.time_ns() // 1_000_000,
+                                                    time.monotonic())
+                if announced is not None:  # with ChannelResumed messages inserted
+                    deliveries = announced
             if protocol.completions:
                 completions = protocol.completions
                 protocol.completions = []
@@ -1152,6 +1187,9 @@ class KalshiStreamClient:
                 return _Stop(ConnectionClosedOK("client closed"))
             self._state = RECONNECTING
             self._open_event.clear()
+            # Unsequenced user channels lose messages unseen from the last frame read.
+            unsequenced = unsequenced_channels(self._protocol.subscriptions())
+            last_read = time.time() - (lost_at - self._last_frame)
             failed_ids = self._protocol.connection_lost()
             slots = [self._slots.pop(cid) for cid in failed_ids if cid in self._slots]
             transport, self._transport = self._transport, None
@@ -1196,14 +1234,21 @@ class KalshiStreamClient:
                 self._reconnects += 1
                 done = self._protocol.restored
                 assert done is not None
+                gap = UnsequencedGap(channels=unsequenced, since=last_read,
+                                     until=time.time()) if unsequenced else None
                 announcement = Reconnected(attempt=attempt, downtime=downtime,
-                                           sid_map=done.sid_map, failed=done.failed)
+                                           sid_map=done.sid_map, failed=done.failed,
+                                           unsequenced_gap=gap)
                 with self._lock:
                     if self._stop_requested.is_set():
                         return _Stop(ConnectionClosedOK("client closed"))
                     self._protocol.finish_restore(announcement)
                     deliveries = self._protocol.deliveries
                     self._protocol.deliveries = []
+                    deliveries = self._freshness.observe(
+                        deliveries, time.time_ns() // 1_000_000, time.monotonic()) or deliveries
+                    if gap is not None:  # right after the announcement
+                        deliveries = insert_after(deliveries, announcement, [gap])
                     self._state = OPEN
                     self._connected_at = time.monotonic()
                 self._open_event.set()
@@ -1280,6 +1325,7 @@ class _Options:
     ssl_context: ssl.SSLContext | None
     max_message_size: int | None
     on_error: Callable[[BaseException, Any], Any] | None
+    stale_after: float | Mapping[Channel | str, float] | None
 
     def overflow_policy(self, channel: Any) -> str:
         policy = self.overflow.get(str(channel))
@@ -1327,6 +1373,7 @@ class _Options:
             raise ConfigurationError("queue must be True, False or None")
         overflow = values.pop("overflow")
         values["overflow"], values["overflow_default"] = _overflow_table(overflow)
+        stale_after_table(values["stale_after"])  # raises ConfigurationError
         context = values["ssl_context"]
         if context is not None:
             if not isinstance(context, ssl.SSLContext):

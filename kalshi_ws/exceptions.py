@@ -174,6 +174,9 @@ class CommandError(KalshiWSError):
         message: Kalshi's error text.
         command_id: The id of the command that failed, if the server echoed it.
         sid: The subscription the error is scoped to, if any.
+        markets: The markets the error names (Kalshi's ``market_ticker`` /
+            ``market_tickers``, e.g. those error 26 refused), else empty.
+        sending_ts_ms: When Kalshi sent the error (unix ms), if it said so.
     """
 
     def __init__(
@@ -183,18 +186,24 @@ class CommandError(KalshiWSError):
         *,
         command_id: int | None = None,
         sid: int | None = None,
+        markets: tuple[str, ...] = (),
+        sending_ts_ms: int | None = None,
     ) -> None:
         where = f" (command {command_id})" if command_id is not None else ""
-        super().__init__(f"Kalshi error {code}: {message}{where}")
+        named = f"; markets: {', '.join(markets)}" if markets else ""
+        super().__init__(f"Kalshi error {code}: {message}{where}{named}")
         self.code = code
         self.message = message
         self.command_id = command_id
         self.sid = sid
+        self.markets = tuple(markets)
+        self.sending_ts_ms = sending_ts_ms
 
     def __reduce__(self) -> Any:
         return (
             _rebuild_command_error,
-            (type(self), self.code, self.message, self.command_id, self.sid),
+            (type(self), self.code, self.message, self.command_id, self.sid, self.markets,
+             self.sending_ts_ms),
         )
 
 
@@ -230,6 +239,8 @@ def _rebuild_lost(reason: str, code: int | None, will_reconnect: bool) -> Except
 
 
 def _rebuild_command_error(
-    cls: type[CommandError], code: int, message: str, command_id: int | None, sid: int | None
+    cls: type[CommandError], code: int, message: str, command_id: int | None, sid: int | None,
+    markets: tuple[str, ...] = (), sending_ts_ms: int | None = None,
 ) -> Exception:
-    return cls(code, message, command_id=command_id, sid=sid)
+    return cls(code, message, command_id=command_id, sid=sid, markets=markets,
+               sending_ts_ms=sending_ts_ms)

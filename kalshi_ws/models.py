@@ -16,7 +16,8 @@ import abc
 import builtins
 import enum
 import sys
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -31,17 +32,22 @@ else:  # Python 3.10: only type checkers use it
         return lambda decorator: decorator
 
 __all__ = [
+    "NO_EXTRA",
     "CfbenchmarksValue",
     "CfbenchmarksValue5hz",
     "CfbenchmarksWindow",
     "Channel",
+    "ChannelResumed",
+    "ChannelStale",
     "ChannelStats",
     "ClientStats",
     "Closed",
     "ErrorCode",
     "EventFeeUpdate",
     "EventLifecycle",
+    "ExtraFields",
     "Fill",
+    "Freshness",
     "IndexList",
     "Lagged",
     "MalformedMessage",
@@ -79,17 +85,39 @@ __all__ = [
     "Trade",
     "UnderlyingList",
     "UnknownMessage",
+    "UnsequencedGap",
     "Unsubscribed",
     "UserOrder",
 ]
 
 
-class Channel(str, enum.Enum):
+class _ChannelType(enum.EnumMeta):
+    """Enum metaclass that warns when a deprecated member is named.
+
+    Deprecated members are taken out of the class namespace after creation, so naming
+    any other member costs nothing extra; ``Channel("multivariate")``,
+    ``Channel["MULTIVARIATE"]`` and iteration still find it, silently.
+    """
+
+    def __getattr__(cls, name: str) -> Any:
+        replacement = _DEPRECATED_CHANNELS.get(name)
+        if replacement is None:
+            raise AttributeError(name)
+        warnings.warn(
+            f"Channel.{name} is deprecated: Kalshi removed the {name.lower()!r} channel on "
+            f"6 Aug 2026 and answers error 8 to it; use Channel.{replacement} "
+            f"({getattr(cls, replacement).value!r}) instead",
+            DeprecationWarning, stacklevel=2)
+        return cls._member_map_[name]
+
+
+class Channel(str, enum.Enum, metaclass=_ChannelType):
     """Kalshi WebSocket channel names (the ``params.channels`` values).
 
     Members compare equal to their wire strings (``Channel.TICKER == "ticker"``).
-    ``MULTIVARIATE`` is kept from the seed crate for old code; Kalshi removed it on
-    6 Aug 2026 and now answers error 8 (unknown channel) to it.
+    ``MULTIVARIATE`` is deprecated (naming it warns): Kalshi removed the channel on
+    6 Aug 2026 and now answers error 8 (unknown channel) to it; combo (multivariate)
+    markets are on ``MULTIVARIATE_MARKET_LIFECYCLE``.
     """
 
     ORDERBOOK_DELTA = "orderbook_delta"
@@ -130,9 +158,17 @@ class Channel(str, enum.Enum):
         return "drop_oldest" if self in _LOSSY else "error"
 
 
+# Deprecated member -> the member to use instead.
+_DEPRECATED_CHANNELS = {"MULTIVARIATE": "MULTIVARIATE_MARKET_LIFECYCLE"}
+for _name in _DEPRECATED_CHANNELS:
+    type.__delattr__(Channel, _name)  # found through _ChannelType.__getattr__, which warns
+del _name  # pyright: ignore[reportPossiblyUnboundVariable]
+
 _UNSEQUENCED = frozenset(
     {Channel.TICKER, Channel.FILL, Channel.MARKET_POSITIONS, Channel.USER_ORDERS}
 )
+#: Your own data without seq: a lost message is invisible (see :class:`UnsequencedGap`).
+USER_UNSEQUENCED = frozenset({Channel.FILL, Channel.MARKET_POSITIONS, Channel.USER_ORDERS})
 _LOSSY = frozenset(
     {
         Channel.TICKER,
@@ -196,6 +232,47 @@ def _frozen(cls: _C) -> _C:
     """``attrs.frozen(kw_only=True)``, spelled so that type checkers see the fields."""
     return attrs.frozen(kw_only=True)(cls)
 
+
+class ExtraFields(Mapping[str, Any]):
+    """A read-only mapping of the fields a message class does not know (see ``extra``).
+
+    It holds the keys of Kalshi's payload that have no attribute on the class (a field
+    Kalshi added after this release), and the raw values of fields whose value could
+    not be read (the attribute then reads None). Immutable, picklable, compares equal to
+    a dict with the same items.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data: dict[str, Any] = dict(data or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def __reduce__(self) -> Any:
+        return (ExtraFields, (self._data,))
+
+    __hash__ = None  # type: ignore[assignment]  # like a dict
+
+
+#: The ``extra`` of a message whose payload held only fields its class knows.
+NO_EXTRA: Mapping[str, Any] = ExtraFields()
+
+
+def _extra() -> Any:
+    """The ``extra`` attribute of every message class (keyword-only, default empty)."""
+    return attrs.field(default=NO_EXTRA, hash=False)
+
 Level = tuple[Decimal, Decimal]
 """One order-book level: (price in dollars, size in contracts)."""
 
@@ -221,6 +298,11 @@ class OrderbookSnapshot:
     no: tuple[tuple[int, int], ...] | None = None
     yes_dollars: tuple[Level, ...] | None = None
     no_dollars: tuple[Level, ...] | None = None
+    extra: Mapping[str, Any] = _extra()
+
+    #: Fields a book cannot be applied without: a bad value makes the message malformed.
+    ESSENTIAL: ClassVar[frozenset[str]] = frozenset(
+        {"yes_dollars_fp", "no_dollars_fp", "yes", "no", "yes_dollars", "no_dollars"})
 
     def yes_levels(self) -> tuple[Level, ...]:
         """YES bids as (price, size), from the current field or a legacy one."""
@@ -229,7 +311,6 @@ class OrderbookSnapshot:
     def no_levels(self) -> tuple[Level, ...]:
         """NO bids as (price, size), from the current field or a legacy one."""
         return _levels(self.no_dollars_fp, self.no_dollars, self.no)
-
 
 def _levels(
     current: tuple[Level, ...],
@@ -265,6 +346,10 @@ class OrderbookDelta:
     # Legacy (removed 12 Mar 2026).
     price: int | None = None
     delta: int | None = None
+    extra: Mapping[str, Any] = _extra()
+
+    #: Fields a book cannot be applied without: a bad value makes the message malformed.
+    ESSENTIAL: ClassVar[frozenset[str]] = frozenset({"price_dollars", "delta_fp", "price", "delta"})
 
     def level_price(self) -> Decimal:
         """The price that changed, in dollars (from ``price_dollars`` or legacy cents)."""
@@ -281,7 +366,6 @@ class OrderbookDelta:
         if self.delta is not None:
             return Decimal(self.delta)
         raise ValueError(f"orderbook_delta for {self.market_ticker} carries no size")
-
 
 # --------------------------------------------------------------------------- market data
 
@@ -313,6 +397,7 @@ class Ticker:
     volume: int | None = None
     open_interest: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class TickerV2:
@@ -331,6 +416,7 @@ class TickerV2:
     dollar_open_interest_delta: int | None = None
     ts: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class Trade:
@@ -353,6 +439,7 @@ class Trade:
     no_price: int | None = None
     count: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class Fill:
@@ -382,6 +469,7 @@ class Fill:
     count: int | None = None
     post_position: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class MarketPosition:
@@ -405,6 +493,7 @@ class MarketPosition:
     fees_paid: int | None = None
     position_fee_cost: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class UserOrder:
@@ -448,6 +537,7 @@ class UserOrder:
     remaining_count: int | None = None
     initial_count: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class OrderGroupUpdate:
@@ -461,6 +551,7 @@ class OrderGroupUpdate:
     # Legacy (removed 12 Mar 2026).
     contracts_limit: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 # --------------------------------------------------------------------------- lifecycle
 
@@ -473,6 +564,7 @@ class PriceRange:
     end: Decimal
     step: Decimal
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class MarketMetadata:
@@ -492,6 +584,7 @@ class MarketMetadata:
     cap_strike: Decimal | None = None
     custom_strike: Mapping[str, Any] | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class _LifecycleFields:
@@ -517,6 +610,7 @@ class _LifecycleFields:
     # fractional_trading_updated (removed 17 Apr 2026)
     fractional_trading_enabled: bool | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class MarketLifecycle(_LifecycleFields):
@@ -550,6 +644,7 @@ class EventLifecycle:
     strike_date: int | None = None
     strike_period: str | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class EventFeeUpdate:
@@ -560,6 +655,7 @@ class EventFeeUpdate:
     fee_type_override: str | None = None
     fee_multiplier_override: Decimal | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 # --------------------------------------------------------------------------- communications
 
@@ -573,6 +669,7 @@ class MveSelectedLeg:
     side: str | None = None
     yes_settlement_value_dollars: Decimal | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class _RfqFields:
@@ -586,6 +683,7 @@ class _RfqFields:
     contracts: int | None = None
     target_cost: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class RfqCreated(_RfqFields):
@@ -626,6 +724,7 @@ class _QuoteFields:
     no_contracts_offered: int | None = None
     rfq_target_cost: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class QuoteCreated(_QuoteFields):
@@ -661,6 +760,7 @@ class QuoteExecuted:
     executed_ts: str | None = None
     subaccount: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 # --------------------------------------------------------------------------- reference prices
 
@@ -674,6 +774,7 @@ class CfbenchmarksWindow:
     window_start_ts_ms: int | None = None
     window_end_ts_exclusive: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class CfbenchmarksValue:
@@ -686,6 +787,7 @@ class CfbenchmarksValue:
     avg_60s_data: CfbenchmarksWindow | None = None
     last_60s_windowed_average_15min: CfbenchmarksWindow | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class CfbenchmarksValue5hz:
@@ -698,6 +800,7 @@ class CfbenchmarksValue5hz:
     received_at: int | None = None
     data: str | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class IndexList:
@@ -705,6 +808,7 @@ class IndexList:
 
     index_ids: tuple[str, ...] = ()
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class PythValue:
@@ -716,6 +820,7 @@ class PythValue:
     source_ts_ms: int | None = None
     received_at: int | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class UnderlyingList:
@@ -724,6 +829,7 @@ class UnderlyingList:
     TYPE: ClassVar[str] = "pyth_value_underlying_list"
     underlying_tickers: tuple[str, ...] = ()
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class SelectedMarket:
@@ -733,6 +839,7 @@ class SelectedMarket:
     market_ticker: str | None = None
     side: str | None = None
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class MultivariateLookup:
@@ -744,6 +851,7 @@ class MultivariateLookup:
     market_ticker: str | None = None
     selected_markets: tuple[SelectedMarket, ...] = ()
 
+    extra: Mapping[str, Any] = _extra()
 
 @_frozen
 class UnknownMessage:
@@ -763,6 +871,21 @@ class MalformedMessage:
     type: str
     raw: Mapping[str, Any]
     error: str
+
+
+def _unset_extra(self: Any, name: str) -> Any:
+    """``extra`` of a message built without it: the decoder leaves the slot unset when
+    the payload holds only known fields, so the hot path pays nothing for them."""
+    if name == "extra":
+        return NO_EXTRA
+    raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+for _cls in list(globals().values()):
+    if isinstance(_cls, type) and attrs.has(_cls) and \
+            any(f.name == "extra" for f in attrs.fields(_cls)):
+        _cls.__getattr__ = _unset_extra  # type: ignore[attr-defined]
+del _cls  # pyright: ignore[reportPossiblyUnboundVariable]
 
 
 Message = (
@@ -883,12 +1006,65 @@ class Reconnected(SystemMessage):
         downtime: Seconds between losing the connection and restoring it.
         sid_map: Old sid to new sid, for every restored subscription.
         failed: Subscriptions that could not be restored, as (old sid, error text).
+        unsequenced_gap: Which of your unsequenced channels (fill, user_orders,
+            market_positions) may have lost messages while the connection was down, and
+            when; None if you had none of them. The same :class:`UnsequencedGap` is
+            also delivered on its own, right after this message.
     """
 
     attempt: int
     downtime: float
     sid_map: Mapping[int, int]
     failed: tuple[tuple[int, str], ...] = ()
+    unsequenced_gap: UnsequencedGap | None = None
+
+
+@_frozen
+class UnsequencedGap(SystemMessage):
+    """Messages of these channels may have been lost, unseen, between two times.
+
+    ``fill``, ``user_orders`` and ``market_positions`` carry no ``seq``: when the
+    connection drops, what Kalshi sent meanwhile is gone and nothing shows it. Reconcile
+    these channels over Kalshi's REST API for the window ``since`` .. ``until``.
+    Delivered after :class:`Reconnected`, before any data of the new connection.
+
+    Attributes:
+        channels: The unsequenced user channels you were subscribed to.
+        since: Unix time (seconds) of the last frame read before the connection was lost.
+        until: Unix time (seconds) when the subscriptions were restored.
+    """
+
+    channels: tuple[Channel | str, ...]
+    since: float
+    until: float
+
+
+@_frozen
+class ChannelStale(SystemMessage):
+    """A subscribed channel has been silent longer than its ``stale_after`` (opt-in).
+
+    Attributes:
+        channel: The silent channel.
+        silent_for: Seconds since its last message (or since it was first checked).
+        stale_after: The threshold that was crossed, in seconds.
+    """
+
+    channel: Channel | str
+    silent_for: float
+    stale_after: float
+
+
+@_frozen
+class ChannelResumed(SystemMessage):
+    """A channel reported by :class:`ChannelStale` delivers again; its message follows.
+
+    Attributes:
+        channel: The channel.
+        silent_for: Seconds it had been silent.
+    """
+
+    channel: Channel | str
+    silent_for: float
 
 
 @_frozen
@@ -935,6 +1111,8 @@ class SubscriptionError(SystemMessage):
     channel: Channel | str
     code: int
     message: str
+    markets: tuple[str, ...] = ()
+    sending_ts_ms: int | None = None
 
 
 StreamItem = StreamUpdate | SystemMessage
@@ -954,11 +1132,19 @@ class Subscription:
 
 @_frozen
 class SubscribeFailure:
-    """A channel of a ``subscribe`` command that Kalshi refused."""
+    """A channel of a ``subscribe`` command that Kalshi refused.
+
+    Attributes:
+        markets: The markets Kalshi's error names (``market_ticker`` /
+            ``market_tickers``), else empty.
+        sending_ts_ms: When Kalshi sent the error (unix ms), if it said so.
+    """
 
     channel: Channel | str
     code: int
     message: str
+    markets: tuple[str, ...] = ()
+    sending_ts_ms: int | None = None
 
 
 @_frozen
@@ -1012,8 +1198,36 @@ class ChannelStats:
 
 
 @_frozen
+class Freshness:
+    """How fresh one channel's (or one order book's) data is.
+
+    Latency is the receipt time minus Kalshi's time for the message (``sending_ts_ms``
+    when the frame has it, else the payload's ``ts_ms``), over the most recent messages;
+    it includes any offset between your clock and Kalshi's.
+
+    Attributes:
+        since_last: Seconds since the last message was received; None before the first.
+        latency_median_ms: Median latency in ms over the recent window; None without samples.
+        latency_p99_ms: 99th percentile latency in ms (nearest rank); None without samples.
+        samples: Latency samples in the window (messages carrying a Kalshi time).
+        stale: Whether a :class:`ChannelStale` alarm is raised and not yet resumed.
+    """
+
+    since_last: float | None = None
+    latency_median_ms: int | None = None
+    latency_p99_ms: int | None = None
+    samples: int = 0
+    stale: bool = False
+
+
+@_frozen
 class ClientStats:
-    """A snapshot of the client's counters (see :meth:`KalshiStreamClient.stats`)."""
+    """A snapshot of the client's counters (see :meth:`KalshiStreamClient.stats`).
+
+    Attributes:
+        freshness: Per channel: time since the last message and Kalshi-to-receipt latency.
+        book_freshness: The same per market, for order books (``orderbook_delta``).
+    """
 
     channels: Mapping[str, ChannelStats]
     reconnects: int = 0
@@ -1021,6 +1235,17 @@ class ClientStats:
     queued: int = 0
     #: Exceptions raised by callbacks (each shown, or passed to ``on_error``).
     callback_errors: int = 0
+    freshness: Mapping[str, Freshness] = attrs.field(factory=dict)
+    book_freshness: Mapping[str, Freshness] = attrs.field(factory=dict)
+
+    def stalest(self) -> tuple[str, float] | None:
+        """The channel silent the longest and its seconds of silence, or None."""
+        known = [(f.since_last, name) for name, f in self.freshness.items()
+                 if f.since_last is not None]
+        if not known:
+            return None
+        seconds, name = max(known)
+        return name, seconds
 
     def total(self) -> ChannelStats:
         """The counters summed over every channel."""

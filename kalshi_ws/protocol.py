@@ -170,7 +170,7 @@ class _Pending:
     channels: list[str] = attrs.Factory(list)  # subscribe: channels still unanswered
     answered: set[str] = attrs.Factory(set)  # subscribe: channels answered with success
     # subscribe: errors not yet pinned on a channel (Kalshi's errors do not name it)
-    unplaced: list[tuple[int, str]] = attrs.Factory(list)
+    unplaced: list[tuple[int, str, CommandError]] = attrs.Factory(list)
     successes: list[Subscription] = attrs.Factory(list)
     failures: list[SubscribeFailure] = attrs.Factory(list)
     sids: list[int] = attrs.Factory(list)  # unsubscribe: sids still unanswered
@@ -190,6 +190,37 @@ class RestoreDone:
 
     sid_map: Mapping[int, int]
     failed: tuple[tuple[int, str], ...]
+
+
+# Keys a command's own arguments fill: never taken from extra_params.
+_SUBSCRIBE_KEYS = frozenset({"channels", "market_tickers"})
+_UPDATE_KEYS = frozenset({"sids", "sid", "market_tickers"})
+
+
+def unchecked_params(extra: Mapping[str, Any] | None, known: set[str] | frozenset[str],
+                     ) -> dict[str, Any]:
+    """The escape hatch: parameters this library does not know, to be sent as given.
+
+    A new Kalshi option then works without a new release. Known parameters stay checked:
+    they must be passed as the ordinary arguments, never here.
+
+    Raises:
+        InvalidCommand: ``extra`` is not a mapping of non-empty string keys, or names a
+            parameter this library knows.
+    """
+    if extra is None:
+        return {}
+    if not isinstance(extra, Mapping):
+        raise InvalidCommand(f"extra_params must be a mapping, not {type(extra).__name__}")
+    result: dict[str, Any] = {}
+    for name, value in extra.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidCommand(f"extra_params keys must be non-empty strings, not {name!r}")
+        if name in known:
+            raise InvalidCommand(f"{name!r} is a parameter this library knows and checks: "
+                                 f"pass it as an argument, not in extra_params")
+        result[name] = value
+    return result
 
 
 def string_list(name: str, value: Any) -> list[str]:
@@ -320,8 +351,13 @@ class KalshiProtocol:
         channels: Iterable[Channel | str] | Channel | str,
         market_tickers: Iterable[str] | str | None = None,
         options: Mapping[str, Any] | None = None,
+        extra_params: Mapping[str, Any] | None = None,
     ) -> tuple[int, str]:
         """Build a ``subscribe`` command.
+
+        Args:
+            extra_params: Parameters this library does not know, sent as given (and
+                again when the subscription is restored); see :func:`unchecked_params`.
 
         Returns:
             (command id, JSON text to send).
@@ -338,6 +374,7 @@ class KalshiProtocol:
                 raise InvalidCommand("market_tickers is empty; pass None for all markets")
             params["market_tickers"] = markets
         params.update(self._check_options(options or {}))
+        params.update(unchecked_params(extra_params, set(SUBSCRIBE_OPTIONS) | _SUBSCRIBE_KEYS))
         for name in names:
             if channel_of(name) == Channel.ORDERBOOK_DELTA:
                 if "market_tickers" not in params:
@@ -429,11 +466,18 @@ class KalshiProtocol:
     def update_subscription(
         self,
         sid: int,
-        action: str,
+        action: str | None,
         market_tickers: Iterable[str] | str | None = None,
         params: Mapping[str, Any] | None = None,
+        extra_params: Mapping[str, Any] | None = None,
     ) -> tuple[int, str]:
         """Build an ``update_subscription`` command.
+
+        Args:
+            action: A known action, or None when ``extra_params`` names one this library
+                does not know (``{"action": "new_action", ...}``).
+            extra_params: Parameters (and an action) this library does not know, sent
+                as given; see :func:`unchecked_params`.
 
         Raises:
             InvalidCommand: not exactly one valid sid, an unknown action or parameter,
@@ -443,9 +487,23 @@ class KalshiProtocol:
             raise InvalidCommand(f"update_subscription takes exactly one sid (an int), not "
                                  f"{sid!r}; Kalshi answers error 12 otherwise")
         (sid,) = self._check_sids(sid)
-        if action not in UPDATE_ACTIONS:
+        extra = unchecked_params(extra_params, set(UPDATE_OPTIONS) | _UPDATE_KEYS)
+        if action is None and "action" in extra:
+            action = extra.pop("action")
+            if not isinstance(action, str) or not action or action in UPDATE_ACTIONS:
+                raise InvalidCommand(
+                    f"extra_params action must be a non-empty string this library does not "
+                    f"know, not {action!r}; pass a known action as the action argument")
+            known_action = False
+        elif "action" in extra:
+            raise InvalidCommand("give the action either as the action argument or in "
+                                 "extra_params, not both")
+        elif action not in UPDATE_ACTIONS:
             raise InvalidCommand(f"unknown update_subscription action {action!r}; known: "
-                                 f"{', '.join(UPDATE_ACTIONS)}")
+                                 f"{', '.join(UPDATE_ACTIONS)} (send another one with "
+                                 "extra_params={'action': ...})")
+        else:
+            known_action = True
         wire: dict[str, Any] = {"sids": [sid], "action": action}
         if market_tickers is not None:
             wire["market_tickers"] = string_list("market_tickers", market_tickers)
@@ -462,7 +520,8 @@ class KalshiProtocol:
                 raise InvalidCommand(f"{name} must be {_type_name(expected)}, not {value!r}")
             else:
                 wire[name] = value
-        needed = UPDATE_ACTIONS[action]
+        wire.update(extra)
+        needed = UPDATE_ACTIONS.get(action) if known_action and action is not None else None
         if action in ("add_markets", "delete_markets"):
             if not wire.get("market_tickers") and not wire.get("market_ids"):
                 raise InvalidCommand(f"{action} needs market_tickers (or market_ids)")
@@ -1037,15 +1096,16 @@ class KalshiProtocol:
         if len(pending.unplaced) < len(pending.channels):
             return
         left = list(pending.channels)
-        for code, text in pending.unplaced:
+        for code, text, error in pending.unplaced:
             if not left:
                 break
             # "unknown channel" most likely names a channel we do not know either
             channel = next((c for c in left if code == _UNKNOWN_CHANNEL and
                             not isinstance(channel_of(c), Channel)), left[0])
             left.remove(channel)
-            pending.failures.append(SubscribeFailure(channel=channel_of(channel), code=code,
-                                                     message=text))
+            pending.failures.append(SubscribeFailure(
+                channel=channel_of(channel), code=code, message=text, markets=error.markets,
+                sending_ts_ms=error.sending_ts_ms))
         pending.channels = []
         del self._pending[pending.id]
         self._finish_subscribe(pending)
@@ -1245,8 +1305,11 @@ class KalshiProtocol:
         code = code if type(code) is int else 0
         text = text if isinstance(text, str) else "(no message)"
         command_id = frame.get("id") if type(frame.get("id")) is int else None
+        markets, sent = error_markets(payload), frame.get("sending_ts_ms")
+        sent = sent if type(sent) is int else None
         error = CommandError(code, text, command_id=command_id,
-                             sid=sid if type(sid) is int else None)
+                             sid=sid if type(sid) is int else None, markets=markets,
+                             sending_ts_ms=sent)
         sub = self._subs.get(sid) if type(sid) is int else None
         if pending is None and command_id is None and type(sid) is int:
             pending = self._pending_update_for(sid)
@@ -1254,7 +1317,7 @@ class KalshiProtocol:
             self._fail_pending(pending, code, text, error, sid)
         if sub is not None and (pending is None or code in _TERMINAL_ERRORS):
             # A terminal error ends the subscription whatever command it answers.
-            self._subscription_error(sub, code, text)
+            self._subscription_error(sub, code, text, error)
         elif pending is None:
             logger.warning("Kalshi error %d (%s) for command %r matches nothing pending",
                            code, text, command_id)
@@ -1268,9 +1331,9 @@ class KalshiProtocol:
                 self._resubscribe_after_unsubscribe(pending)
                 return
             if code in _COMMAND_LEVEL_ERRORS:  # the whole command failed
-                pending.unplaced.extend([(code, text)] * len(pending.channels))
+                pending.unplaced.extend([(code, text, error)] * len(pending.channels))
             else:
-                pending.unplaced.append((code, text))
+                pending.unplaced.append((code, text, error))
             self._settle_subscribe(pending)
             return
         if kind == "unsubscribe":
@@ -1294,9 +1357,12 @@ class KalshiProtocol:
             if pending.user:
                 self.completions.append((pending.id, None, error))
 
-    def _subscription_error(self, sub: _Sub, code: int, text: str) -> None:
-        self._deliver(SubscriptionError(sid=sub.sid, channel=sub.channel, code=code,
-                                        message=text))
+    def _subscription_error(self, sub: _Sub, code: int, text: str,
+                            error: CommandError | None = None) -> None:
+        self._deliver(SubscriptionError(
+            sid=sub.sid, channel=sub.channel, code=code, message=text,
+            markets=error.markets if error is not None else (),
+            sending_ts_ms=error.sending_ts_ms if error is not None else None))
         if code not in _TERMINAL_ERRORS:
             logger.warning("Kalshi error %d on sid %d (%s): %s", code, sub.sid, sub.channel, text)
             return
@@ -1349,6 +1415,20 @@ def _type_name(expected: Any) -> str:
     if isinstance(expected, tuple):
         return " or ".join(t.__name__ for t in expected)
     return str(expected.__name__)
+
+
+def error_markets(payload: Any) -> tuple[str, ...]:
+    """The markets an ``error`` reply names (``msg.market_ticker`` / ``msg.market_tickers``)."""
+    if type(payload) is not dict:
+        return ()
+    names: list[str] = []
+    single = payload.get("market_ticker")
+    if isinstance(single, str) and single:
+        names.append(single)
+    several = payload.get("market_tickers")
+    if isinstance(several, list):
+        names.extend(m for m in several if isinstance(m, str) and m)
+    return tuple(dict.fromkeys(names))
 
 
 def _reported_list(frame: Mapping[str, Any], payload: Any) -> list[str] | None:

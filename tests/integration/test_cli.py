@@ -393,7 +393,8 @@ def run_on_a_terminal(args: list[str],
     return output.decode("utf-8", "replace"), process.returncode
 
 
-STATUS = re.compile(r"^[\d,]+ msg/s \| [\d,]+ received \| [\d,]+ dropped \| [\d,]+ reconnects$")
+STATUS = re.compile(r"^[\d,]+ msg/s \| [\d,]+ received \| [\d,]+ dropped \| [\d,]+ reconnects"
+                    r"( \| stalest: \S+ [\d.]+ s)?$")
 UPDATE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} ")
 
 
@@ -403,7 +404,8 @@ def test_stream_status_line_shows_on_a_terminal_and_ctrl_c_summary_has_its_own_l
     assert status == 130, text[-500:]
     # The status line is drawn at the bottom, and taken off before anything else is
     # printed: it never shares a line with an update, and the summary has its own line.
-    drawn = re.findall(r"\r\x1b\[K([\d,]+ msg/s [^\r\n]*?reconnects)(.?)", text)
+    drawn = re.findall(r"\r\x1b\[K([\d,]+ msg/s [^\r\n]*?reconnects(?: \| stalest: "
+                       r"\S+ [\d.]+ s)?)(.?)", text)
     assert drawn and all(STATUS.match(status) and after == "\r" for status, after in drawn), \
         text[-500:]
     lines = [line for line in visible_lines(text) if line]

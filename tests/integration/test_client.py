@@ -132,7 +132,7 @@ def test_connection_refused_is_a_handshake_error_without_status(
 
 
 def test_subscribe_to_every_channel_in_one_command(client: KalshiStreamClient) -> None:
-    channels = [c for c in Channel if c is not Channel.MULTIVARIATE]
+    channels = [c for c in Channel if c.value != "multivariate"]
     result = client.subscribe(channels, ["SIM-ALPHA"])
     assert result.ok
     assert sorted(s.channel for s in result.successful) == sorted(channels)
@@ -143,10 +143,12 @@ def test_subscribe_to_every_channel_in_one_command(client: KalshiStreamClient) -
 
 
 def test_partial_failure_reports_each_refused_channel(client: KalshiStreamClient) -> None:
-    result = client.subscribe([Channel.TICKER, Channel.MULTIVARIATE, "ticker_v2"])
+    with pytest.warns(DeprecationWarning, match="MULTIVARIATE_MARKET_LIFECYCLE"):
+        multivariate = Channel.MULTIVARIATE
+    result = client.subscribe([Channel.TICKER, multivariate, "ticker_v2"])
     assert [s.channel for s in result.successful] == [Channel.TICKER]
     assert sorted((f.channel, f.code) for f in result.failed) == [
-        (Channel.MULTIVARIATE, 8), ("ticker_v2", 8)]
+        ("multivariate", 8), ("ticker_v2", 8)]
 
 
 def test_client_side_validation_raises_before_sending(server: FakeKalshiServer,
@@ -346,10 +348,13 @@ def test_bad_frames_never_stop_the_stream(server: FakeKalshiServer, client: Kals
         server.publish("ticker", "ticker", ticker_msg())
         collector.wait_for(lambda items: len(collector.updates()) == 5)
     kinds = [type(u.msg).__name__ for u in collector.updates()]
-    assert kinds == ["MalformedMessage", "UnknownMessage", "MalformedMessage",
+    # A field that cannot be read degrades alone (an essential one would be malformed).
+    assert kinds == ["MalformedMessage", "UnknownMessage", "Ticker",
                      "MalformedMessage", "Ticker"]
-    assert "price_dollars" in collector.updates()[2].msg.error
+    degraded = collector.updates()[2].msg
+    assert degraded.price_dollars is None and degraded.extra == {"price_dollars": "zero"}
     assert any("malformed" in r.message.lower() for r in caplog.records)
+    assert any("'price_dollars' could not be read" in r.message for r in caplog.records)
 
 
 def test_hostile_frames_never_stop_the_stream(server: FakeKalshiServer,

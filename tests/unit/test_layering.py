@@ -10,10 +10,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "kalshi_ws"
 
 # Modules in layer order: a module may import only modules listed before it.
-LAYERS = ["exceptions", "models", "_wire", "protocol", "auth", "config", "reconnect",
+LAYERS = ["exceptions", "models", "_wire", "protocol", "freshness", "auth", "config", "reconnect",
           "orderbook", "_transport", "_dispatch", "recording", "bookset", "bookview", "client",
           "per_process"]
-PURE = ["exceptions", "models", "_wire", "protocol", "auth", "config", "reconnect",
+PURE = ["exceptions", "models", "_wire", "protocol", "freshness", "auth", "config", "reconnect",
         "orderbook"]
 LAYERS = [m for m in LAYERS if (PACKAGE / f"{m}.py").exists()]
 PURE = [m for m in PURE if m in LAYERS]

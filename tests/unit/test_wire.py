@@ -128,22 +128,144 @@ def test_unknown_type_becomes_unknown_message_with_the_raw_frame() -> None:
     assert message.raw["msg"] == {"x": 1}
 
 
-@pytest.mark.parametrize("msg, field", [
-    ({"price_dollars": "0.5"}, "market_ticker"),
-    ({"market_ticker": "M", "price_dollars": "abc"}, "price_dollars"),
-    ({"market_ticker": "M", "price_dollars": "NaN"}, "price_dollars"),
-    ({"market_ticker": "M", "price_dollars": True}, "price_dollars"),
-    ({"market_ticker": "M", "dollar_volume": "12"}, "dollar_volume"),
-    ({"market_ticker": "M", "dollar_volume": 1.5}, "dollar_volume"),
-    ({"market_ticker": 7}, "market_ticker"),
-    ({"market_ticker": None}, "market_ticker"),
+@pytest.mark.parametrize("wire_type, msg, field", [
+    ("ticker", {"price_dollars": "0.5"}, "market_ticker"),
+    ("ticker", {"market_ticker": 7}, "market_ticker"),
+    ("ticker", {"market_ticker": None}, "market_ticker"),
+    ("ticker", {"market_ticker": 1.5}, "market_ticker"),
+    ("fill", {"market_ticker": "M", "order_id": 12.5}, "order_id"),
+    ("orderbook_delta", {"market_ticker": "M", "side": "yes", "price_dollars": "abc",
+                         "delta_fp": "1"}, "price_dollars"),
+    ("orderbook_delta", {"market_ticker": "M", "side": "yes", "price_dollars": "",
+                         "delta_fp": "1"}, "price_dollars"),
+    ("orderbook_delta", {"market_ticker": "M", "side": "yes", "price_dollars": "0.5",
+                         "delta_fp": [1]}, "delta_fp"),
+    ("orderbook_snapshot", {"market_ticker": "M", "yes_dollars_fp": [["0.1", "x"]]},
+     "yes_dollars_fp"),
+    ("orderbook_snapshot", {"market_ticker": "M", "no_dollars_fp": None}, "no_dollars_fp"),
 ])
-def test_bad_payload_becomes_malformed_message_naming_the_field(msg: dict, field: str) -> None:
-    message = decode_frame({"type": "ticker", "sid": 1, "msg": msg})
+def test_an_essential_field_that_cannot_be_read_makes_the_message_malformed(
+        wire_type: str, msg: dict, field: str) -> None:
+    message = decode_frame({"type": wire_type, "sid": 1, "msg": msg})
     assert isinstance(message, MalformedMessage)
-    assert message.type == "ticker"
+    assert message.type == wire_type
     assert field in message.error
     assert message.raw["msg"] == _wire.decode(json.dumps(msg))
+
+
+def test_essential_fields_are_the_required_ones_and_a_books_prices_and_sizes() -> None:
+    assert _wire.essential_fields(models.Ticker) == {"market_ticker"}
+    assert _wire.essential_fields(models.Fill) == {"order_id", "market_ticker"}
+    assert _wire.essential_fields(models.OrderbookDelta) == {
+        "market_ticker", "side", "price_dollars", "delta_fp", "price", "delta"}
+    assert _wire.essential_fields(models.OrderbookSnapshot) == {
+        "market_ticker", "yes_dollars_fp", "no_dollars_fp", "yes", "no", "yes_dollars",
+        "no_dollars"}
+    assert _wire.essential_fields(models.UserOrder) == {"order_id", "ticker"}
+    assert _wire.essential_fields(models.MarketLifecycle) == {"market_ticker", "event_type"}
+    assert _wire.essential_fields(models.RfqCreated) == {"id"}
+    assert _wire.essential_fields(models.QuoteCreated) == {"quote_id"}
+    assert _wire.essential_fields(models.PriceRange) == {"start", "end", "step"}
+
+
+@pytest.mark.parametrize("field, value", [
+    ("price_dollars", "abc"), ("price_dollars", "NaN"), ("price_dollars", True),
+    ("price_dollars", 1.5), ("dollar_volume", 1.5), ("dollar_volume", "12x"),
+    ("ts", "yesterday"), ("time", 5), ("ts_ms", [1]),
+])
+def test_a_field_that_cannot_be_read_degrades_alone(
+        field: str, value: Any, caplog: pytest.LogCaptureFixture) -> None:
+    _wire._warned_fields.discard(("ticker", field))
+    msg = {"market_ticker": "M", "yes_bid_dollars": "0.33", field: value}
+    for _ in range(3):
+        message = _wire.build_message("ticker", msg, {"type": "ticker", "msg": msg})
+        assert isinstance(message, models.Ticker)
+        assert getattr(message, field) is None
+        assert message.extra == {field: value}  # the raw value, kept
+        assert message.yes_bid_dollars == Decimal("0.33")  # the rest still reads
+    warnings = [r for r in caplog.records if field in r.getMessage()]
+    assert len(warnings) == 1  # once per type and field
+    assert "ticker" in warnings[0].getMessage()
+
+
+def test_a_float_never_becomes_a_decimal() -> None:
+    with pytest.raises(ValueError):
+        _wire.to_decimal(0.1)
+    message = _wire.build_message("trade", {"market_ticker": "M", "count_fp": 0.1}, {})
+    assert message.count_fp is None and message.extra == {"count_fp": 0.1}
+
+
+@pytest.mark.parametrize("field", ["price_dollars", "volume_fp", "dollar_volume", "ts_ms", "ts"])
+def test_an_empty_string_reads_as_absent(field: str) -> None:
+    # Production tickers of Oct 2025 sent "price_dollars": "" for a market without trades.
+    message = decode_frame({"type": "ticker", "msg": {"market_ticker": "M", field: ""}})
+    assert isinstance(message, models.Ticker)
+    assert getattr(message, field) is None
+    assert message.extra == {}
+
+
+def test_an_empty_string_in_a_text_field_stays_a_string() -> None:
+    message = decode_frame({"type": "rfq_created", "msg": {"id": "r", "creator_id": ""}})
+    assert message.creator_id == ""
+
+
+@pytest.mark.parametrize("value, expected", [
+    (12, 12), ("12", 12), ("-3", -3), ("+7", 7), (Decimal(4), 4), (Decimal("4.0"), 4)])
+def test_integers_accept_numeric_strings(value: Any, expected: int) -> None:
+    assert _wire.to_int(value) == expected
+    message = _wire.build_message("ticker", {"market_ticker": "M", "dollar_volume": value}, {})
+    assert message.dollar_volume == expected and type(message.dollar_volume) is int
+
+
+@pytest.mark.parametrize("value", ["", "1.5", "1e3", "0x10", " 1", "1_000", True, None, 1.0,
+                                   Decimal("1.5"), "9" * 41])
+def test_to_int_refuses_what_is_not_an_integer(value: Any) -> None:
+    with pytest.raises(ValueError):
+        _wire.to_int(value)
+
+
+@pytest.mark.parametrize("text, millis", [
+    ("2026-04-22T18:31:59.043421Z", 1776882719043),
+    ("2026-04-22T18:31:59Z", 1776882719000),
+    ("2026-04-22T18:31:59.5+00:00", 1776882719500),
+    ("2026-04-22T20:31:59.043+02:00", 1776882719043),
+    ("2026-04-22T18:31:59.043421123Z", 1776882719043),
+    ("2026-04-22 18:31:59.043", 1776882719043),
+    ("1969-12-31T23:59:59.5Z", -500),
+])
+def test_iso_8601_timestamps_read_as_unix_milliseconds(text: str, millis: int) -> None:
+    assert _wire.iso_to_millis(text) == millis
+
+
+@pytest.mark.parametrize("text", ["2026-04-22", "18:31:59", "2026-13-01T00:00:00Z", "now", ""])
+def test_iso_parsing_refuses_what_is_not_a_date_time(text: str) -> None:
+    with pytest.raises(ValueError):
+        _wire.iso_to_millis(text)
+
+
+@pytest.mark.parametrize("wire_type", ["ticker", "trade", "fill"])
+@pytest.mark.parametrize("ts, seconds", [
+    (1776882719, 1776882719), ("1776882719", 1776882719),
+    ("2026-04-22T18:31:59.043421Z", 1776882719), ("2026-04-22T18:31:59+00:00", 1776882719)])
+def test_ts_in_seconds_reads_from_every_accepted_form(wire_type: str, ts: Any,
+                                                      seconds: int) -> None:
+    msg = {"market_ticker": "M", "ts": ts, "ts_ms": ts}
+    if wire_type == "fill":
+        msg["order_id"] = "o"
+    message = _wire.build_message(wire_type, msg, {})
+    assert isinstance(message, _wire.MESSAGE_CLASSES[wire_type]), message
+    assert message.ts == seconds
+    assert message.ts_ms == (seconds if isinstance(ts, int) or ts.isdigit()
+                             else _wire.iso_to_millis(ts))
+    assert message.extra == {}
+
+
+def test_unix_timestamp_fields_are_named_by_unit() -> None:
+    assert _wire.timestamp_unit("ts_ms") == "ms"
+    assert _wire.timestamp_unit("created_ts_ms") == "ms"
+    assert _wire.timestamp_unit("ts") == "s"
+    assert _wire.timestamp_unit("settled_ts") == "s"
+    assert _wire.timestamp_unit("time") is None and _wire.timestamp_unit("status") is None
 
 
 def test_payload_that_is_not_an_object_is_malformed() -> None:
@@ -166,10 +288,77 @@ def test_absent_orderbook_side_is_an_empty_side() -> None:
     assert message.yes_levels() == () and message.no_levels() == ()
 
 
-def test_unknown_fields_are_ignored() -> None:
+def test_unknown_fields_are_kept_in_extra() -> None:
     message = decode_frame({"type": "trade", "sid": 1, "seq": 1,
                             "msg": {"market_ticker": "M", "brand_new_field": {"a": 1}}})
     assert isinstance(message, models.Trade)
+    assert message.extra == {"brand_new_field": {"a": 1}}
+    assert message.extra["brand_new_field"] == {"a": 1}
+
+
+def test_a_production_ticker_keeps_its_undocumented_clock() -> None:
+    # Production tickers of Feb 2026 carry "Clock", a global counter the spec lacks.
+    message = decode_frame({"type": "ticker", "sid": 1, "msg": {
+        "market_ticker": "M", "price_dollars": "0.5000", "Clock": 8123456}})
+    assert message.extra == {"Clock": 8123456}
+    assert message.price_dollars == Decimal("0.5000")
+
+
+def test_unknown_fields_are_found_whatever_came_before() -> None:
+    # The fast path first tries the unknown keys of the previous frame of the type.
+    base = {"market_ticker": "M", "side": "yes", "price_dollars": "0.5", "delta_fp": "1"}
+    sequence = [({"Clock": 1}, {"Clock": 1}), ({"Clock": 2}, {"Clock": 2}),
+                ({"Other": 3}, {"Other": 3}), ({"Clock": 4, "ts": None}, {"Clock": 4}),
+                ({"ts": None}, {}), ({"Other": 3, "Clock": 1}, {"Other": 3, "Clock": 1}),
+                ({"Clock": 2, "Other": 5}, {"Other": 5, "Clock": 2}),
+                ({"Clock": 2, "ts": None}, {"Clock": 2}), ({}, {}), ({"Clock": 7}, {"Clock": 7})]
+    for added, expected in sequence:
+        message = _wire.build_message("orderbook_delta", {**base, **added}, {})
+        assert isinstance(message, models.OrderbookDelta)
+        assert message.extra == expected, added
+
+
+@given(st.lists(st.dictionaries(st.sampled_from(["Clock", "Other", "subaccount", "ts_ms", "delta",
+                                                 "zz"]), st.one_of(st.none(), st.integers(0, 9))),
+                max_size=8))
+def test_the_fast_path_keeps_exactly_the_unknown_keys(frames: list[dict[str, Any]]) -> None:
+    known = {f.name for f in attrs.fields(models.OrderbookDelta)}
+    for added in frames:
+        payload = {"market_ticker": "M", "side": "yes", **added}
+        message = _wire.build_message("orderbook_delta", payload, {})
+        assert message.extra == {k: v for k, v in payload.items() if k not in known}
+
+
+def test_messages_stay_frozen_and_slotted_with_extra() -> None:
+    message = decode_frame({"type": "ticker", "msg": {"market_ticker": "M", "new": 1}})
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        message.extra = {}  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        message.extra["new"] = 2  # type: ignore[index]
+    assert not hasattr(message, "__dict__")
+    assert "new=" not in repr(message) and "'new': 1" in repr(message)
+    plain = decode_frame({"type": "ticker", "msg": {"market_ticker": "M"}})
+    assert plain.extra == {} and plain.extra is models.NO_EXTRA  # nothing allocated
+    assert hash(plain) == hash(models.Ticker(market_ticker="M"))
+
+
+def test_extra_survives_pickling() -> None:
+    import pickle
+
+    message = decode_frame({"type": "ticker", "msg": {"market_ticker": "M", "new": [1, 2]}})
+    assert pickle.loads(pickle.dumps(message)) == message
+    plain = decode_frame({"type": "ticker", "msg": {"market_ticker": "M"}})
+    copy = pickle.loads(pickle.dumps(plain))
+    assert copy == plain and copy.extra == {}
+    assert attrs.asdict(plain)["extra"] == {} and attrs.evolve(plain).extra == {}
+    with pytest.raises(AttributeError, match="no_such_field"):
+        plain.no_such_field  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_a_wire_field_named_extra_is_kept_not_confused_with_the_attribute() -> None:
+    message = decode_frame({"type": "ticker", "msg": {"market_ticker": "M", "extra": 5}})
+    assert message.extra == {"extra": 5}
+    assert message == _wire.structure_strict({"market_ticker": "M", "extra": 5}, models.Ticker)
 
 
 @pytest.mark.parametrize("frame", load_legacy_frames(), ids=lambda f: f["type"])
@@ -218,6 +407,28 @@ def test_fast_path_matches_converter_on_random_tickers(price: Any, bid: Any, siz
     fast = _wire.build_message("ticker", msg, {"msg": msg})
     assert fast == _wire.structure_strict(msg, models.Ticker)
     assert_no_float(fast)
+
+
+wire_values = st.one_of(st.none(), st.just(""), decimal_strings, st.integers(-10**12, 10**12),
+                        st.integers(0, 10**12).map(str), st.booleans(),
+                        st.datetimes(timezones=st.just(__import__("datetime").timezone.utc))
+                        .map(lambda d: d.isoformat().replace("+00:00", "Z")))
+
+
+@given(values=st.dictionaries(st.sampled_from(
+    ["price_dollars", "volume_fp", "dollar_volume", "ts", "ts_ms", "time", "Clock", "new_field",
+     "yes_bid"]), wire_values), ticker=st.text(min_size=1, max_size=20))
+def test_fast_path_matches_converter_whenever_it_accepts(values: dict[str, Any],
+                                                         ticker: str) -> None:
+    msg = {"market_ticker": ticker, **values}
+    try:
+        fast = _wire._BUILDERS["ticker"](msg)
+    except Exception:  # noqa: BLE001 - refused: both slow paths then decide
+        message = _wire.build_message("ticker", msg, {"msg": msg})
+        assert isinstance(message, models.Ticker)  # only essential fields are fatal
+        assert set(message.extra) >= set(msg) - {f.name for f in attrs.fields(models.Ticker)}
+        return
+    assert fast == _wire.structure_strict(msg, models.Ticker)
 
 
 @pytest.mark.parametrize("text, value", [

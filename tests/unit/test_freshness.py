@@ -1,0 +1,187 @@
+"""Freshness bookkeeping and the staleness alarm, with time passed in (no clock, no sockets)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from kalshi_ws import (
+    Channel,
+    ChannelResumed,
+    ChannelStale,
+    ClientStats,
+    ConfigurationError,
+    Freshness,
+    OrderbookDelta,
+    OrderbookSnapshot,
+    SequenceGap,
+    StreamUpdate,
+    Subscription,
+    Ticker,
+)
+from kalshi_ws.freshness import (
+    CHANNEL_WINDOW,
+    MARKET_WINDOW,
+    FreshnessTracker,
+    insert_after,
+    stale_after_table,
+    unsequenced_channels,
+)
+
+
+def ticker(ts_ms: int | None = None, sending_ts_ms: int | None = None) -> StreamUpdate:
+    return StreamUpdate(channel=Channel.TICKER, type="ticker", sid=1, seq=None,
+                        msg=Ticker(market_ticker="M", ts_ms=ts_ms), sending_ts_ms=sending_ts_ms)
+
+
+def delta(market: str, ts_ms: int) -> StreamUpdate:
+    return StreamUpdate(channel=Channel.ORDERBOOK_DELTA, type="orderbook_delta", sid=2, seq=1,
+                        msg=OrderbookDelta(market_ticker=market, side="yes",
+                                           price_dollars=Decimal("0.5"), delta_fp=Decimal(1),
+                                           ts_ms=ts_ms))
+
+
+def test_latency_is_receipt_minus_sending_time_else_the_payload_ts_ms() -> None:
+    tracker = FreshnessTracker()
+    tracker.observe([ticker(ts_ms=1_000, sending_ts_ms=1_040)], received_ms=1_100, now=5.0)
+    tracker.observe([ticker(ts_ms=1_000)], received_ms=1_070, now=6.0)
+    tracker.observe([ticker()], received_ms=9_999, now=7.0)  # no Kalshi time: no sample
+    channels, books = tracker.snapshot(now=7.5)
+    fresh = channels["ticker"]
+    assert fresh.samples == 2
+    assert fresh.latency_median_ms == 60 and fresh.latency_p99_ms == 70
+    assert fresh.since_last == 0.5 and not fresh.stale
+    assert books == {}
+
+
+def test_median_and_p99_over_the_recent_window_only() -> None:
+    tracker = FreshnessTracker()
+    old = [ticker(ts_ms=0) for _ in range(CHANNEL_WINDOW)]
+    tracker.observe(old, received_ms=10_000, now=1.0)  # latencies of 10 s, pushed out below
+    recent = [ticker(ts_ms=-n) for n in range(1, CHANNEL_WINDOW + 1)]  # 1 .. 1024 ms
+    tracker.observe(recent, received_ms=0, now=2.0)
+    fresh = tracker.snapshot(now=2.0)[0]["ticker"]
+    assert fresh.samples == CHANNEL_WINDOW
+    assert fresh.latency_median_ms == 512  # the lower median
+    assert fresh.latency_p99_ms == 1014  # nearest rank: ceil(0.99 * 1024) = 1014th
+    # the 10 s samples are gone
+
+
+def test_books_are_tracked_per_market() -> None:
+    tracker = FreshnessTracker()
+    tracker.observe([delta("A", 1_000), delta("B", 1_500)], received_ms=2_000, now=10.0)
+    tracker.observe([StreamUpdate(channel=Channel.ORDERBOOK_DELTA, type="orderbook_snapshot",
+                                  sid=2, seq=2, msg=OrderbookSnapshot(market_ticker="C"))],
+                    received_ms=2_000, now=12.0)
+    channels, books = tracker.snapshot(now=13.0)
+    assert set(books) == {"A", "B", "C"}
+    assert books["A"].latency_median_ms == 1_000 and books["B"].latency_median_ms == 500
+    assert books["A"].since_last == 3.0 and books["C"].since_last == 1.0
+    assert books["C"].samples == 0 and books["C"].latency_median_ms is None
+    assert channels["orderbook_delta"].samples == 2
+
+
+def test_a_books_latency_is_over_its_latest_messages_only() -> None:
+    tracker = FreshnessTracker()
+    tracker.observe([delta("A", -10_000)] * MARKET_WINDOW, received_ms=0, now=1.0)
+    tracker.observe([delta("A", -n) for n in range(1, MARKET_WINDOW + 1)], received_ms=0,
+                    now=2.0)
+    book = tracker.snapshot(now=2.0)[1]["A"]
+    assert book.samples == MARKET_WINDOW == 128
+    assert book.latency_p99_ms == 127 and book.latency_median_ms == 64
+
+
+def test_system_messages_are_not_data() -> None:
+    tracker = FreshnessTracker()
+    tracker.observe([SequenceGap(sid=1, channel=Channel.TRADE, expected=1, received=3)],
+                    received_ms=0, now=0.0)
+    assert tracker.snapshot(now=1.0) == ({}, {})
+
+
+def test_a_silent_channel_raises_one_alarm_then_one_resume() -> None:
+    tracker = FreshnessTracker(stale_after=5)
+    subscribed = [Channel.TICKER]
+    assert tracker.check(subscribed, now=100.0) == []  # watched from here
+    assert tracker.check(subscribed, now=105.0) == []  # exactly the limit: not yet
+    (alarm,) = tracker.check(subscribed, now=105.5)
+    assert alarm == ChannelStale(channel=Channel.TICKER, silent_for=5.5, stale_after=5.0)
+    assert tracker.check(subscribed, now=200.0) == []  # raised once
+    assert tracker.snapshot(now=200.0)[0] == {}  # no message yet: nothing to report
+    gap = SequenceGap(sid=1, channel=Channel.TRADE, expected=1, received=3)
+    first, second = ticker(), ticker()
+    items = tracker.observe([gap, first, second], received_ms=0, now=201.0)
+    assert items == [gap, ChannelResumed(channel=Channel.TICKER, silent_for=101.0), first,
+                     second]  # right before the channel's first message
+    assert items[2] is first
+    assert tracker.observe([ticker()], received_ms=0, now=202.0) is None
+    assert tracker.check(subscribed, now=206.0) == []
+    (again,) = tracker.check(subscribed, now=207.5)
+    assert again.silent_for == 5.5
+
+
+def test_silence_counts_from_the_last_message() -> None:
+    tracker = FreshnessTracker(stale_after={"trade": 2.0})
+    tracker.check([Channel.TRADE, Channel.TICKER], now=0.0)
+    tracker.observe([StreamUpdate(channel=Channel.TRADE, type="trade", sid=1, seq=1,
+                                  msg=Ticker(market_ticker="M"))], received_ms=0, now=10.0)
+    assert tracker.check([Channel.TRADE, Channel.TICKER], now=11.9) == []
+    (alarm,) = tracker.check([Channel.TRADE, Channel.TICKER], now=12.5)
+    assert alarm.channel == Channel.TRADE  # ticker has no threshold: never alarmed
+    assert tracker.snapshot(now=12.5)[0]["trade"].stale
+
+
+def test_an_unsubscribed_channel_is_no_longer_watched() -> None:
+    tracker = FreshnessTracker(stale_after=1)
+    tracker.check([Channel.TICKER], now=0.0)
+    assert len(tracker.check([Channel.TICKER], now=2.0)) == 1
+    assert tracker.check([], now=3.0) == []
+    assert tracker.observe([ticker()], received_ms=0, now=3.5) is None  # no resume
+    tracker.check([Channel.TICKER], now=10.0)  # subscribed again: watched afresh
+    assert tracker.check([Channel.TICKER], now=10.5) == []
+
+
+def test_without_stale_after_no_alarm_is_ever_raised() -> None:
+    tracker = FreshnessTracker()
+    assert not tracker.alarms_enabled
+    assert tracker.check([Channel.TICKER], now=0.0) == []
+    assert tracker.check([Channel.TICKER], now=10**9) == []
+
+
+@pytest.mark.parametrize("value", [0, -1, True, "5", float("nan"), float("inf"),
+                                   {"ticker": 0}, {"ticker": "x"}])
+def test_stale_after_must_be_positive_seconds(value: Any) -> None:
+    with pytest.raises(ConfigurationError, match="stale_after"):
+        stale_after_table(value)
+
+
+def test_stale_after_per_channel_by_member_or_name() -> None:
+    table, default = stale_after_table({Channel.TICKER: 3, "fill": 60})
+    assert table == {"ticker": 3.0, "fill": 60.0} and default is None
+    assert stale_after_table(2.5) == ({}, 2.5)
+
+
+def test_stalest_names_the_channel_silent_longest() -> None:
+    stats = ClientStats(channels={}, freshness={
+        "ticker": Freshness(since_last=0.5), "trade": Freshness(since_last=30.0),
+        "fill": Freshness()})
+    assert stats.stalest() == ("trade", 30.0)
+    assert ClientStats(channels={}).stalest() is None
+
+
+def test_unsequenced_user_channels_are_fill_user_orders_and_market_positions() -> None:
+    subs = [Subscription(channel=c, sid=n) for n, c in enumerate(
+        [Channel.TICKER, Channel.FILL, Channel.ORDERBOOK_DELTA, Channel.USER_ORDERS,
+         Channel.MARKET_POSITIONS, Channel.FILL, Channel.TRADE], 1)]
+    assert unsequenced_channels(subs) == (Channel.FILL, Channel.MARKET_POSITIONS,
+                                          Channel.USER_ORDERS)
+    assert unsequenced_channels(subs[:1]) == ()
+
+
+def test_insert_after_places_items_right_after_the_anchor() -> None:
+    anchor = object()
+    assert insert_after([1, anchor, 2], anchor, ["x"]) == [1, anchor, "x", 2]
+    assert insert_after([1], anchor, ["x"]) == [1, "x"]
+    items = [1]
+    assert insert_after(items, anchor, []) is items
