@@ -16,12 +16,12 @@ Each connection says what it wants in the query string of its URL:
   ``ticker``, ``trade``) is subscribed, send the first N frames as fast as the socket
   takes them, then a close frame (1000). ``&batch=B`` sends at most B bytes per
   ``sendall`` (default 1 MiB; always whole frames): a smaller batch lets replies
-  through sooner.
+  through sooner. ``&hold=S`` keeps the connection open after the last frame, up to S
+  seconds, until the client closes it (as Kalshi would).
 * ``?mode=scale&m=M&n=N``: once ``orderbook_delta`` is subscribed (for the M markets
   of :func:`bench.frames.scale_markets`), send one 20-levels-a-side snapshot per
-  market, then N deltas spread evenly over the markets. Like Kalshi it does not close
-  the connection then: it waits up to ``&hold=S`` seconds (default 10) for the
-  client to close it.
+  market, then N deltas spread evenly over the markets, then waits up to ``&hold=S``
+  seconds (default 10) for the client to close the connection.
 * ``?mode=paced&rate=R&n=N``: once ``trade`` is subscribed, send N ``trade`` frames at
   R frames per second, each stamped at send time with ``time.monotonic_ns()`` in its
   ``trade_id``, then close.
@@ -266,8 +266,9 @@ class _Server:
             conn.send_batches(blob, ends)
         sent_in = time.monotonic() - started
         del blob
-        if mode == "scale":  # the client closes when it has seen everything
-            conn.closed_by_client.wait(float(query.get("hold", "10")))
+        hold = query.get("hold", "10" if mode == "scale" else None)
+        if hold is not None:  # the client closes when it has seen everything
+            conn.closed_by_client.wait(float(hold))
         try:
             conn.send(server_frame(struct.pack("!H", 1000), 0x8))
         except OSError:
@@ -422,6 +423,11 @@ class BlastServer:
         query = "&".join(f"{k}={v}" for k, v in
                          {"mode": mode, **params, "token": self._tokens}.items())
         return f"ws://127.0.0.1:{self.port}{_PATH}?{query}"
+
+    def drain(self) -> None:
+        """Forget the reports of the connections served so far."""
+        while self.last_result(timeout=0.05) is not None:
+            pass
 
     def last_result(self, timeout: float = 5.0) -> dict[str, Any] | None:
         """The report of the next finished connection (None if none came in time)."""

@@ -203,6 +203,10 @@ def _scale_lines(scale: dict[str, Any], config: dict[str, Any]) -> list[str]:
                          f"{extra.get('deltas_seen', 0):,} deltas seen)")
         if extra.get("error"):
             notes.append(extra["error"])
+        command = (row.get("server") or {}).get("subscribe_bytes")
+        if command:
+            size = f"{command / 1e6:,.2f} MB" if command >= 1e6 else f"{command / 1e3:,.1f} kB"
+            notes.append(f"subscribe command {size}")
         per_book = extra.get("rss_per_book_kib") if count >= 1000 else None
         synced = extra.get("synced_s")
         lines.append(

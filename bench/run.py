@@ -307,8 +307,8 @@ class Bench:
     def slow(self, server: BlastServer) -> dict[str, Any]:
         """Row (g): a stuck callback with a full buffer under a mixed blast."""
         count = self.frames
-        url = server.url("blast", n=count, batch=SLOW_BATCH)
         limit = self.sizes["slow_timeout"]
+        url = server.url("blast", n=count, batch=SLOW_BATCH, hold=limit + 30)
         target = self.target(server, url, count, list(server.info["channels"]),
                              slow_max_pending=self.sizes["slow_max_pending"],
                              slow_timeout=limit, command_every=COMMAND_EVERY)
@@ -335,8 +335,13 @@ class Bench:
             target = self.target(server, url, deltas, ["orderbook_delta"],
                                  markets_count=markets, deltas=deltas, scale_timeout=limit)
             target["markets"] = []  # the runner builds the tickers (argv has a size limit)
+            server.drain()
             outcome = run_child(self.python, f"scale.{SCALE.key}", target,
                                 timeout=limit + 60)
+            report = server.last_result(timeout=15.0) or {}
+            # The subscribe command as the server received it (all M tickers in one frame).
+            outcome["server"] = {k: report.get(k) for k in (
+                "subscribe_bytes", "subscribe_markets", "build_seconds", "send_seconds")}
             rows[str(markets)] = outcome
             extra = outcome.get("extra", {})
             if "error" in outcome or "skipped" in outcome:
