@@ -20,7 +20,8 @@ Each connection says what it wants in the query string of its URL:
   seconds, until the client closes it (as Kalshi would).
 * ``?mode=scale&m=M&n=N``: once ``orderbook_delta`` is subscribed (for the M markets
   of :func:`bench.frames.scale_markets`), send one 20-levels-a-side snapshot per
-  market, then N deltas spread evenly over the markets, then waits up to ``&hold=S``
+  market; then, once the client has sent ``list_subscriptions`` (its "books synced,
+  go on"), N deltas spread evenly over the markets; then wait up to ``&hold=S``
   seconds (default 10) for the client to close the connection.
 * ``?mode=paced&rate=R&n=N``: once ``trade`` is subscribed, send N ``trade`` frames at
   R frames per second, each stamped at send time with ``time.monotonic_ns()`` in its
@@ -82,6 +83,7 @@ class _Conn:
         self.commands: list[dict[str, Any]] = []
         self.subscribed: dict[str, int] = {}  # channel -> sid, for list_subscriptions
         self.listed = 0  # list_subscriptions answered
+        self.asked = threading.Event()  # set at the first list_subscriptions
         self.subscribe_bytes = 0  # size of the largest subscribe command
         self.subscribe_markets = 0  # market tickers in the largest subscribe command
 
@@ -152,11 +154,10 @@ class _Conn:
     def send_json(self, value: dict[str, Any]) -> None:
         self.send(server_frame(json.dumps(value, separators=(",", ":")).encode()))
 
-    def send_batches(self, blob: bytes, ends: list[int]) -> None:
-        """Send ``blob`` in batches ending at ``ends`` (frame boundaries), each under
-        the write lock: whatever else is sent lands between two frames."""
+    def send_batches(self, blob: bytes, ends: list[int], start: int = 0) -> None:
+        """Send ``blob`` from ``start`` in batches ending at ``ends`` (frame boundaries),
+        each under the write lock: whatever else is sent lands between two frames."""
         view = memoryview(blob)
-        start = 0
         for end in ends:
             self.send(view[start:end])
             start = end
@@ -164,6 +165,7 @@ class _Conn:
     def answer_list(self, command: dict[str, Any]) -> None:
         """Kalshi's reply to ``list_subscriptions``: ``ok`` with an array."""
         self.listed += 1
+        self.asked.set()
         self.send_json({"id": command.get("id"), "type": "ok",
                         "msg": [{"channel": c, "sid": s} for c, s in self.subscribed.items()]})
 
@@ -245,8 +247,12 @@ class _Server:
             needed = set(self.frames.channels)
         elif mode == "scale":
             began = time.monotonic()
-            blob, sizes = build_scale_frames(int(query.get("m", "10")), count)
-            ends = frame_batches(sizes, batch)
+            markets = int(query.get("m", "10"))
+            blob, sizes = build_scale_frames(markets, count)
+            # Snapshots, then (after the client's go) deltas: two runs of batches.
+            snapshot_ends = frame_batches(sizes[:markets], batch)
+            split = snapshot_ends[-1] if snapshot_ends else 0
+            ends = snapshot_ends + [split + end for end in frame_batches(sizes[markets:], batch)]
             built_in = time.monotonic() - began
             needed = {"orderbook_delta"}
         elif mode == "paced":
@@ -260,13 +266,18 @@ class _Server:
         reader = threading.Thread(target=self._read_rest, args=(conn,), daemon=True)
         reader.start()
         started = time.monotonic()
+        hold = query.get("hold", "10" if mode == "scale" else None)
         if mode == "paced":
             self._paced(conn, float(query.get("rate", "1000")), count)
+        elif mode == "scale":
+            first = len(snapshot_ends)
+            conn.send_batches(blob, ends[:first])
+            conn.asked.wait(float(hold or 10))  # the client's books are synced
+            conn.send_batches(blob, ends[first:], start=split)
         else:
             conn.send_batches(blob, ends)
         sent_in = time.monotonic() - started
         del blob
-        hold = query.get("hold", "10" if mode == "scale" else None)
         if hold is not None:  # the client closes when it has seen everything
             conn.closed_by_client.wait(float(hold))
         try:

@@ -213,8 +213,9 @@ def _scale_lines(scale: dict[str, Any], config: dict[str, Any]) -> list[str]:
             f"  {count:>9,} {_secs(extra.get('subscribe_s')):>10} {_secs(synced):>11} "
             f"{_num(extra.get('deltas_per_s')):>10} {_num(extra.get('vs_smallest'), 2):>9} "
             f"{_num(per_book, 1):>9}  {'; '.join(notes)}")
-    lines.append("  (KiB/book: RSS growth over the books / M, shown from 1,000 markets; "
-                 "deltas/s: first to last delta applied)")
+    lines.append("  (all synced: from the subscribe until wait_synced() returned; deltas/s: sent "
+                 "once synced, until the last was applied; KiB/book: RSS growth / M once "
+                 "synced, shown from 1,000 markets)")
     return lines
 
 

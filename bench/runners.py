@@ -595,11 +595,14 @@ def scale_books(target: Target) -> Result:
     """Order books for M markets: subscribe, snapshots, then N deltas into books.
 
     The server answers one ``orderbook_delta`` subscribe for the M markets of
-    :func:`bench.frames.scale_markets`, sends a 20-levels-a-side snapshot per market
-    and then N deltas spread evenly. Measured: how long ``client.orderbooks(markets)``
-    takes (the subscribe), how long until ``wait_synced()`` returns, deltas per second
-    into the books (first to last delta seen by a callback that runs after the books
-    applied them), and RSS per book. Everything is bounded by ``scale_timeout``.
+    :func:`bench.frames.scale_markets` and sends a 20-levels-a-side snapshot per
+    market. Once ``wait_synced()`` has returned, the runner notes the memory and sends
+    ``list_subscriptions``, on which the server sends N deltas spread evenly. Measured:
+    how long ``client.orderbooks(markets)`` takes (the subscribe), how long until
+    ``wait_synced()`` returns, deltas per second into the books (from the command to
+    the last delta seen by a callback that runs after the books applied it: reader and
+    dispatcher together), and RSS per book once synced. Everything is bounded by
+    ``scale_timeout``.
     """
     from bench.frames import scale_markets
     from kalshi_ws import StreamUpdate
@@ -607,15 +610,12 @@ def scale_books(target: Target) -> Result:
     markets = scale_markets(target["markets_count"])
     deltas = target["deltas"]
     limit = target["scale_timeout"]
-    state = {"snapshots": 0, "deltas": 0, "first_delta": 0.0, "last_delta": 0.0,
-             "last_snapshot": 0.0}
+    state = {"snapshots": 0, "deltas": 0, "last_delta": 0.0, "last_snapshot": 0.0}
     ended = threading.Event()
 
     def count(item: Any) -> None:
         if type(item) is StreamUpdate:
             if item.type == "orderbook_delta":
-                if not state["deltas"]:
-                    state["first_delta"] = time.perf_counter()
                 state["deltas"] += 1
                 if state["deltas"] == deltas:
                     state["last_delta"] = time.perf_counter()
@@ -635,36 +635,37 @@ def scale_books(target: Target) -> Result:
     extra: dict[str, Any] = {"markets": len(markets), "deltas": deltas, "timeout_s": limit,
                              "rss_before_kb": before["rss"],
                              "rss_after_connect_kb": after_connect["rss"]}
-    books = None
     synced = False
+    go = 0.0
     try:
         books = client.orderbooks(markets, timeout=limit)
-        subscribed = time.perf_counter()
-        extra["subscribe_s"] = subscribed - started
+        extra["subscribe_s"] = time.perf_counter() - started
         # Registered after the books' own callback: it sees a delta once it is applied.
         client.add_callback(count)
         synced = books.wait_synced(timeout=max(0.0, deadline - time.perf_counter()))
         if synced:
             extra["synced_s"] = time.perf_counter() - started
-        ended.wait(max(0.0, deadline - time.perf_counter()))
+            synced_memory = _settled_memory()
+            extra["rss_synced_kb"] = synced_memory["rss"]
+            extra["rss_per_book_kib"] = (synced_memory["rss"] - after_connect["rss"]) / len(
+                markets)
+            go = time.perf_counter()
+            client.list_subscriptions(timeout=max(0.1, deadline - go))  # deltas, please
+            ended.wait(max(0.0, deadline - time.perf_counter()))
+            extra["book_levels_first_1000"] = sum(
+                len(books.get(m).yes_bids) + len(books.get(m).no_bids) for m in markets[:1000])
     except Exception as exc:  # noqa: BLE001 - report what the client did
         extra["error"] = f"{type(exc).__name__}: {exc}"[:300]
     stopped = time.perf_counter()
     finished = synced and state["deltas"] == deltas
     extra.update(finished=finished, synced=synced, snapshots_seen=state["snapshots"],
                  deltas_seen=state["deltas"], seconds_total=stopped - started)
-    if state["deltas"] > 1:
+    if go and state["deltas"]:
         last = state["last_delta"] or stopped
-        extra["deltas_per_s"] = (state["deltas"] - 1) / max(1e-9, last - state["first_delta"])
+        extra["deltas_per_s"] = state["deltas"] / max(1e-9, last - go)
     if state["last_snapshot"]:
         extra["snapshots_done_s"] = state["last_snapshot"] - started
-    if finished:
-        at_end = _settled_memory()
-        extra["rss_at_end_kb"] = at_end["rss"]
-        extra["rss_per_book_kib"] = (at_end["rss"] - after_connect["rss"]) / len(markets)
-        extra["peak_rss_kb"] = at_end["hwm"]
-        extra["book_levels"] = sum(len(books.get(m).yes_bids) + len(books.get(m).no_bids)
-                                   for m in markets[:1000]) if books else 0
+    extra["peak_rss_kb"] = memory_kb()["hwm"]
     client.close(timeout=5.0)
     return Result(state["deltas"], stopped - started, extra)
 

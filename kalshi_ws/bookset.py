@@ -173,14 +173,15 @@ class OrderBookSet:
                     markets: Iterable[str] | None = None) -> bool:
         """Block until every book (or the given ones) is synced; False on timeout.
 
-        Args:
-            timeout: Seconds to wait; None waits as long as the client lives.
-            markets: Wait for these markets only.
-
         It sleeps until the books it waits for have had their snapshots applied (woken
         by the dispatcher, at most 0.2 s apart), then confirms with :meth:`is_synced`
         for each of them, so a gap the reader has already seen is noticed: the cost of
-        a wake does not grow with the number of markets.
+        a wake does not grow with the number of markets. Any thread but the one running
+        callbacks may call it.
+
+        Args:
+            timeout: Seconds to wait; None waits as long as the client lives.
+            markets: Wait for these markets only.
 
         Raises:
             ConcurrencyError: called from a callback while a book is unsynced (books
