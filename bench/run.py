@@ -2,7 +2,7 @@
 
 From the repository root::
 
-    python bench/run.py                  # full run, under 3 minutes on 2 cores
+    python bench/run.py                  # full run, about 4-5 minutes on 2 cores
     python bench/run.py --smoke          # a few seconds, tiny sizes (the test suite runs it)
     python bench/run.py --plot bench/results/latest.png
     python bench/run.py --setup-peers    # once: a venv with pykalshi for row (f)
