@@ -26,6 +26,9 @@ def test_bench_smoke(tmp_path: Path) -> None:
     slow = results["slow_consumer"]  # row (g): the whole blast read past a stuck callback
     assert slow["messages"] == results["config"]["frames"] and slow["extra"]["finished"]
     assert slow["extra"]["callback_stuck"] and slow["extra"]["dropped"] > 0
+    # Replies were sent during the blast: they landed between frames, the stream stayed whole.
+    assert slow["extra"]["commands"] >= 1 and slow["extra"]["command_failures"] == []
+    assert slow["extra"]["connection_end"] is None
     scale = results["scale"]
     assert list(scale) == [str(m) for m in results["config"]["scale_markets"]]
     assert all(row["extra"]["finished"] for row in scale.values()), scale
