@@ -2,7 +2,10 @@
 
 It must never be the bottleneck, so it does as little as possible per frame: the
 frames are generated and encoded once (:mod:`bench.frames`), and a connection is
-served by a few large ``sendall`` calls of that buffer. The server side of RFC 6455
+served by a few large ``sendall`` calls of that buffer. Each call sends whole frames
+(the batches end at frame boundaries) under the connection's write lock, so a reply
+sent meanwhile by the connection's reader thread (a pong, a ``list_subscriptions``
+answer) lands between two frames, never inside one. The server side of RFC 6455
 is done by hand: the HTTP upgrade, ``Sec-WebSocket-Accept``, reading the client's
 masked frames, answering pings, the close handshake. Authentication headers are
 accepted without checking.
@@ -11,7 +14,15 @@ Each connection says what it wants in the query string of its URL:
 
 * ``?mode=blast&n=N``: once every channel of the frame set (``orderbook_delta``,
   ``ticker``, ``trade``) is subscribed, send the first N frames as fast as the socket
-  takes them, then a close frame (1000).
+  takes them, then a close frame (1000). ``&batch=B`` sends at most B bytes per
+  ``sendall`` (default 1 MiB; always whole frames): a smaller batch lets replies
+  through sooner. ``&hold=S`` keeps the connection open after the last frame, up to S
+  seconds, until the client closes it (as Kalshi would).
+* ``?mode=scale&m=M&n=N``: once ``orderbook_delta`` is subscribed (for the M markets
+  of :func:`bench.frames.scale_markets`), send one 20-levels-a-side snapshot per
+  market; then, once the client has sent ``list_subscriptions`` (its "books synced,
+  go on"), N deltas spread evenly over the markets; then wait up to ``&hold=S``
+  seconds (default 10) for the client to close the connection.
 * ``?mode=paced&rate=R&n=N``: once ``trade`` is subscribed, send N ``trade`` frames at
   R frames per second, each stamped at send time with ``time.monotonic_ns()`` in its
   ``trade_id``, then close.
@@ -21,8 +32,9 @@ refused (HTTP 410), so a client that reconnects after the close cannot start ano
 blast.
 
 Subscribe replies follow Kalshi: one ``subscribed`` per channel, with the command's
-id; the sid of a channel is fixed (:data:`bench.frames.CHANNEL_SIDS`). Other commands
-are counted and ignored.
+id; the sid of a channel is fixed (:data:`bench.frames.CHANNEL_SIDS`).
+``list_subscriptions`` is answered at any time (Kalshi's ``ok`` with the array of
+subscribed channels); other commands are counted and ignored.
 """
 
 from __future__ import annotations
@@ -44,6 +56,7 @@ from .frames import (
     CHANNEL_SIDS,
     FrameSet,
     build_frames,
+    build_scale_frames,
     server_frame,
     stamped_trade_frame,
 )
@@ -51,7 +64,7 @@ from .frames import (
 __all__ = ["BlastServer", "serve"]
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_CHUNK = 1 << 20  # bytes per sendall
+_CHUNK = 1 << 20  # bytes per sendall (at most, unless one frame is larger)
 _PATH = "/trade-api/ws/v2"
 
 
@@ -68,6 +81,11 @@ class _Conn:
         self.write_lock = threading.Lock()
         self.closed_by_client = threading.Event()
         self.commands: list[dict[str, Any]] = []
+        self.subscribed: dict[str, int] = {}  # channel -> sid, for list_subscriptions
+        self.listed = 0  # list_subscriptions answered
+        self.asked = threading.Event()  # set at the first list_subscriptions
+        self.subscribe_bytes = 0  # size of the largest subscribe command
+        self.subscribe_markets = 0  # market tickers in the largest subscribe command
 
     def read_request(self) -> tuple[str, dict[str, str]]:
         while b"\r\n\r\n" not in self.buffer:
@@ -136,6 +154,45 @@ class _Conn:
     def send_json(self, value: dict[str, Any]) -> None:
         self.send(server_frame(json.dumps(value, separators=(",", ":")).encode()))
 
+    def send_batches(self, blob: bytes, ends: list[int], start: int = 0) -> None:
+        """Send ``blob`` from ``start`` in batches ending at ``ends`` (frame boundaries),
+        each under the write lock: whatever else is sent lands between two frames."""
+        view = memoryview(blob)
+        for end in ends:
+            self.send(view[start:end])
+            start = end
+
+    def answer_list(self, command: dict[str, Any]) -> None:
+        """Kalshi's reply to ``list_subscriptions``: ``ok`` with an array."""
+        self.listed += 1
+        self.asked.set()
+        self.send_json({"id": command.get("id"), "type": "ok",
+                        "msg": [{"channel": c, "sid": s} for c, s in self.subscribed.items()]})
+
+
+def frame_batches(payload_sizes: list[int], limit: int) -> list[int]:
+    """End offsets of batches of whole frames of at most ``limit`` bytes each.
+
+    Args:
+        payload_sizes: Payload size of each frame, in order (as :meth:`FrameSet.encode`
+            returns them); a frame's header is 2, 4 or 10 bytes (RFC 6455).
+        limit: Largest batch; a single larger frame makes a batch of its own.
+
+    Returns:
+        Offsets into the encoded buffer where each batch ends (the last is its length).
+    """
+    ends: list[int] = []
+    offset = start = 0
+    for size in payload_sizes:
+        frame = size + (2 if size < 126 else 4 if size < 1 << 16 else 10)
+        if offset + frame - start > limit and offset > start:
+            ends.append(offset)
+            start = offset
+        offset += frame
+    if offset > start:
+        ends.append(offset)
+    return ends
+
 
 def _unmask(payload: bytes, mask: bytes) -> bytes:
     size = len(payload)
@@ -148,16 +205,16 @@ class _Server:
 
     def __init__(self, frames: FrameSet) -> None:
         self.frames = frames
-        self.encoded: dict[int, bytes] = {}
+        self.encoded: dict[int, tuple[bytes, list[int]]] = {}
         self.tokens: set[str] = set()
 
-    def buffer(self, count: int) -> bytes:
-        """The first ``count`` frames, encoded once and kept."""
-        blob = self.encoded.get(count)
-        if blob is None:
-            blob, _ = self.frames.encode(count)
-            self.encoded = {count: blob}  # keep one: a 1,000,000-frame buffer is big
-        return blob
+    def buffer(self, count: int) -> tuple[bytes, list[int]]:
+        """The first ``count`` frames, encoded once and kept, and their payload sizes."""
+        encoded = self.encoded.get(count)
+        if encoded is None:
+            encoded = self.frames.encode(count)
+            self.encoded = {count: encoded}  # keep one: a 1,000,000-frame buffer is big
+        return encoded
 
     def handle(self, sock: socket.socket) -> dict[str, Any]:
         conn = _Conn(sock)
@@ -181,11 +238,24 @@ class _Server:
             return {"refused": str(refusal), "token": query.get("token")}
         mode = query.get("mode", "blast")
         count = int(query.get("n", "1000"))
+        batch = int(query.get("batch", str(_CHUNK)))
+        blob = b""
+        built_in = 0.0
         if mode == "blast":
-            blob = self.buffer(count)  # before the 101: encoding is not timed
+            blob, sizes = self.buffer(count)  # before the 101: encoding is not timed
+            ends = frame_batches(sizes, batch)
             needed = set(self.frames.channels)
+        elif mode == "scale":
+            began = time.monotonic()
+            markets = int(query.get("m", "10"))
+            blob, sizes = build_scale_frames(markets, count)
+            # Snapshots, then (after the client's go) deltas: two runs of batches.
+            snapshot_ends = frame_batches(sizes[:markets], batch)
+            split = snapshot_ends[-1] if snapshot_ends else 0
+            ends = snapshot_ends + [split + end for end in frame_batches(sizes[markets:], batch)]
+            built_in = time.monotonic() - began
+            needed = {"orderbook_delta"}
         elif mode == "paced":
-            blob = b""
             needed = {"trade"}
         else:
             conn.refuse("400 Bad Request")
@@ -196,20 +266,31 @@ class _Server:
         reader = threading.Thread(target=self._read_rest, args=(conn,), daemon=True)
         reader.start()
         started = time.monotonic()
-        if mode == "blast":
-            view = memoryview(blob)
-            for offset in range(0, len(view), _CHUNK):
-                conn.send(view[offset:offset + _CHUNK])
-        else:
+        hold = query.get("hold", "10" if mode == "scale" else None)
+        if mode == "paced":
             self._paced(conn, float(query.get("rate", "1000")), count)
+        elif mode == "scale":
+            first = len(snapshot_ends)
+            conn.send_batches(blob, ends[:first])
+            conn.asked.wait(float(hold or 10))  # the client's books are synced
+            conn.send_batches(blob, ends[first:], start=split)
+        else:
+            conn.send_batches(blob, ends)
         sent_in = time.monotonic() - started
+        del blob
+        if hold is not None:  # the client closes when it has seen everything
+            conn.closed_by_client.wait(float(hold))
         try:
             conn.send(server_frame(struct.pack("!H", 1000), 0x8))
         except OSError:
             pass
         conn.closed_by_client.wait(10.0)
-        return {"token": query.get("token"), "mode": mode, "frames": count, "bytes": len(blob), "send_seconds": sent_in,
+        return {"token": query.get("token"), "mode": mode, "frames": count,
+                "send_seconds": sent_in, "build_seconds": built_in,
                 "client_closed": conn.closed_by_client.is_set(),
+                "list_subscriptions": conn.listed,
+                "subscribe_bytes": conn.subscribe_bytes,
+                "subscribe_markets": conn.subscribe_markets,
                 "other_commands": len(conn.commands)}
 
     @staticmethod
@@ -225,12 +306,20 @@ class _Server:
             if opcode != 0x1:
                 continue
             command = json.loads(payload)
+            if command.get("cmd") == "list_subscriptions":
+                conn.answer_list(command)
+                continue
             if command.get("cmd") != "subscribe":
                 conn.commands.append(command)
                 continue
-            for channel in command.get("params", {}).get("channels", []):
+            params = command.get("params", {})
+            if len(payload) > conn.subscribe_bytes:
+                conn.subscribe_bytes = len(payload)
+                conn.subscribe_markets = len(params.get("market_tickers") or ())
+            for channel in params.get("channels", []):
                 sid = CHANNEL_SIDS.get(channel, 100 + len(subscribed))
                 subscribed.add(channel)
+                conn.subscribed[channel] = sid
                 conn.send_json({"id": command.get("id"), "type": "subscribed",
                                 "msg": {"channel": channel, "sid": sid}})
 
@@ -245,7 +334,11 @@ class _Server:
                 elif opcode == 0x8:
                     break
                 elif opcode == 0x1:
-                    conn.commands.append(json.loads(payload))
+                    command = json.loads(payload)
+                    if command.get("cmd") == "list_subscriptions":
+                        conn.answer_list(command)
+                    else:
+                        conn.commands.append(command)
         except (OSError, ValueError):
             pass
         conn.closed_by_client.set()
@@ -341,6 +434,11 @@ class BlastServer:
         query = "&".join(f"{k}={v}" for k, v in
                          {"mode": mode, **params, "token": self._tokens}.items())
         return f"ws://127.0.0.1:{self.port}{_PATH}?{query}"
+
+    def drain(self) -> None:
+        """Forget the reports of the connections served so far."""
+        while self.last_result(timeout=0.05) is not None:
+            pass
 
     def last_result(self, timeout: float = 5.0) -> dict[str, Any] | None:
         """The report of the next finished connection (None if none came in time)."""

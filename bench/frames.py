@@ -30,6 +30,8 @@ __all__ = [
     "CHANNEL_SIDS",
     "FrameSet",
     "build_frames",
+    "build_scale_frames",
+    "scale_markets",
     "server_frame",
     "stamped_trade_frame",
 ]
@@ -325,3 +327,62 @@ def build_frames(count: int, seed: int = 20261121,
         else:
             add("trade", 3, _trade(market, rng, ts_ms))
     return FrameSet(seed=seed, markets=tuple(markets), pieces=pieces, sids=sids, kinds=kinds)
+
+
+# ---------------------------------------------------------------------- the scale section
+
+#: Levels per side of a scale snapshot.
+SCALE_LEVELS = 20
+
+
+def scale_markets(count: int) -> list[str]:
+    """The ``count`` market tickers of the scale section (server and client agree)."""
+    return [f"KXSCALE-26NOV21-M{i:06d}" for i in range(count)]
+
+
+def build_scale_frames(markets: int, deltas: int,
+                       levels: int = SCALE_LEVELS) -> tuple[bytes, list[int]]:
+    """The scale stream: one snapshot per market, then ``deltas`` deltas round-robin.
+
+    Everything travels on sid 1 (``orderbook_delta``) with contiguous seqs: snapshots
+    1..M, then the deltas. Each snapshot has ``levels`` levels a side (yes and no prices
+    0.01 up to ``levels`` cents: the book never crosses); the k-th delta goes to market
+    ``k % M`` and moves one level by 5.00 contracts, up on its first visit and back down
+    40 visits later, so no level ever empties. Built fast and deterministically (no
+    random numbers): 100,000 markets take a few seconds.
+
+    Returns:
+        The encoded server frames as one buffer, and each frame's payload size.
+    """
+    tickers = scale_markets(markets)
+    prices = [_dollars(cents) for cents in range(1, levels + 1)]
+    # A few ladders of quantities, so that books differ a little.
+    ladders = []
+    for variant in range(8):
+        side = ",".join(f'["{p}","{_fp((100 + 37 * ((i + variant) % 11)) * 100)}"]'
+                        for i, p in enumerate(prices))
+        ladders.append(f"[{side}]")
+    frames: list[bytes] = []
+    sizes: list[int] = []
+    ids = [f"{i:08x}-5ca1-4e00-8000-{i:012x}" for i in range(markets)]
+    for i, ticker in enumerate(tickers):
+        payload = (f'{{"type":"orderbook_snapshot","sid":1,"seq":{i + 1},"msg":{{'
+                   f'"market_ticker":"{ticker}","market_id":"{ids[i]}",'
+                   f'"yes_dollars_fp":{ladders[i % 8]},"no_dollars_fp":{ladders[(i + 3) % 8]}'
+                   f"}}}}").encode()
+        frames.append(server_frame(payload))
+        sizes.append(len(payload))
+    ts_ms = _BASE_TS_MS
+    for k in range(deltas):
+        i, visit = k % markets, k // markets
+        side = "yes" if visit % 2 == 0 else "no"
+        price = prices[(visit // 2) % levels]
+        delta = "5.00" if (visit // (2 * levels)) % 2 == 0 else "-5.00"
+        ts_ms += k % 2
+        payload = (f'{{"type":"orderbook_delta","sid":1,"seq":{markets + k + 1},"msg":{{'
+                   f'"market_ticker":"{tickers[i]}","market_id":"{ids[i]}",'
+                   f'"price_dollars":"{price}","delta_fp":"{delta}","side":"{side}",'
+                   f'"ts":"{_iso(ts_ms)}","ts_ms":{ts_ms}}}}}').encode()
+        frames.append(server_frame(payload))
+        sizes.append(len(payload))
+    return b"".join(frames), sizes

@@ -128,6 +128,14 @@ def format_table(results: dict[str, Any]) -> str:
             add(f"  threads: {extra['threads_before']} before connect, "
                 f"{extra['threads_after_close']} after close; peak callback backlog "
                 f"{extra['peak_backlog']:,}")
+    slow = results.get("slow_consumer")
+    if slow:
+        add("")
+        lines.extend(_slow_lines(slow, config))
+    scale = results.get("scale")
+    if scale:
+        add("")
+        lines.extend(_scale_lines(scale, config))
     add("")
     smoke = config["mode"] == "smoke"
     add("Targets (measured, not asserted)" + (
@@ -147,6 +155,72 @@ def format_table(results: dict[str, Any]) -> str:
             shown = "-" if value is None else f"{value:+.0f}"
         add(f"  {row['target']:<40} {shown:>12}  {verdict}")
     return "\n".join(lines)
+
+
+def _slow_lines(slow: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """Row (g): the stuck callback, its full buffer, and commands meanwhile."""
+    lines = [(f"Slow consumer: (g) {slow.get('label', '')}: a callback stuck until the end "
+              f"of the stream, max_pending {config.get('slow_max_pending', 0):,}, mixed blast")]
+    if "error" in slow or "skipped" in slow:
+        lines.append(f"  failed: {slow.get('error') or slow.get('skipped')}")
+        return lines
+    extra = slow.get("extra", {})
+    state = "whole blast read" if extra.get("finished") else \
+        f"did not finish in {extra.get('timeout_s', 0):.0f} s"
+    lines.append(f"  reader: {slow['messages']:,} of {extra.get('expected', 0):,} messages in "
+                 f"{slow['seconds']:.2f} s ({state}); "
+                 f"{_num(extra.get('per_message_us_overall'), 1)} us per message overall, "
+                 f"{_num(extra.get('per_message_us_full'), 1)} us once the buffer was full "
+                 f"(after {_num(extra.get('full_after_s'), 2)} s)")
+    lines.append(f"  dropped {extra.get('dropped', 0):,}, held back (books awaiting a "
+                 f"snapshot) {extra.get('held_back', 0):,}; connection end: "
+                 f"{extra.get('connection_end') or 'open'}")
+    failures = extra.get("command_failures") or []
+    lines.append(f"  list_subscriptions every {config.get('command_every', 0) * 1000:.0f} ms "
+                 f"meanwhile: {extra.get('commands', 0):,} round trips, p50 "
+                 f"{_num(extra.get('rtt_p50_ms'), 1)} ms, p99 {_num(extra.get('rtt_p99_ms'), 1)}"
+                 f" ms, max {_num(extra.get('rtt_max_ms'), 1)} ms"
+                 + (f"; failures: {', '.join(sorted(set(failures)))}" if failures else ""))
+    return lines
+
+
+def _scale_lines(scale: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """The scale section: one row per market count."""
+    lines = [(f"Scale: client.orderbooks(M markets), one 20-levels-a-side snapshot per "
+              f"market, then {config.get('scale_deltas', 0):,} deltas spread evenly"),
+             (f"  {'markets':>9} {'subscribe':>10} {'all synced':>11} {'deltas/s':>10} "
+              f"{'vs first':>9} {'KiB/book':>9}  notes")]
+    for markets, row in scale.items():
+        count = int(markets)
+        if "error" in row or "skipped" in row:
+            lines.append(f"  {count:>9,} failed: {row.get('error') or row.get('skipped')}")
+            continue
+        extra = row.get("extra", {})
+        notes = []
+        if not extra.get("finished"):
+            notes.append(f"did not finish in {extra.get('timeout_s', 0):.0f} s "
+                         f"({extra.get('snapshots_seen', 0):,} snapshots, "
+                         f"{extra.get('deltas_seen', 0):,} deltas seen)")
+        if extra.get("error"):
+            notes.append(extra["error"])
+        command = (row.get("server") or {}).get("subscribe_bytes")
+        if command:
+            size = f"{command / 1e6:,.2f} MB" if command >= 1e6 else f"{command / 1e3:,.1f} kB"
+            notes.append(f"subscribe command {size}")
+        per_book = extra.get("rss_per_book_kib") if count >= 1000 else None
+        synced = extra.get("synced_s")
+        lines.append(
+            f"  {count:>9,} {_secs(extra.get('subscribe_s')):>10} {_secs(synced):>11} "
+            f"{_num(extra.get('deltas_per_s')):>10} {_num(extra.get('vs_smallest'), 2):>9} "
+            f"{_num(per_book, 1):>9}  {'; '.join(notes)}")
+    lines.append("  (all synced: from the subscribe until wait_synced() returned; deltas/s: sent "
+                 "once synced, until the last was applied; KiB/book: RSS growth / M once "
+                 "synced, shown from 1,000 markets)")
+    return lines
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f} s"
 
 
 def write_json(results: dict[str, Any], path: Path) -> None:
@@ -171,7 +245,8 @@ def plot(results: dict[str, Any], path: Path) -> str:
                 "(or pip install -e '.[bench]'); the table and JSON were written")
     rows = [(k, r) for k, r in results["throughput"].items()
             if k != "s" and not r.get("skipped") and r.get("ratio") is not None]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    figure, axes = plt.subplots(2, 2, figsize=(12, 9))
+    (left, right), (bottom_left, bottom_right) = axes
     names = [f"({k})" for k, _ in rows]
     ratios = [r["ratio"] for _, r in rows]
     bars = left.bar(names, ratios, color=["#888888"] + ["#3b75af"] * (len(rows) - 1))
@@ -200,6 +275,8 @@ def plot(results: dict[str, Any], path: Path) -> str:
     right.set_ylabel("microseconds, send -> delivery")
     right.set_title("Latency percentiles")
     right.legend(fontsize=8)
+    _plot_scale(bottom_left, results.get("scale", {}))
+    _plot_slow(bottom_right, results.get("slow_consumer", {}))
     figure.suptitle(f"kalshi_ws benchmark {results['date']} ({results['machine']['cpus']} "
                     f"CPUs, Python {results['machine']['python']})", fontsize=10)
     figure.tight_layout()
@@ -207,3 +284,46 @@ def plot(results: dict[str, Any], path: Path) -> str:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return f"plot written to {path}"
+
+
+def _plot_scale(axis: Any, scale: dict[str, Any]) -> None:
+    """Deltas/s into books per market count, annotated with the time to all synced."""
+    axis.set_title("Scale: deltas/s into books by market count")
+    if not scale:
+        axis.text(0.5, 0.5, "not run", ha="center", va="center", transform=axis.transAxes)
+        return
+    names, rates, notes = [], [], []
+    for markets, row in scale.items():
+        extra = row.get("extra", {})
+        names.append(f"{int(markets):,}")
+        rates.append((extra.get("deltas_per_s") or 0) / 1000)
+        if extra.get("finished"):
+            notes.append(f"synced {extra.get('synced_s', 0):.1f} s")
+        else:
+            notes.append(f"did not finish\nin {extra.get('timeout_s', 0):.0f} s")
+    bars = axis.bar(names, rates, color="#55a868")
+    for bar, note in zip(bars, notes):
+        axis.annotate(note, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                      ha="center", va="bottom", fontsize=8)
+    axis.set_xlabel("markets in one OrderBookSet")
+    axis.set_ylabel("thousand deltas/s")
+
+
+def _plot_slow(axis: Any, slow: dict[str, Any]) -> None:
+    """Row (g): command round trips while the callback is stuck."""
+    axis.set_title("(g) Stuck callback: list_subscriptions round trip")
+    extra = slow.get("extra", {})
+    if not extra:
+        axis.text(0.5, 0.5, slow.get("error", "not run"), ha="center", va="center",
+                  transform=axis.transAxes, wrap=True)
+        return
+    names = ["p50", "p99", "max"]
+    values = [extra.get(f"rtt_{n}_ms") or 0 for n in names]
+    bars = axis.bar(names, values, color="#8172b3")
+    for bar, value in zip(bars, values):
+        axis.annotate(f"{value:,.1f} ms", (bar.get_x() + bar.get_width() / 2, value),
+                      ha="center", va="bottom", fontsize=8)
+    axis.set_ylabel("milliseconds")
+    state = "" if extra.get("finished") else " (did not finish)"
+    axis.set_xlabel(f"reader: {_num(extra.get('per_message_us_full'), 1)} us/message with the "
+                    f"buffer full{state}; {extra.get('commands', 0):,} commands")

@@ -2,7 +2,7 @@
 
 From the repository root::
 
-    python bench/run.py                  # full run, under 3 minutes on 2 cores
+    python bench/run.py                  # full run, about 4-5 minutes on 2 cores
     python bench/run.py --smoke          # a few seconds, tiny sizes (the test suite runs it)
     python bench/run.py --plot bench/results/latest.png
     python bench/run.py --setup-peers    # once: a venv with pykalshi for row (f)
@@ -34,7 +34,7 @@ if str(ROOT) not in sys.path:
 from bench.blast_server import BlastServer
 from bench.measure import spread
 from bench.report import evaluate_targets, format_table, plot, write_json
-from bench.runners import LATENCY, MEMORY, THROUGHPUT, Runner
+from bench.runners import LATENCY, MEMORY, SCALE, SLOW, THROUGHPUT, Runner
 
 DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
 SMOKE_JSON = Path(tempfile.gettempdir()) / "kalshi-bench-smoke.json"
@@ -44,11 +44,22 @@ PEER_HINT = ("row (f) needs pykalshi in a separate venv: python bench/run.py --s
              "(or: python -m venv bench/.peers && bench/.peers/bin/pip install pykalshi), "
              "or pass --peer-python PATH")
 
-#: Sizes of the full and smoke runs. A full run takes about 2 minutes on 2 cores.
+#: Sizes of the full and smoke runs. A full run takes about 4-5 minutes on 2 cores.
+#: slow_*: the slow-consumer row (g); scale_*: the scale section (markets, deltas, and
+#: the seconds after which one case is reported as not finished).
 FULL = {"frames": 200_000, "rounds": 5, "latency": ((1000, 4.0), (5000, 2.0)),
-        "memory_messages": 1_000_000, "mark_at": 100_000}
+        "memory_messages": 1_000_000, "mark_at": 100_000,
+        "slow_max_pending": 65_536, "slow_timeout": 60.0,
+        "scale_markets": (10, 1_000, 10_000, 100_000), "scale_deltas": 100_000,
+        "scale_timeout": 60.0}
 SMOKE = {"frames": 2_000, "rounds": 1, "latency": ((1000, 0.2), (5000, 0.1)),
-         "memory_messages": 10_000, "mark_at": 2_000}
+         "memory_messages": 10_000, "mark_at": 2_000,
+         "slow_max_pending": 500, "slow_timeout": 30.0,
+         "scale_markets": (10, 200), "scale_deltas": 2_000, "scale_timeout": 30.0}
+#: The slow-consumer row: server batch size (whole frames; replies wait at most one
+#: batch) and the interval between list_subscriptions commands.
+SLOW_BATCH = 64 * 1024
+COMMAND_EVERY = 0.05
 MAX_PENDING = 2_000_000  # inbox and queue bound for kalshi_ws: a blast must not overflow
 CHILD_TIMEOUT = 180.0
 
@@ -135,6 +146,26 @@ def setup_peers() -> int:
     return subprocess.call([str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES])
 
 
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f} us"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f} ms"
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f} s"
+
+
+def _k(value: float | None) -> str:
+    return "-" if value is None else f"{value / 1000:,.0f}k"
+
+
+def _num1(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
 def run_child(python: str, name: str, target: dict[str, Any],
               timeout: float = CHILD_TIMEOUT) -> dict[str, Any]:
     """Run one runner in a fresh interpreter and return its result dict."""
@@ -142,7 +173,12 @@ def run_child(python: str, name: str, target: dict[str, Any],
     try:
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                               timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as expired:
+        out = expired.stdout or b""
+        text = out.decode() if isinstance(out, bytes) else out
+        for line in text.splitlines():  # a result printed before the child hung
+            if line.startswith("RESULT "):
+                return dict(json.loads(line[len("RESULT "):]))
         return {"error": f"timed out after {timeout:.0f} s"}
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -177,6 +213,8 @@ class Bench:
 
     def throughput(self, server: BlastServer) -> dict[str, Any]:
         runners = self.runners()
+        if not runners:
+            return {}
         rates: dict[str, list[float]] = {r.key: [] for r in runners}
         extras: dict[str, list[Any]] = {r.key: [] for r in runners}
         complete: dict[str, bool] = {r.key: True for r in runners}
@@ -262,6 +300,64 @@ class Bench:
         _log(f"  memory: {count:,} messages done")
         return outcome
 
+    def wanted(self, key: str) -> bool:
+        """Whether --only (if given) names this section ("g" slow row, "scale")."""
+        return self.only is None or key in self.only
+
+    def slow(self, server: BlastServer) -> dict[str, Any]:
+        """Row (g): a stuck callback with a full buffer under a mixed blast."""
+        count = self.frames
+        limit = self.sizes["slow_timeout"]
+        url = server.url("blast", n=count, batch=SLOW_BATCH, hold=limit + 30)
+        target = self.target(server, url, count, list(server.info["channels"]),
+                             slow_max_pending=self.sizes["slow_max_pending"],
+                             slow_timeout=limit, command_every=COMMAND_EVERY)
+        outcome = run_child(self.python, f"slow.{SLOW.key}", target, timeout=limit + 90)
+        row: dict[str, Any] = {"label": SLOW.label, **outcome}
+        extra = outcome.get("extra", {})
+        if "error" not in outcome:
+            state = "done" if extra.get("finished") else f"did not finish in {limit:.0f} s"
+            _log(f"  (g) {outcome['messages']:,}/{count:,} messages read, {state}; "
+                 f"{_us(extra.get('per_message_us_full'))} per message once full; "
+                 f"list_subscriptions p99 {_ms(extra.get('rtt_p99_ms'))}")
+        else:
+            _log(f"  (g) FAILED {outcome['error']}")
+        return row
+
+    def scale(self, server: BlastServer) -> dict[str, Any]:
+        """The scale section: order books for 10 ... 100,000 markets."""
+        counts = self.args.scale_markets or self.sizes["scale_markets"]
+        deltas = self.sizes["scale_deltas"]
+        limit = self.sizes["scale_timeout"]
+        rows: dict[str, Any] = {}
+        for markets in counts:
+            url = server.url("scale", m=markets, n=deltas, hold=limit + 30)
+            target = self.target(server, url, deltas, ["orderbook_delta"],
+                                 markets_count=markets, deltas=deltas, scale_timeout=limit)
+            target["markets"] = []  # the runner builds the tickers (argv has a size limit)
+            server.drain()
+            outcome = run_child(self.python, f"scale.{SCALE.key}", target,
+                                timeout=limit + 60)
+            report = server.last_result(timeout=15.0) or {}
+            # The subscribe command as the server received it (all M tickers in one frame).
+            outcome["server"] = {k: report.get(k) for k in (
+                "subscribe_bytes", "subscribe_markets", "build_seconds", "send_seconds")}
+            rows[str(markets)] = outcome
+            extra = outcome.get("extra", {})
+            if "error" in outcome or "skipped" in outcome:
+                _log(f"  {markets:,} markets: {outcome.get('error') or outcome['skipped']}")
+                continue
+            done = "" if extra.get("finished") else f" (did not finish in {limit:.0f} s)"
+            _log(f"  {markets:,} markets: subscribe {_s(extra.get('subscribe_s'))}, synced "
+                 f"{_s(extra.get('synced_s'))}, {_k(extra.get('deltas_per_s'))} deltas/s, "
+                 f"{_num1(extra.get('rss_per_book_kib'))} KiB/book{done}")
+        base = rows.get(str(min(counts)), {}).get("extra", {}).get("deltas_per_s")
+        for row in rows.values():
+            rate = row.get("extra", {}).get("deltas_per_s")
+            if base and rate and row.get("extra", {}).get("finished"):
+                row["extra"]["vs_smallest"] = rate / base
+        return rows
+
     def run(self) -> dict[str, Any]:
         mode = "smoke" if self.args.smoke else "full"
         _log(f"kalshi_ws benchmark ({mode}): starting the blast server "
@@ -278,7 +374,14 @@ class Bench:
                                "seed": self.args.seed, "max_pending": MAX_PENDING,
                                "queue_maxsize": MAX_PENDING,
                                "latency": [list(x) for x in self.sizes["latency"]],
-                               "memory_messages": self.sizes["memory_messages"]},
+                               "memory_messages": self.sizes["memory_messages"],
+                               "slow_max_pending": self.sizes["slow_max_pending"],
+                               "slow_timeout": self.sizes["slow_timeout"],
+                               "slow_batch": SLOW_BATCH, "command_every": COMMAND_EVERY,
+                               "scale_markets": list(self.args.scale_markets
+                                                     or self.sizes["scale_markets"]),
+                               "scale_deltas": self.sizes["scale_deltas"],
+                               "scale_timeout": self.sizes["scale_timeout"]},
                     "frames": server.info,
                 }
                 _log("throughput:")
@@ -291,6 +394,12 @@ class Bench:
                 if not self.args.no_memory:
                     _log("memory:")
                     results["memory"] = self.memory(server)
+                if self.wanted("g"):
+                    _log("slow consumer:")
+                    results["slow_consumer"] = self.slow(server)
+                if self.wanted("scale"):
+                    _log("scale:")
+                    results["scale"] = self.scale(server)
         results["machine"]["load_after"] = _load()
         results["targets"] = evaluate_targets(results)
         results["runtime_seconds"] = round(time.monotonic() - self.started, 1)
@@ -312,7 +421,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="throughput rounds")
     parser.add_argument("--seed", type=int, default=20261121, help="frame generator seed")
     parser.add_argument("--only", metavar="KEYS",
-                        help="throughput rows to run, e.g. a,c,d (default: all)")
+                        help="throughput rows to run, e.g. a,c,d (default: all); 'g' is the "
+                             "slow-consumer row and 'scale' the scale section, which run "
+                             "only when named once --only is given")
+    parser.add_argument("--scale-markets", metavar="COUNTS",
+                        type=lambda text: tuple(int(x) for x in text.split(",")),
+                        help="market counts of the scale section, e.g. 10,10000")
     parser.add_argument("--peer-python", metavar="PATH",
                         help="interpreter with pykalshi installed, for row (f)")
     parser.add_argument("--no-peers", action="store_true", help="skip row (f)")
@@ -344,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
                for k, row in rows.items() if "error" in row]
     if "error" in results.get("memory", {}):
         failed.append("memory")
+    if "error" in results.get("slow_consumer", {}):
+        failed.append("slow consumer")
+    failed += [f"scale {m}" for m, row in results.get("scale", {}).items() if "error" in row]
     if failed:
         print(f"failed or incomplete: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

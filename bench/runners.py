@@ -31,9 +31,9 @@ if __package__ in (None, ""):  # run as a file: make ``bench`` importable
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.measure import memory_kb, summarize_latency
+from bench.measure import memory_kb, percentile, summarize_latency
 
-__all__ = ["LATENCY", "MEMORY", "THROUGHPUT", "Result", "Runner", "run_child"]
+__all__ = ["LATENCY", "MEMORY", "SCALE", "SLOW", "THROUGHPUT", "Result", "Runner", "run_child"]
 
 Target = dict[str, Any]
 
@@ -170,11 +170,11 @@ def run_websockets_sync(target: Target) -> Result:
 # ---------------------------------------------------------------------- kalshi_ws
 
 
-def _kalshi_connect(target: Target, **options: Any) -> Any:
+def _kalshi_connect(target: Target, no_ping: bool = True, **options: Any) -> Any:
     from kalshi_ws import HealthConfig, KalshiConfig, KalshiStreamClient
 
     config = KalshiConfig.from_key_file("bench", target["key_path"], ws_url=target["url"])
-    health = HealthConfig(ping_interval=None) if target.get("no_ping", True) else None
+    health = HealthConfig(ping_interval=None) if target.get("no_ping", no_ping) else None
     return KalshiStreamClient.connect(config, health=health, **options)
 
 
@@ -473,6 +473,204 @@ def memory_kalshi_callback(target: Target) -> Result:
     })
 
 
+# ---------------------------------------------------------------------- slow consumer
+
+
+def slow_consumer(target: Target) -> Result:
+    """(g) A stuck callback, a full buffer and a flood of mixed traffic.
+
+    The callback blocks on its first update until the stream has been read (it never
+    returns before), so the dispatcher's buffer fills to ``max_pending`` and every
+    later update makes room under ``overflow="drop_oldest"`` (every channel). Meanwhile
+    a thread sends ``list_subscriptions`` every ``command_every`` seconds and times
+    each round trip. The main thread polls ``client.stats()`` to see how far the
+    reader got. Pings are on (the default health settings): a reader that stalls
+    shows as a lost connection.
+
+    Reported: the time the reader took for the whole blast, the time per message
+    once the buffer was full (the cost of making room), and the command round trips.
+    """
+    from kalshi_ws import CommandTimeout, KalshiWSError
+
+    expected = target["expected"]
+    limit = target["slow_timeout"]
+    release = threading.Event()
+    stuck_on: list[float] = []
+
+    def stuck(item: Any) -> None:
+        if not stuck_on:
+            stuck_on.append(time.perf_counter())
+        release.wait(limit + 30.0)  # never returns before the stream has been read
+
+    client = _kalshi_connect(target, queue=False, overflow="drop_oldest",
+                             max_pending=target["slow_max_pending"], no_ping=False)
+    client.add_callback(stuck)
+    rtts: list[float] = []
+    failures: list[str] = []
+    done = threading.Event()
+
+    def commands() -> None:  # at least one, then every command_every seconds
+        while True:
+            began = time.perf_counter()
+            try:
+                client.list_subscriptions(timeout=10.0)
+            except CommandTimeout:
+                failures.append("timeout")
+                rtts.append(time.perf_counter() - began)
+            except KalshiWSError as exc:  # the connection ended: stop asking
+                failures.append(type(exc).__name__)
+                return
+            else:
+                rtts.append(time.perf_counter() - began)
+            if done.wait(target["command_every"]):
+                return
+
+    started = time.perf_counter()
+    client.subscribe(target["channels"], target["markets"])
+    asker = threading.Thread(target=commands, name="bench-commands")
+    asker.start()
+    full_at: tuple[float, int] | None = None
+    samples = 0
+    received = 0
+    deadline = started + limit
+    while time.perf_counter() < deadline:
+        stats = client.stats()
+        received = sum(c.received for c in stats.channels.values())
+        now = time.perf_counter()
+        samples += 1
+        if full_at is None and stats.pending >= target["slow_max_pending"]:
+            full_at = (now, received)
+        if received >= expected or client.closed:
+            break
+        time.sleep(0.02)
+    ended = time.perf_counter()
+    finished = received >= expected
+    done.set()
+    asker.join(15.0)
+    stats = client.stats()
+    release.set()
+    final = client.close_reason
+    client.close(timeout=5.0)
+    total = stats.total()
+    per_message_us = None
+    if full_at is not None and received > full_at[1]:
+        per_message_us = (ended - full_at[0]) / (received - full_at[1]) * 1e6
+    ordered = sorted(rtts)
+    extra: dict[str, Any] = {
+        "finished": finished, "timeout_s": limit, "expected": expected,
+        "max_pending": target["slow_max_pending"],
+        "full_after_s": None if full_at is None else full_at[0] - started,
+        "received_when_full": None if full_at is None else full_at[1],
+        "per_message_us_full": per_message_us,
+        "per_message_us_overall": (ended - started) / received * 1e6 if received else None,
+        "dropped": total.dropped, "held_back": total.held_back,
+        "delivered": total.delivered, "pending_at_end": stats.pending,
+        "commands": len(rtts), "command_failures": failures,
+        "rtt_p50_ms": percentile(ordered, 0.5) * 1e3 if ordered else None,
+        "rtt_p99_ms": percentile(ordered, 0.99) * 1e3 if ordered else None,
+        "rtt_max_ms": ordered[-1] * 1e3 if ordered else None,
+        "connection_end": None if final is None else repr(final)[:200],
+        "callback_stuck": bool(stuck_on), "stats_samples": samples,
+    }
+    return Result(received, ended - started, extra)
+
+
+# ---------------------------------------------------------------------- scale
+
+
+def _settled_memory() -> dict[str, int]:
+    """RSS after a full collection and, on glibc, ``malloc_trim(0)``: memory that is
+    free but still held by the allocator (left by a burst of messages) is given back,
+    so what remains is what lives."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    return memory_kb()
+
+
+def scale_books(target: Target) -> Result:
+    """Order books for M markets: subscribe, snapshots, then N deltas into books.
+
+    The server answers one ``orderbook_delta`` subscribe for the M markets of
+    :func:`bench.frames.scale_markets` and sends a 20-levels-a-side snapshot per
+    market. Once ``wait_synced()`` has returned, the runner notes the memory and sends
+    ``list_subscriptions``, on which the server sends N deltas spread evenly. Measured:
+    how long ``client.orderbooks(markets)`` takes (the subscribe), how long until
+    ``wait_synced()`` returns, deltas per second into the books (from the command to
+    the last delta seen by a callback that runs after the books applied it: reader and
+    dispatcher together), and RSS per book once synced. Everything is bounded by
+    ``scale_timeout``.
+    """
+    from bench.frames import scale_markets
+    from kalshi_ws import StreamUpdate
+
+    markets = scale_markets(target["markets_count"])
+    deltas = target["deltas"]
+    limit = target["scale_timeout"]
+    state = {"snapshots": 0, "deltas": 0, "last_delta": 0.0, "last_snapshot": 0.0}
+    ended = threading.Event()
+
+    def count(item: Any) -> None:
+        if type(item) is StreamUpdate:
+            if item.type == "orderbook_delta":
+                state["deltas"] += 1
+                if state["deltas"] == deltas:
+                    state["last_delta"] = time.perf_counter()
+                    ended.set()
+            elif item.type == "orderbook_snapshot":
+                state["snapshots"] += 1
+                state["last_snapshot"] = time.perf_counter()
+        elif getattr(item, "final", False):
+            ended.set()
+
+    before = _settled_memory()
+    client = _kalshi_connect(target, queue=False, max_pending=target["max_pending"],
+                             timeout=60.0)
+    after_connect = _settled_memory()
+    started = time.perf_counter()
+    deadline = started + limit
+    extra: dict[str, Any] = {"markets": len(markets), "deltas": deltas, "timeout_s": limit,
+                             "rss_before_kb": before["rss"],
+                             "rss_after_connect_kb": after_connect["rss"]}
+    synced = False
+    go = 0.0
+    try:
+        books = client.orderbooks(markets, timeout=limit)
+        extra["subscribe_s"] = time.perf_counter() - started
+        # Registered after the books' own callback: it sees a delta once it is applied.
+        client.add_callback(count)
+        synced = books.wait_synced(timeout=max(0.0, deadline - time.perf_counter()))
+        if synced:
+            extra["synced_s"] = time.perf_counter() - started
+            synced_memory = _settled_memory()
+            extra["rss_synced_kb"] = synced_memory["rss"]
+            extra["rss_per_book_kib"] = (synced_memory["rss"] - after_connect["rss"]) / len(
+                markets)
+            go = time.perf_counter()
+            client.list_subscriptions(timeout=max(0.1, deadline - go))  # deltas, please
+            ended.wait(max(0.0, deadline - time.perf_counter()))
+            extra["book_levels_first_1000"] = sum(
+                len(books.get(m).yes_bids) + len(books.get(m).no_bids) for m in markets[:1000])
+    except Exception as exc:  # noqa: BLE001 - report what the client did
+        extra["error"] = f"{type(exc).__name__}: {exc}"[:300]
+    stopped = time.perf_counter()
+    finished = synced and state["deltas"] == deltas
+    extra.update(finished=finished, synced=synced, snapshots_seen=state["snapshots"],
+                 deltas_seen=state["deltas"], seconds_total=stopped - started)
+    if go and state["deltas"]:
+        last = state["last_delta"] or stopped
+        extra["deltas_per_s"] = state["deltas"] / max(1e-9, last - go)
+    if state["last_snapshot"]:
+        extra["snapshots_done_s"] = state["last_snapshot"] - started
+    extra["peak_rss_kb"] = memory_kb()["hwm"]
+    client.close(timeout=5.0)
+    return Result(state["deltas"], stopped - started, extra)
+
+
 # ---------------------------------------------------------------------- tables
 
 THROUGHPUT: tuple[Runner, ...] = (
@@ -495,8 +693,13 @@ LATENCY: tuple[Runner, ...] = (
 
 MEMORY = Runner("c", "kalshi_ws callback, long stream", memory_kalshi_callback)
 
+SLOW = Runner("g", "kalshi_ws stuck callback, full buffer, drop_oldest", slow_consumer)
+
+SCALE = Runner("m", "kalshi_ws OrderBookSet for M markets", scale_books, _orderbooks_missing)
+
 _ALL = {f"throughput.{r.key}": r for r in THROUGHPUT} | \
-    {f"latency.{r.key}": r for r in LATENCY} | {f"memory.{MEMORY.key}": MEMORY}
+    {f"latency.{r.key}": r for r in LATENCY} | {f"memory.{MEMORY.key}": MEMORY} | \
+    {f"slow.{SLOW.key}": SLOW, f"scale.{SCALE.key}": SCALE}
 
 
 def run_child(name: str, target: Target) -> dict[str, Any]:

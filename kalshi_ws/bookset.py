@@ -84,7 +84,8 @@ class OrderBookSet:
     def __init__(self, client: KalshiStreamClient, markets: Iterable[str], *,
                  use_yes_price: bool = False, timeout: float | None = None) -> None:
         self._client = client
-        self._markets = string_list("market_tickers", markets)
+        # An insertion-ordered dict: the order of the markets, and O(1) membership.
+        self._markets = dict.fromkeys(string_list("market_tickers", markets))
         if not self._markets:
             raise InvalidCommand("orderbooks() needs at least one market ticker")
         self._lock = threading.Lock()
@@ -92,6 +93,11 @@ class OrderBookSet:
         self._books: dict[str, OrderBook] = {}
         self._applied: dict[str, Any] = {}  # the snapshot message last applied, per market
         self._stale: set[str] = set()  # books waiting for a fresh snapshot
+        # Markets whose book has not been applied since it was last distrusted (or ever):
+        # wait_synced() waits for this set to empty instead of asking every market.
+        self._unsynced: set[str] = set(self._markets)
+        self._waiters = 0  # threads in wait_synced()
+        self._subset_waiters = 0  # of those, threads waiting for some markets only
         self._listeners: tuple[ChangeCallback, ...] = ()
         self._use_yes_price = use_yes_price
         self._checked = 0
@@ -104,7 +110,7 @@ class OrderBookSet:
         covered = {m for s in client.subscriptions() if s.channel == Channel.ORDERBOOK_DELTA
                    for m in s.market_tickers}
         try:
-            result = client.subscribe([Channel.ORDERBOOK_DELTA], self._markets,
+            result = client.subscribe([Channel.ORDERBOOK_DELTA], list(self._markets),
                                       use_yes_price=use_yes_price, timeout=timeout)
             if not result.successful:
                 failure = result.failed[0]
@@ -177,6 +183,12 @@ class OrderBookSet:
                     markets: Iterable[str] | None = None) -> bool:
         """Block until every book (or the given ones) is synced; False on timeout.
 
+        It sleeps until the books it waits for have had their snapshots applied (woken
+        by the dispatcher, at most 0.2 s apart), then confirms with :meth:`is_synced`
+        for each of them, so a gap the reader has already seen is noticed: the cost of
+        a wake does not grow with the number of markets. Any thread but the one running
+        callbacks may call it.
+
         Args:
             timeout: Seconds to wait; None waits as long as the client lives.
             markets: Wait for these markets only.
@@ -187,22 +199,43 @@ class OrderBookSet:
             InvalidCommand: a bad timeout or market list.
         """
         check_timeout(timeout)
-        wanted = string_list("markets", markets) if markets is not None else None
+        wanted = set(string_list("markets", markets)) if markets is not None else None
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if all(self.is_synced(m) for m in (wanted or self.markets)):
-                return True
-            if self._client.closed:
-                return False
-            if self._client._on_dispatcher_thread():
-                raise ConcurrencyError(
-                    "wait_synced() cannot wait inside a callback: books are updated on the "
-                    "thread running callbacks; check is_synced() instead")
-            remaining = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
-            if remaining <= 0:
-                return False
-            with self._changed:
-                self._changed.wait(remaining)
+        with self._lock:
+            self._waiters += 1
+            self._subset_waiters += wanted is not None
+        try:
+            while True:
+                if self._applied_all(wanted) and all(
+                        self.is_synced(m) for m in (wanted or self.markets)):
+                    return True
+                if self._client.closed:
+                    return False
+                if self._client._on_dispatcher_thread():
+                    raise ConcurrencyError(
+                        "wait_synced() cannot wait inside a callback: books are updated on "
+                        "the thread running callbacks; check is_synced() instead")
+                remaining = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+                if remaining <= 0:
+                    return False
+                with self._changed:
+                    self._changed.wait(remaining)
+        finally:
+            with self._lock:
+                self._waiters -= 1
+                self._subset_waiters -= wanted is not None
+
+    def _applied_all(self, wanted: set[str] | None) -> bool:
+        with self._lock:
+            return self._applied_all_locked(wanted)
+
+    def _applied_all_locked(self, wanted: set[str] | None) -> bool:
+        """Whether every wanted book (all when None) has had its snapshot applied since
+        it was last distrusted (hold ``_lock``). Markets outside the set count as
+        never synced."""
+        if wanted is None:
+            return not self._unsynced
+        return self._unsynced.isdisjoint(wanted) and all(m in self._markets for m in wanted)
 
     def on_change(self, fn: ChangeCallback) -> None:
         """Call ``fn(market, top_of_book)`` on the dispatcher thread after each change.
@@ -225,16 +258,20 @@ class OrderBookSet:
 
     def add_markets(self, markets: Iterable[str], *, timeout: float | None = None) -> None:
         """Add markets (update_subscription add_markets); their books sync on snapshot."""
-        new = [m for m in string_list("markets", markets) if m not in self._markets]
+        new = list(dict.fromkeys(m for m in string_list("markets", markets)
+                                 if m not in self._markets))
         if not new:
             return
         with self._lock:
-            self._markets.extend(new)
+            self._markets.update(dict.fromkeys(new))
+            self._unsynced.update(new)
         try:
             self._client.add_markets(self._current_sid(), new, timeout=timeout)
         except BaseException:
             with self._lock:  # not added after all
-                self._markets = [m for m in self._markets if m not in new]
+                for market in new:
+                    self._markets.pop(market, None)
+                    self._unsynced.discard(market)
             raise
 
     def remove_markets(self, markets: Iterable[str], *, timeout: float | None = None) -> None:
@@ -244,10 +281,12 @@ class OrderBookSet:
             return
         self._client.remove_markets(self._current_sid(), gone, timeout=timeout)
         with self._lock:
-            self._markets = [m for m in self._markets if m not in gone]
             for market in gone:
+                self._markets.pop(market, None)
                 self._books.pop(market, None)
                 self._stale.discard(market)
+                self._unsynced.discard(market)
+            self._changed.notify_all()  # a waiter may wait for these no longer
 
     def close(self, *, timeout: float | None = None) -> None:
         """Stop maintaining the books and unsubscribe their markets. Idempotent."""
@@ -262,10 +301,12 @@ class OrderBookSet:
         # Kalshi keeps one order-book subscription per connection: leave the markets
         # another live set (or the user's own subscription) still uses.
         shared = {m for other in self._client._book_sets for m in other.markets}
-        mine = [m for m in self._markets if m not in shared]
+        mine = [m for m in self.markets if m not in shared]
+        mine_set = set(mine)
         sid = self._current_sid()
         current = [s for s in self._client.subscriptions() if s.sid == sid]
-        remaining = [m for m in (current[0].market_tickers if current else ()) if m not in mine]
+        remaining = [m for m in (current[0].market_tickers if current else ())
+                     if m not in mine_set]
         if not current or not mine:
             return
         if remaining:
@@ -326,6 +367,7 @@ class OrderBookSet:
             except (TypeError, ValueError, ArithmeticError) as exc:
                 refused: Exception | None = exc
                 self._stale.add(market)
+                self._unsynced.add(str(market))  # a key of _books: a str
             else:
                 refused = None
             top = book.top() if self._listeners or refused else None
@@ -353,7 +395,15 @@ class OrderBookSet:
             self._applied[market] = msg
             top = book.top()
             listeners = self._listeners
-            self._changed.notify_all()
+            unsynced = self._unsynced
+            if market in unsynced:
+                unsynced.discard(market)
+                # Wake waiters when the last book synced; for waiters on some markets
+                # only, at every snapshot (each wake costs them a set look-up).
+                if self._waiters and (not unsynced or self._subset_waiters):
+                    self._changed.notify_all()
+            elif self._waiters:
+                self._changed.notify_all()  # a newer snapshot a waiter may need
         for listener in listeners:
             self._call(listener, market, top)
 
@@ -368,9 +418,12 @@ class OrderBookSet:
     def _all_stale(self, why: str, only: str | None = None) -> None:
         with self._lock:
             books = self._books if only is None else \
-                {m: b for m, b in self._books.items() if m == only}
+                {m: b for m, b in ((only, self._books.get(only)),) if b is not None}
             stale = [(m, b.top()) for m, b in books.items() if m not in self._stale]
             self._stale.update(books)
+            self._unsynced.update(books)
+            if self._waiters:
+                self._changed.notify_all()  # e.g. the client closed: a waiter returns
             listeners = self._listeners
         if stale:
             logger.info("order books unsynced (%s): %s", why, ", ".join(m for m, _ in stale))

@@ -23,4 +23,14 @@ def test_bench_smoke(tmp_path: Path) -> None:
     results = json.loads(out.read_text())
     assert all(results["throughput"][row]["complete"] for row in "abcde")
     assert results["memory"]["messages"] == results["config"]["memory_messages"]
+    slow = results["slow_consumer"]  # row (g): the whole blast read past a stuck callback
+    assert slow["messages"] == results["config"]["frames"] and slow["extra"]["finished"]
+    assert slow["extra"]["callback_stuck"] and slow["extra"]["dropped"] > 0
+    # Replies were sent during the blast: they landed between frames, the stream stayed whole.
+    assert slow["extra"]["commands"] >= 1 and slow["extra"]["command_failures"] == []
+    assert slow["extra"]["connection_end"] is None
+    scale = results["scale"]
+    assert list(scale) == [str(m) for m in results["config"]["scale_markets"]]
+    assert all(row["extra"]["finished"] for row in scale.values()), scale
+    assert "Slow consumer" in done.stdout and "Scale" in done.stdout
     assert "Targets" in done.stdout

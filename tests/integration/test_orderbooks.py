@@ -434,3 +434,83 @@ def test_a_malformed_snapshot_is_followed_by_a_fresh_one(
         assert books.wait_synced(timeout=10)
         assert books.resyncs == 1
         assert fingerprint(books.get(MARKETS[0])) == truth(book_server, MARKETS[0])
+
+
+# ---------------------------------------------------------------- many markets (issue 13)
+
+
+def test_a_market_listed_twice_is_one_book(book_server: FakeKalshiServer,
+                                           book_config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        books = client.orderbooks([MARKETS[0], MARKETS[1], MARKETS[0]])
+        assert books.markets == MARKETS[:2]
+        assert books.wait_synced(timeout=10)
+        books.add_markets([MARKETS[2], MARKETS[2], MARKETS[1]])
+        assert books.markets == MARKETS[:3]
+        assert books.wait_synced(timeout=10)
+        assert client.subscriptions()[0].market_tickers == tuple(MARKETS[:3])
+
+
+def test_wait_synced_for_some_markets_wakes_when_they_sync(
+        book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        books = client.orderbooks(MARKETS[:1])
+        assert books.wait_synced(timeout=10)
+        book_server.stop_answering()  # the new market's snapshot waits
+        waited: list[bool] = []
+        waiter = threading.Thread(
+            target=lambda: waited.append(books.wait_synced(timeout=20, markets=MARKETS[1:2])))
+        adder = threading.Thread(target=lambda: books.add_markets([MARKETS[1]], timeout=20))
+        adder.start()
+        waiter.start()
+        assert not books.is_synced(MARKETS[1]) and books.is_synced(MARKETS[0])
+        assert books.wait_synced(timeout=10, markets=MARKETS[:1])  # the synced one: at once
+        book_server.resume_answering()
+        adder.join(20)
+        waiter.join(20)
+        assert waited == [True]
+        assert books.is_synced(MARKETS[1])
+
+
+def test_wait_synced_notices_a_gap_the_dispatcher_has_not_reached(
+        book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        books = client.orderbooks(MARKETS[:1])
+        assert books.wait_synced(timeout=10)
+        release = threading.Event()
+        blocked = threading.Event()
+
+        def block_dispatcher(item: Any) -> None:
+            if isinstance(item, StreamUpdate) and not blocked.is_set():
+                blocked.set()
+                release.wait(10)
+
+        client.add_callback(block_dispatcher)
+        book_server.step_market(MARKETS[0])
+        assert blocked.wait(5)
+        book_server.lose_next("orderbook_delta", 1)
+        book_server.step_market(MARKETS[0], count=2)
+        for _ in range(200):  # the reader flags the hole; the dispatcher is blocked
+            if not books.is_synced(MARKETS[0]):
+                break
+            threading.Event().wait(0.01)
+        # The set itself has applied every snapshot it was given, but the reader knows
+        # better: wait_synced must not say synced.
+        assert not books.wait_synced(timeout=0.3)
+        release.set()
+        assert books.wait_synced(timeout=10)
+
+
+def test_wait_synced_returns_false_when_the_client_closes(
+        book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
+    client = KalshiStreamClient.connect(book_config, queue=False, health=QUIET)
+    books = client.orderbooks(MARKETS[:1])
+    assert books.wait_synced(timeout=10)
+    waited: list[bool] = []
+    waiting = threading.Thread(target=lambda: waited.append(
+        books.wait_synced(timeout=30, markets=["NOT-IN-THE-SET"])))
+    waiting.start()
+    client.close()
+    waiting.join(10)
+    assert waited == [False]
+    assert not books.wait_synced(timeout=5)  # every book went unsynced with the client
