@@ -1123,11 +1123,17 @@ StreamItem = StreamUpdate | SystemMessage
 
 @_frozen
 class Subscription:
-    """A live subscription: its channel, its current sid and its market filter."""
+    """A live subscription: its channel, its current sid and its market filter.
+
+    Attributes:
+        sending_ts_ms: In a ``subscribe`` result, when Kalshi sent its reply (unix ms),
+            if the reply said so; None otherwise. Not compared by ``==``.
+    """
 
     channel: Channel | str
     sid: int
     market_tickers: tuple[str, ...] = ()
+    sending_ts_ms: int | None = attrs.field(default=None, eq=False)
 
 
 @_frozen

@@ -991,7 +991,7 @@ class KalshiProtocol:
             self._out_of_order(sub, self._counter(sub.channel), seq)
         pending = self._pending.get(command_id) if type(command_id) is int else None
         if wire_type == "subscribed":
-            self._on_subscribed(pending, payload)
+            self._on_subscribed(pending, payload, frame.get("sending_ts_ms"))
         elif wire_type == "unsubscribed":
             self._on_unsubscribed(pending, sid)
         elif wire_type == "ok":
@@ -999,7 +999,7 @@ class KalshiProtocol:
         else:
             self._on_error(pending, frame, sid, payload)
 
-    def _on_subscribed(self, pending: _Pending | None, payload: Any) -> None:
+    def _on_subscribed(self, pending: _Pending | None, payload: Any, sent: Any = None) -> None:
         if type(payload) is not dict or type(payload.get("sid")) is not int:
             logger.warning("ignoring a 'subscribed' reply without msg.sid: %r", payload)
             return
@@ -1014,7 +1014,7 @@ class KalshiProtocol:
         sub = self._add_sub(pending, sid, channel)
         if pending.abandoned and not merged:  # before answering: that may flush frames
             self._discard_late_subscription(pending.id, sub)
-        self._answer_channel(pending, str(channel), sub.public())
+        self._answer_channel(pending, str(channel), _replied(sub.public(), sent))
         if pending.abandoned and merged:
             logger.warning("subscribe command %d was answered after its caller gave up: "
                            "its markets joined subscription %d, where they stay",
@@ -1216,7 +1216,8 @@ class KalshiProtocol:
                 if existing.is_book:
                     existing.awaiting.update(m for m in merged if m not in existing.markets)
                 existing.markets = merged
-            self._answer_channel(pending, str(existing.channel), existing.public())
+            self._answer_channel(pending, str(existing.channel),
+                                 _replied(existing.public(), frame.get("sending_ts_ms")))
             return
         if kind in ("update", "resync"):
             reported = _reported_list(frame, payload)
@@ -1408,6 +1409,13 @@ class KalshiProtocol:
                            channels=[str(template.channel)], template=template,
                            params={"reason": reason})
         self._send_internal(pending, "subscribe", template.subscribe_params())
+
+
+def _replied(subscription: Subscription, sent: Any) -> Subscription:
+    """The subscription as a command result: with the reply's ``sending_ts_ms``, if any."""
+    if type(sent) is not int:
+        return subscription
+    return attrs.evolve(subscription, sending_ts_ms=sent)
 
 
 def _type_name(expected: Any) -> str:

@@ -186,3 +186,20 @@ def test_a_frame_whose_seq_is_not_an_integer_is_malformed(seq: Any) -> None:
     assert first.seq == 1 and last.seq == 2  # the bad frame consumed no number
     assert isinstance(bad.msg, MalformedMessage) and "seq" in bad.msg.error
     assert bad.sid == 1 and bad.channel == Channel.TRADE and bad.seq is None
+
+
+def test_a_subscribe_result_keeps_the_replys_sending_time() -> None:
+    """Issue 12: replies keep sending_ts_ms (here: on the Subscription a subscribe returns)."""
+    peer = Peer()
+    command_id, _ = peer.subscribe(["trade", "ticker"], ["A"])
+    peer.feed({"id": command_id, "type": "subscribed", "sending_ts_ms": 1_795_273_200_123,
+               "msg": {"channel": "trade", "sid": 1}})
+    peer.feed({"id": command_id, "type": "subscribed", "msg": {"channel": "ticker", "sid": 2}})
+    ((result, error),) = peer.completions().values()
+    assert error is None
+    assert [s.sending_ts_ms for s in result.successful] == [1_795_273_200_123, None]
+    merge_id, _ = peer.subscribe(["trade"], ["B"])
+    peer.feed({"id": merge_id, "type": "ok", "sid": 1, "seq": 1, "sending_ts_ms": 7,
+               "msg": {"market_tickers": ["A", "B"]}})
+    ((merged, _),) = peer.completions().values()
+    assert merged.successful[0].sending_ts_ms == 7
