@@ -162,18 +162,23 @@ class UpdatesQueue(queue.Queue[StreamItem]):
 
     # queue.Queue's storage hooks, over a DropOldestBuffer (called holding self.mutex)
 
+    # The common case, nothing ever dropped (the buffer keeps no index), is inlined:
+    # these run for every item, on the dispatcher and on the reading thread.
+
     def _init(self, maxsize: int) -> None:
         self._buffer = DropOldestBuffer(maxsize, self._is_lossy)
-        self.queue = self._buffer.items
+        self.queue = self._items = self._buffer.items  # compacted in place: same objects
+        self._dead = self._buffer._dead
 
     def _qsize(self) -> int:
-        return len(self._buffer)
+        return len(self._items) - len(self._dead)
 
     def _put(self, item: Any) -> None:
         self._buffer.append(item)
 
     def _get(self) -> Any:
-        item = self._buffer.popleft()
+        item = self._items.popleft() if self._buffer._index is None else \
+            self._buffer.popleft()
         self.was_read = True
         if type(item) is _LagMarker:
             return Lagged(dropped=self._lagged.pop(item.channel), channel=item.channel)
@@ -188,8 +193,11 @@ class UpdatesQueue(queue.Queue[StreamItem]):
         """
         with self.mutex:
             buffer = self._buffer
-            if force or buffer.has_room():
-                buffer.append(item)
+            if force or self.maxsize <= 0 or len(self._items) - len(self._dead) < self.maxsize:
+                if buffer._index is None:
+                    self._items.append(item)
+                else:
+                    buffer.append(item)
             else:
                 old = buffer.drop_oldest_lossy()
                 if old is not None:

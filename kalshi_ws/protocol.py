@@ -1415,7 +1415,8 @@ def _replied(subscription: Subscription, sent: Any) -> Subscription:
     """The subscription as a command result: with the reply's ``sending_ts_ms``, if any."""
     if type(sent) is not int:
         return subscription
-    return attrs.evolve(subscription, sending_ts_ms=sent)
+    return Subscription(channel=subscription.channel, sid=subscription.sid,
+                        market_tickers=subscription.market_tickers, sending_ts_ms=sent)
 
 
 def _type_name(expected: Any) -> str:
