@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -356,7 +356,7 @@ class OrderBookSet:
             self._all_stale(type(item).__name__)
 
     def _on_delta(self, update: StreamUpdate) -> None:
-        msg = cast(OrderbookDelta, update.msg)  # its type said so
+        msg: OrderbookDelta = update.msg  # type: ignore[assignment]  # its type said so
         market = msg.market_ticker
         with self._lock:
             book = self._books.get(market)
@@ -380,7 +380,7 @@ class OrderBookSet:
             self._call(listener, market, top)
 
     def _on_snapshot(self, update: StreamUpdate) -> None:
-        msg = cast(OrderbookSnapshot, update.msg)  # its type said so
+        msg: OrderbookSnapshot = update.msg  # type: ignore[assignment]  # its type said so
         market = msg.market_ticker
         with self._lock:
             if market not in self._markets:
@@ -432,7 +432,7 @@ class OrderBookSet:
                 self._call(listener, market, top)
 
     def _on_ticker(self, update: StreamUpdate) -> None:
-        ticker = cast(Ticker, update.msg)  # its type said so
+        ticker: Ticker = update.msg  # type: ignore[assignment]  # its type said so
         market = getattr(ticker, "market_ticker", None)
         if market not in self._books or market in self._stale or not self.is_synced(market):
             return
