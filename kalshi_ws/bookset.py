@@ -350,8 +350,7 @@ class OrderBookSet:
                 # Book messages were dropped (overflow="drop_oldest"): every book may
                 # have a hole. Distrust them all and fetch fresh snapshots.
                 self._all_stale("Lagged")
-                for market in self.markets:
-                    self._client._resync_book(market)
+                self._client._resync_books(self.markets)
         elif isinstance(item, (ConnectionLost, Reconnected, Closed)):
             self._all_stale(type(item).__name__)
 

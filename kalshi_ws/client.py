@@ -654,8 +654,12 @@ class KalshiStreamClient:
 
     def _resync_book(self, market: str) -> None:
         """Ask for a fresh snapshot of one book; the reader sends it at its next tick."""
+        self._resync_books([market])
+
+    def _resync_books(self, markets: Iterable[str]) -> None:
+        """Ask for fresh snapshots of these books (one get_snapshot per subscription)."""
         with self._lock:
-            self._protocol.resync_market(market)
+            self._protocol.resync_markets(markets)
 
     def subscriptions(self) -> list[Subscription]:
         """The live subscriptions as this client tracks them (no round trip).
@@ -1158,8 +1162,7 @@ class KalshiStreamClient:
                    if u.channel == Channel.ORDERBOOK_DELTA and hasattr(u.msg, "market_ticker")}
         if markets:
             with self._lock:
-                for market in markets:
-                    self._protocol.resync_market(market)
+                self._protocol.resync_markets(markets)
 
     def _consumer_overflowed(self, text: str) -> None:
         """The updates queue overflowed on an ``error`` channel (dispatcher thread)."""

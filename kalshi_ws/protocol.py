@@ -321,13 +321,29 @@ class KalshiProtocol:
         Its deltas are held back until the snapshot arrives. Returns False if no
         order-book subscription covers the market.
         """
-        found = False
+        return bool(self.resync_markets([market]))
+
+    def resync_markets(self, markets: Iterable[str]) -> list[str]:
+        """:meth:`resync_market` for many books at once: one get_snapshot per subscription.
+
+        Costs time in proportion to the markets given and the subscriptions' markets,
+        so that resyncing every book of a large set is linear, not quadratic.
+
+        Returns:
+            The markets some order-book subscription covers.
+        """
+        wanted = set(markets)
+        found: list[str] = []
         for sub in list(self._subs.values()):
-            if sub.is_book and market in (sub.markets or ()):
+            if not sub.is_book or not sub.markets:
+                continue
+            covered = [m for m in sub.markets if m in wanted]
+            for market in covered:
                 sub.snapshotted.discard(market)
-                if market not in sub.awaiting:
-                    self._request_snapshots(sub, [market])
-                found = True
+            missing = [m for m in covered if m not in sub.awaiting]
+            if missing:
+                self._request_snapshots(sub, missing)
+            found += covered
         return found
 
     def market_book_state(self, market: str) -> tuple[bool, Any]:

@@ -288,3 +288,16 @@ def test_a_late_merge_of_an_abandoned_subscribe_keeps_the_markets() -> None:
     peer.feed({"id": second, "type": "ok", "sid": 1, "msg": {"market_tickers": ["A", "B"]}})
     assert [s.market_tickers for s in peer.p.subscriptions()] == [("A", "B")]
     assert [c["cmd"] for c in peer.sent()] == []
+
+
+def test_resyncing_many_books_sends_one_get_snapshot_per_subscription() -> None:
+    """A Lagged on a large OrderBookSet resyncs every book: one command, not one each."""
+    peer = Peer()
+    markets = [f"M{n}" for n in range(2_000)]
+    sid = peer.book(markets)
+    assert peer.p.resync_markets(markets[:1_500] + ["NOT-OURS"]) == markets[:1_500]
+    assert _snapshot_requests(peer) == [markets[:1_500]]
+    assert not peer.p.book_synced(sid, "M0") and peer.p.book_synced(sid, "M1999")
+    assert peer.p.resync_markets(markets[:10]) == markets[:10]
+    assert _snapshot_requests(peer) == []  # already asked for
+    assert peer.p.resync_market("NOT-OURS") is False
