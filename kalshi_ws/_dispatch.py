@@ -500,7 +500,7 @@ class Dispatcher:
             try:
                 callback.fn(item)
             except BaseException as exc:  # noqa: BLE001 - even sys.exit() must not stop delivery
-                self._callback_failed(callback.fn, item, exc)
+                self.callback_failed(callback.fn, item, exc)
         if self.queue_enabled:
             final = not is_update and item.final
             if not self.queue.offer(item, is_update and self._lossy(channel), force=not is_update
@@ -510,9 +510,13 @@ class Dispatcher:
         if is_update:
             self.delivered[channel] += 1
 
-    def _callback_failed(self, fn: Any, item: Any, exc: BaseException) -> None:
-        """Count a callback's exception and show it (or hand it to ``on_error``)."""
+    def callback_failed(self, fn: Any, item: Any, exc: BaseException) -> None:
+        """Count a callback's exception and show it (or hand it to ``on_error``).
+
+        Dispatcher thread only (callbacks run there).
+        """
         self.callback_errors += 1
+        kind = "callback"
         if self._on_error is not None:
             try:
                 self._on_error(exc, item)
@@ -520,13 +524,14 @@ class Dispatcher:
             except BaseException as handler_exc:  # noqa: BLE001 - shown below instead
                 exc = handler_exc
                 fn = self._on_error
+                kind = "on_error handler"
         what = item.type if type(item) is StreamUpdate else type(item).__name__
         if _logging_configured():
-            logger.error("callback %r raised while handling %s", fn, what, exc_info=exc)
+            logger.error("%s %r raised while handling %s", kind, fn, what, exc_info=exc)
             return
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         try:  # as threading.excepthook shows an uncaught exception in a thread
-            sys.stderr.write(f"Exception in kalshi_ws callback {fn!r} while handling "
+            sys.stderr.write(f"Exception in kalshi_ws {kind} {fn!r} while handling "
                              f"{what}:\n{text}")
             sys.stderr.flush()
         except (OSError, ValueError, AttributeError):  # stderr closed or gone

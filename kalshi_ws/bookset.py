@@ -450,9 +450,8 @@ class OrderBookSet:
             self._disagreements += 1
             self._last_disagreement = f"{market}: {'; '.join(mismatches)}"
 
-    @staticmethod
-    def _call(listener: ChangeCallback, market: str, top: TopOfBook | None) -> None:
+    def _call(self, listener: ChangeCallback, market: str, top: TopOfBook | None) -> None:
         try:
             listener(market, top)  # type: ignore[arg-type]
-        except Exception:
-            logger.exception("order-book change callback %r raised", listener)
+        except BaseException as exc:  # noqa: BLE001 - shown, counted, on_error: as callbacks
+            self._client._callback_failed(listener, top, exc)

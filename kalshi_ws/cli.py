@@ -294,6 +294,16 @@ _REPEATED_ON_THE_STREAM = frozenset({
 })
 
 
+class _ClearStatusFirst(logging.Filter):
+    """Takes the status line off the terminal before a log line is written there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        status = _StatusLine.active
+        if status is not None:
+            status.clear()  # drawn again at its next refresh
+        return True
+
+
 class _NotShownTwice(logging.Filter):
     """Drops warnings about events that stdout, on the same terminal, shows already."""
 
@@ -307,9 +317,10 @@ def _configure_logging(verbosity: int, *, server_log: bool = False,
         else logging.DEBUG
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if quiet_repeats and verbosity == 0:
-        for handler in logging.getLogger().handlers:
+    for handler in logging.getLogger().handlers:
+        if quiet_repeats and verbosity == 0:
             handler.addFilter(_NotShownTwice())
+        handler.addFilter(_ClearStatusFirst())  # added last: runs once a record is kept
     server_handler: logging.Handler = logging.NullHandler()
     if server_log:
         server_handler = logging.StreamHandler(sys.stderr)
@@ -434,6 +445,8 @@ def _cli_words(text: str, args: argparse.Namespace) -> str:
         "KALSHI_PRIVATE_KEY:") else "check the file"
     for python, cli in (("(did you pass a file path? use KalshiConfig.from_key_file)",
                          f"(a file path? {pasted_a_path})"),
+                        ("pass allow_insecure=True (KALSHI_ALLOW_INSECURE=1)",
+                         "set KALSHI_ALLOW_INSECURE=1"),
                         ("private_key", "the key"), ("ws_url", "the URL"),
                         ("api_key_id", "the key id"), ("environment must be", "must be")):
         text = text.replace(python, cli)
@@ -532,7 +545,10 @@ class _StatusLine:
     are printed and drawn again after them, so the two never share a line.
     """
 
+    active: _StatusLine | None = None  # the line on screen now, for log records to clear
+
     def __init__(self, session: _Session, *, shared: bool) -> None:
+        _StatusLine.active = self
         self.session = session
         self.shared = shared
         self.text = ""
@@ -774,8 +790,31 @@ def run_replay(session: _Session, args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- record
 
 
+def _check_appendable(path: str) -> None:
+    """--append only adds to a recording, and starts on a line of its own."""
+    from .recording import read_recording
+
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return
+    try:
+        first = next(iter(read_recording(path)), None)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise KalshiWSError(f"{path} is not a recording, so --append would spoil it: "
+                            f"{exc}") from None
+    if first is None:
+        return
+    with open(path, "rb+") as existing:
+        existing.seek(-1, os.SEEK_END)
+        if existing.read(1) != b"\n":  # a last line cut short: end it before adding
+            existing.write(b"\n")
+
+
 def run_record(session: _Session, args: argparse.Namespace) -> int:
     mode = "a" if args.append else "w" if args.force else "x"
+    if os.path.isdir(args.file):
+        raise KalshiWSError(f"{args.file} is a directory; name a file to record to")
+    if args.append:
+        _check_appendable(args.file)
     try:
         target = open(args.file, mode, encoding="utf-8",  # noqa: SIM115
                       buffering=io.DEFAULT_BUFFER_SIZE * 16)

@@ -652,6 +652,14 @@ class KalshiStreamClient:
         with self._lock:
             return self._protocol.market_book_state(market)
 
+    def _callback_failed(self, fn: Any, item: Any, exc: BaseException) -> None:
+        """A callback of a feature built on the client (an order-book change listener)
+        raised: shown, counted and passed to ``on_error`` exactly as a user callback's.
+
+        Dispatcher thread only.
+        """
+        self._dispatcher.callback_failed(fn, item, exc)
+
     def _resync_book(self, market: str) -> None:
         """Ask for a fresh snapshot of one book; the reader sends it at its next tick."""
         self._resync_books([market])

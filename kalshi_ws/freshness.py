@@ -138,6 +138,9 @@ class FreshnessTracker:
                 continue
             if item.channel is not channel:  # batches mostly hold runs of one channel
                 channel = item.channel
+                if not channel:  # an unreadable frame belongs to no channel
+                    channel = _NOTHING
+                    continue
                 track = channels.get(channel)
                 if track is None:
                     track = channels[channel] = _Track(CHANNEL_WINDOW)

@@ -543,3 +543,36 @@ def test_plot_without_matplotlib_names_the_extra(tmp_path: Path) -> None:
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert "pip install 'kalshi-ws[plot]'" in line
+
+
+def test_append_ends_a_cut_last_line_and_refuses_what_is_not_a_recording(
+        tmp_path: Path) -> None:
+    """Review of issue 14: --append glued its first frame onto a last line without a
+    newline, and added frames to any file at all."""
+    path = tmp_path / "cut.jsonl"
+    path.write_text(SAMPLE.read_text().rstrip("\n"))  # the last newline is missing
+    before = len(list(read_recording(path)))
+    appended = kalshi_ws("record", str(path), "trade", "--simulate", "--limit", "2", "--append")
+    assert appended.returncode == 0, appended.stderr
+    assert len(list(read_recording(path))) > before + 2  # still readable, nothing lost
+    other = tmp_path / "notes.txt"
+    other.write_text("not a recording\n")
+    refused = kalshi_ws("record", str(other), "trade", "--simulate", "--limit", "2", "--append")
+    assert refused.returncode != 0 and "not a recording" in refused.stderr
+    assert other.read_text() == "not a recording\n"
+    folder = kalshi_ws("record", str(tmp_path), "trade", "--simulate", "--limit", "2")
+    assert folder.returncode != 0 and "is a directory" in folder.stderr
+
+
+def test_an_insecure_url_error_names_the_cli_way_out(tmp_path: Path) -> None:
+    key = tmp_path / "key.pem"
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    result = kalshi_ws("stream", "ticker", "--key-id", "k", "--key-file", str(key),
+                       "--url", "ws://example.com/trade-api/ws/v2")
+    assert result.returncode != 0
+    assert "KALSHI_ALLOW_INSECURE=1" in result.stderr and "allow_insecure=True" not in \
+        result.stderr

@@ -514,3 +514,24 @@ def test_wait_synced_returns_false_when_the_client_closes(
     waiting.join(10)
     assert waited == [False]
     assert not books.wait_synced(timeout=5)  # every book went unsynced with the client
+
+
+def test_a_change_listener_that_raises_is_shown_counted_and_passed_to_on_error(
+        book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
+    """Review of issue 14: exceptions in on_change listeners were silent."""
+    seen: list[BaseException] = []
+    failed = threading.Event()
+
+    def on_error(exc: BaseException, item: Any) -> None:
+        seen.append(exc)
+        failed.set()
+
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET,
+                                    on_error=on_error) as client:
+        books = client.orderbooks(MARKETS[:1])
+        assert books.wait_synced(timeout=10)
+        books.on_change(lambda market, top: 1 / 0)
+        book_server.step_market(MARKETS[0])
+        assert failed.wait(10)
+        assert isinstance(seen[0], ZeroDivisionError)
+        assert client.stats().callback_errors >= 1

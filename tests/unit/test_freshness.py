@@ -185,3 +185,15 @@ def test_insert_after_places_items_right_after_the_anchor() -> None:
     assert insert_after([1], anchor, ["x"]) == [1, "x"]
     items = [1]
     assert insert_after(items, anchor, []) is items
+
+
+def test_frames_of_no_channel_are_not_a_channel_of_their_own() -> None:
+    """Review of issue 12: an unreadable frame (channel "") showed as a channel ''."""
+    from kalshi_ws import MalformedMessage, StreamUpdate
+    from kalshi_ws.freshness import FreshnessTracker
+
+    tracker = FreshnessTracker()
+    bad = StreamUpdate(channel="", type="", sid=None, seq=None,
+                       msg=MalformedMessage(type="", raw={}, error="x"))
+    tracker.observe([bad, bad], 1_000, 1.0)
+    assert "" not in tracker.snapshot(2.0)[0]
