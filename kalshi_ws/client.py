@@ -187,6 +187,7 @@ class KalshiStreamClient:
         self._slow_consumer: SlowConsumerError | None = None
         self._reconnects = 0
         self._connected_at = 0.0  # monotonic time the current connection opened
+        self._ticks = 0  # housekeeping ticks so far (the reader's)
         self._backoff_level = 0  # where the reconnect backoff goes on from (see _reconnect)
         self._queue_claimed = options.queue is True
         self._pending_outgoing: list[str] = []
@@ -685,7 +686,11 @@ class KalshiStreamClient:
         with self._lock:
             counters = {str(k): (c.received, c.duplicates, c.gaps, c.held_back)
                         for k, c in self._protocol.counters.items()}
-            freshness, books = self._freshness.snapshot(time.monotonic())
+            live = self._protocol.subscriptions()
+            freshness, books = self._freshness.snapshot(
+                time.monotonic(), {str(s.channel) for s in live},
+                {m for s in live if s.channel == Channel.ORDERBOOK_DELTA
+                 for m in s.market_tickers})
         delivered = dict(self._dispatcher.delivered)
         dropped = self._dispatcher.dropped + self._dispatcher.queue.dropped
         names = set(counters) | {str(k) for k in delivered} | {str(k) for k in dropped}
@@ -1053,6 +1058,11 @@ class KalshiStreamClient:
         with self._lock:
             self._protocol.tick(now)
             outgoing = self._take_outgoing()
+            self._ticks += 1
+            if self._ticks % 20 == 0:  # every 10 s: forget the books no longer subscribed
+                self._freshness.forget_markets(
+                    {m for s in self._protocol.subscriptions()
+                     if s.channel == Channel.ORDERBOOK_DELTA for m in s.market_tickers})
             alarms = self._freshness.check(
                 [s.channel for s in self._protocol.subscriptions()], now) \
                 if self._freshness.alarms_enabled else None

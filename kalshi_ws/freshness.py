@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -187,7 +187,8 @@ class FreshnessTracker:
         """Raise the staleness alarm of every subscribed channel silent for too long.
 
         A channel is watched from the first check that sees it subscribed. A channel no
-        longer subscribed is forgotten by the alarm (no resume follows).
+        longer subscribed raises no alarm; if it was stale, its next message (after a new
+        subscription) is announced by ChannelResumed.
 
         Args:
             subscribed: The channels of the live subscriptions.
@@ -223,17 +224,34 @@ class FreshnessTracker:
                                            stale_after=limit))
         for channel, track in self._channels.items():
             if channel not in live:
-                track.watched = None  # unsubscribed: watched afresh if subscribed again
-                track.stale = False
-                track.stale_since = None
+                # Unsubscribed: watched afresh if subscribed again. A stale one stays
+                # stale, so that its next message, if any, is announced by ChannelResumed.
+                track.watched = None
         return alarms
 
-    def snapshot(self, now: float) -> tuple[dict[str, Freshness], dict[str, Freshness]]:
-        """(per channel, per book market) :class:`Freshness` at monotonic time ``now``."""
-        channels = {str(name): track.freshness(now) for name, track in self._channels.items()
-                    if track.last is not None or track.latencies}
-        markets = {name: track.freshness(now) for name, track in self._markets.items()}
-        return dict(sorted(channels.items())), dict(sorted(markets.items()))
+    def forget_markets(self, keep: Container[str]) -> None:
+        """Drop the per-market records of books no longer subscribed (bounded memory)."""
+        gone = [market for market in self._markets if market not in keep]
+        for market in gone:
+            del self._markets[market]
+
+    def snapshot(self, now: float, channels: Container[str] | None = None,
+                 markets: Container[str] | None = None,
+                 ) -> tuple[dict[str, Freshness], dict[str, Freshness]]:
+        """(per channel, per book market) :class:`Freshness` at monotonic time ``now``.
+
+        Args:
+            now: The monotonic time.
+            channels: Report only these channels (wire names): the live subscriptions.
+            markets: Report only these book markets.
+        """
+        per_channel = {str(name): track.freshness(now)
+                       for name, track in self._channels.items()
+                       if (track.last is not None or track.latencies)
+                       and (channels is None or str(name) in channels)}
+        per_market = {name: track.freshness(now) for name, track in self._markets.items()
+                      if markets is None or name in markets}
+        return dict(sorted(per_channel.items())), dict(sorted(per_market.items()))
 
 
 def unsequenced_channels(subscriptions: Iterable[Any]) -> tuple[Channel | str, ...]:

@@ -19,6 +19,7 @@ through :meth:`tick`, so every rule is testable with plain dicts and strings.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -31,6 +32,7 @@ from .models import (
     Channel,
     ErrorCode,
     MalformedMessage,
+    OrderbookDelta,
     Resubscribed,
     SequenceGap,
     StreamUpdate,
@@ -216,11 +218,19 @@ def unchecked_params(extra: Mapping[str, Any] | None, known: set[str] | frozense
     for name, value in extra.items():
         if not isinstance(name, str) or not name:
             raise InvalidCommand(f"extra_params keys must be non-empty strings, not {name!r}")
-        if name in known:
+        if name in known or name in _ALWAYS_KNOWN:
             raise InvalidCommand(f"{name!r} is a parameter this library knows and checks: "
                                  f"pass it as an argument, not in extra_params")
-        result[name] = value
+        try:  # JSON values only, copied: what is sent (and restored) is what was given
+            result[name] = json.loads(json.dumps(value, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise InvalidCommand(f"extra_params[{name!r}] is not a JSON value: {exc}") from None
     return result
+
+
+# Parameters of every command the client fills in itself (market filters, sids, ...).
+_ALWAYS_KNOWN = frozenset({"market_ticker", "market_tickers", "market_id", "market_ids",
+                           "channels", "sids", "sid"})
 
 
 def string_list(name: str, value: Any) -> list[str]:
@@ -744,8 +754,13 @@ class KalshiProtocol:
         msg = _build_message(wire_type, payload, frame)
         if sub.is_book:
             market = payload.get("market_ticker") if payload.__class__ is dict else None
-            if market.__class__ is not str:
+            if market.__class__ is not str or not market:
                 market = None
+            if msg.__class__ is not MalformedMessage and wire_type in _BOOK_TYPES and (
+                    market is None or _incomplete_delta(msg)):
+                msg = MalformedMessage(type=wire_type, raw=frame, error=(
+                    "'market_ticker' is empty" if market is None else
+                    "an orderbook_delta needs its price and its size"))
             if msg.__class__ is MalformedMessage:
                 self._book_frame_malformed(sub, market, msg.error,
                                            wire_type == "orderbook_snapshot")
@@ -758,7 +773,10 @@ class KalshiProtocol:
                 self.latest_snapshots[market] = msg  # what OrderBookSet compares with
         elif wire_type in _LIST_REPLY_TYPES and get("id") is not None:
             self._complete_list_reply(frame, payload)
-        update = _new_update(sub.channel, wire_type, sub.sid, seq, msg, get("sending_ts_ms"))
+        sent = get("sending_ts_ms")
+        if sent is not None and sent.__class__ is not int:
+            sent = _millis(sent)
+        update = _new_update(sub.channel, wire_type, sub.sid, seq, msg, sent)
         if self._restoring:
             self._held.append(update)
         else:
@@ -966,7 +984,7 @@ class KalshiProtocol:
             channel=channel, type=wire_type, sid=sid if type(sid) is int else None,
             seq=seq if type(seq) is int else None,
             msg=_wire.build_message(wire_type, frame.get("msg"), frame),
-            sending_ts_ms=frame.get("sending_ts_ms")))
+            sending_ts_ms=_millis(frame.get("sending_ts_ms"))))
 
     def _take_unknown(self, sid: int) -> list[dict[str, Any]]:
         """Remove and return the frames held for a sid not known when they came."""
@@ -1319,11 +1337,10 @@ class KalshiProtocol:
                   payload: Any) -> None:
         code = payload.get("code") if type(payload) is dict else None
         text = payload.get("msg") if type(payload) is dict else None
-        code = code if type(code) is int else 0
+        code = _error_code(code)
         text = text if isinstance(text, str) else "(no message)"
         command_id = frame.get("id") if type(frame.get("id")) is int else None
-        markets, sent = error_markets(payload), frame.get("sending_ts_ms")
-        sent = sent if type(sent) is int else None
+        markets, sent = error_markets(payload), _millis(frame.get("sending_ts_ms"))
         error = CommandError(code, text, command_id=command_id,
                              sid=sid if type(sid) is int else None, markets=markets,
                              sending_ts_ms=sent)
@@ -1427,9 +1444,41 @@ class KalshiProtocol:
         self._send_internal(pending, "subscribe", template.subscribe_params())
 
 
+_BOOK_TYPES = frozenset({"orderbook_delta", "orderbook_snapshot"})
+
+
+def _incomplete_delta(msg: Any) -> bool:
+    """A delta a book cannot be applied with: no price or no size, in either form."""
+    return msg.__class__ is OrderbookDelta and (
+        (msg.price_dollars is None and msg.price is None) or
+        (msg.delta_fp is None and msg.delta is None))
+
+
+def _error_code(value: Any) -> int:
+    """Kalshi's error code, read as integers are read elsewhere ("25" is 25); 0 if none."""
+    if type(value) is int:
+        return value
+    try:
+        return _wire.to_int(value)
+    except (TypeError, ValueError):
+        logger.warning("an error reply's code cannot be read: %r", value)
+        return 0
+
+
+def _millis(value: Any) -> int | None:
+    """A ``sending_ts_ms`` as an int (numeric strings and ISO 8601 read), else None."""
+    if value is None or type(value) is int:
+        return value
+    try:
+        return _wire.to_millis_or_none(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _replied(subscription: Subscription, sent: Any) -> Subscription:
     """The subscription as a command result: with the reply's ``sending_ts_ms``, if any."""
-    if type(sent) is not int:
+    sent = _millis(sent)
+    if sent is None:
         return subscription
     return Subscription(channel=subscription.channel, sid=subscription.sid,
                         market_tickers=subscription.market_tickers, sending_ts_ms=sent)

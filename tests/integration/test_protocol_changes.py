@@ -212,3 +212,21 @@ def test_the_cli_status_line_shows_the_stalest_channel(client: KalshiStreamClien
     status.show()
     line = capsys.readouterr().err
     assert "reconnects | stalest: ticker " in line and line.rstrip().endswith(" s")
+
+
+def test_freshness_reports_only_live_subscriptions(client: KalshiStreamClient,
+                                                   server: FakeKalshiServer,
+                                                   collector: Collector) -> None:
+    """Review of issue 12: an unsubscribed channel stayed the 'stalest' for ever."""
+    client.add_callback(collector)
+    trade_sid = client.subscribe([Channel.TRADE]).successful[0].sid
+    client.subscribe([Channel.TICKER])
+    server.publish("trade", "trade", {"market_ticker": "SIM-ALPHA", "trade_id": "t1"})
+    server.publish("ticker", "ticker", {"market_ticker": "SIM-ALPHA"})
+    collector.wait_for(lambda items: collector.updates("trade") and collector.updates("ticker"))
+    assert {"trade", "ticker"} <= set(client.stats().freshness)
+    client.unsubscribe(trade_sid)
+    stats = client.stats()
+    assert "trade" not in stats.freshness
+    stalest = stats.stalest()
+    assert stalest is not None and stalest[0] == "ticker"

@@ -132,14 +132,27 @@ def test_silence_counts_from_the_last_message() -> None:
     assert tracker.snapshot(now=12.5)[0]["trade"].stale
 
 
-def test_an_unsubscribed_channel_is_no_longer_watched() -> None:
+def test_an_unsubscribed_channel_is_no_longer_watched_but_resumes_when_it_speaks() -> None:
     tracker = FreshnessTracker(stale_after=1)
     tracker.check([Channel.TICKER], now=0.0)
     assert len(tracker.check([Channel.TICKER], now=2.0)) == 1
-    assert tracker.check([], now=3.0) == []
-    assert tracker.observe([ticker()], received_ms=0, now=3.5) is None  # no resume
+    assert tracker.check([], now=3.0) == []  # unsubscribed: no alarm
     tracker.check([Channel.TICKER], now=10.0)  # subscribed again: watched afresh
-    assert tracker.check([Channel.TICKER], now=10.5) == []
+    assert tracker.check([Channel.TICKER], now=10.5) == []  # no second alarm
+    # Review of issue 12: its next message used to come without ChannelResumed.
+    announced = tracker.observe([ticker()], received_ms=0, now=10.6)
+    assert announced is not None and type(announced[0]).__name__ == "ChannelResumed"
+
+
+def test_stats_forget_books_no_longer_subscribed() -> None:
+    tracker = FreshnessTracker()
+    for market in ("A", "B"):
+        tracker.observe([StreamUpdate(channel=Channel.ORDERBOOK_DELTA, type="orderbook_delta",
+                                      sid=1, seq=1, msg=_delta(market))], 0, 1.0)
+    assert set(tracker.snapshot(2.0)[1]) == {"A", "B"}
+    assert set(tracker.snapshot(2.0, markets={"A"})[1]) == {"A"}
+    tracker.forget_markets({"B"})
+    assert set(tracker.snapshot(2.0)[1]) == {"B"}
 
 
 def test_without_stale_after_no_alarm_is_ever_raised() -> None:
@@ -197,3 +210,9 @@ def test_frames_of_no_channel_are_not_a_channel_of_their_own() -> None:
                        msg=MalformedMessage(type="", raw={}, error="x"))
     tracker.observe([bad, bad], 1_000, 1.0)
     assert "" not in tracker.snapshot(2.0)[0]
+
+
+def _delta(market: str) -> Any:
+    from kalshi_ws import OrderbookDelta
+    return OrderbookDelta(market_ticker=market, market_id="i",  # type: ignore[call-arg]
+                          price_dollars=Decimal("0.5"), delta_fp=Decimal(1), side="yes")

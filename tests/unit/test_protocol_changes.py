@@ -203,3 +203,68 @@ def test_a_subscribe_result_keeps_the_replys_sending_time() -> None:
                "msg": {"market_tickers": ["A", "B"]}})
     ((merged, _),) = peer.completions().values()
     assert merged.successful[0].sending_ts_ms == 7
+
+
+# ---------------------------------------------------------------- review of issue 12
+
+
+@pytest.mark.parametrize("code", ["25", 25])
+def test_an_error_code_sent_as_a_numeric_string_is_read_as_the_number(code: Any) -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["trade"])
+    peer.subscribed(command_id, ("trade", 1))
+    peer.deliveries()
+    peer.feed({"type": "error", "sid": 1, "seq": 1, "msg": {"code": code, "msg": "overflow"}})
+    kinds = [type(i).__name__ for i in peer.deliveries()]
+    assert kinds == ["SubscriptionError"]
+    assert [c["cmd"] for c in peer.sent()] == ["subscribe"]  # error 25: subscribed again
+
+
+def test_sending_ts_ms_is_read_as_milliseconds_or_absent() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["trade"])
+    peer.subscribed(command_id, ("trade", 1))
+    frame = {"type": "trade", "sid": 1, "msg": {"market_ticker": "M"}}
+    peer.feed({**frame, "seq": 1, "sending_ts_ms": "1795273337418"},
+              {**frame, "seq": 2, "sending_ts_ms": "2026-11-21T12:00:00Z"},
+              {**frame, "seq": 3, "sending_ts_ms": "soon"},
+              {**frame, "seq": 4, "sending_ts_ms": True})
+    sent = [u.sending_ts_ms for u in peer.deliveries()]
+    assert sent[0] == 1_795_273_337_418 and isinstance(sent[1], int) and sent[2:] == [None, None]
+
+
+@pytest.mark.parametrize("value", [object(), {1, 2}, b"x", float("nan")])
+def test_extra_params_must_be_json_values(value: Any) -> None:
+    peer = Peer()
+    with pytest.raises(InvalidCommand, match="not a JSON value"):
+        peer.p.subscribe(["ticker"], None, None, {"x": value})
+
+
+@pytest.mark.parametrize("name", ["market_ticker", "market_id"])
+def test_market_filters_never_slip_through_extra_params(name: str) -> None:
+    peer = Peer()
+    with pytest.raises(InvalidCommand, match="knows"):
+        peer.p.subscribe(["ticker"], None, None, {name: "SIM-BRAVO"})
+
+
+def test_extra_params_are_copied_when_given() -> None:
+    peer = Peer()
+    value = {"a": [1]}
+    _, text = peer.p.subscribe(["ticker"], None, None, {"x": value})
+    value["a"].append(2)
+    assert json.loads(text)["params"]["x"] == {"a": [1]}
+
+
+@pytest.mark.parametrize("msg", [
+    {"market_ticker": "", "market_id": "i", "price_dollars": "0.40", "delta_fp": "1",
+     "side": "yes"},
+    {"market_ticker": "A", "market_id": "i", "delta_fp": "1", "side": "yes"},
+    {"market_ticker": "A", "market_id": "i", "price_dollars": "0.40", "side": "yes"},
+])
+def test_an_incomplete_book_delta_is_malformed_and_resyncs(msg: dict[str, Any]) -> None:
+    peer = Peer()
+    sid = peer.book(["A"])
+    peer.feed({"type": "orderbook_delta", "sid": sid, "seq": 2, "msg": msg})
+    (update,) = peer.deliveries()
+    assert type(update.msg).__name__ == "MalformedMessage"
+    assert not peer.p.book_synced(sid, "A")
