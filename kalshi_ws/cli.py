@@ -408,6 +408,8 @@ class _Session:
 
     def summary(self, how: str) -> None:
         self.clear_status()
+        if how == "interrupted" and sys.stderr.isatty():
+            sys.stderr.write("\r\x1b[K")  # the terminal's echoed ^C: the summary's own line
         elapsed = time.monotonic() - self.started
         stats = self.client.stats().total() if self.client is not None else None
         dropped = f", {stats.dropped} dropped" if stats and stats.dropped else ""
@@ -770,9 +772,15 @@ _DESCRIBE = {
 # ---------------------------------------------------------------------- replay
 
 
+def _check_recording_path(path: str) -> None:
+    if os.path.isdir(path):
+        raise KalshiWSError(f"{path} is a directory, not a recording")
+    if not os.path.isfile(path):
+        raise KalshiWSError(f"{path}: no such recording")
+
+
 def run_replay(session: _Session, args: argparse.Namespace) -> int:
-    if not os.path.isfile(args.file):
-        raise KalshiWSError(f"{args.file}: no such recording")
+    _check_recording_path(args.file)
     config = session.replay_config(args.file, args.speed)
     recorded_channels, recorded_markets = session.server.replay_contents()
     channels = args.channels or recorded_channels
@@ -878,8 +886,7 @@ def run_plot(session: _Session, args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise KalshiWSError(f"kalshi-ws plot needs matplotlib: pip install "
                             f"'kalshi-ws[plot]' ({exc})") from None
-    if not os.path.isfile(args.file):
-        raise KalshiWSError(f"{args.file}: no such recording")
+    _check_recording_path(args.file)
     output = args.output or os.path.splitext(args.file)[0] + ".png"
     if os.path.exists(output) and not args.force:
         raise KalshiWSError(f"{output} exists; pass --force to overwrite it")

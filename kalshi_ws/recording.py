@@ -96,7 +96,16 @@ def read_recording(path: str | os.PathLike[str]) -> Iterator[RecordedFrame]:
         ValueError: a line is not a recorded frame (its line number is given).
     """
     with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+        lines = enumerate(handle, 1)
+        number = 0
+        while True:
+            try:
+                number, line = next(lines)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{os.fspath(path)}:{number + 1}: not a recording (not "
+                                 f"UTF-8 text: {exc.reason})") from None
             if not line.strip():
                 continue
             try:

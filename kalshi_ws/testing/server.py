@@ -241,6 +241,7 @@ class FakeKalshiServer:
         self._thread: threading.Thread | None = None
         self._server: Server | None = None
         self._ready = threading.Event()
+        self._started_once = False  # for the repr: "stopped" rather than "not started"
         self._start_error: BaseException | None = None
         self._simulation: asyncio.Task[None] | None = None
         self.replay_speed = replay_speed
@@ -265,6 +266,7 @@ class FakeKalshiServer:
         """
         if self._thread is not None:
             return self
+        self._started_once = True
         self._thread = threading.Thread(target=self._run, name="fake-kalshi-server",
                                         daemon=True)
         self._thread.start()
@@ -297,7 +299,7 @@ class FakeKalshiServer:
 
     def __repr__(self) -> str:
         running = self._thread is not None
-        where = self.url if running else "not started"
+        where = self.url if running else "stopped" if self._started_once else "not started"
         mode = "replay" if self._replay is not None else "simulator"
         auth = "signed handshakes" if self._public_key is not None else "no auth"
         return (f"<FakeKalshiServer {where} {mode} {auth} sessions={len(self.sessions)} "

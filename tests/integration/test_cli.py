@@ -576,3 +576,13 @@ def test_an_insecure_url_error_names_the_cli_way_out(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "KALSHI_ALLOW_INSECURE=1" in result.stderr and "allow_insecure=True" not in \
         result.stderr
+
+
+def test_replay_and_plot_name_a_directory_and_a_file_that_is_not_text(tmp_path: Path) -> None:
+    """Review of issue 14: a directory was 'no such recording'; bad bytes had no name."""
+    folder = kalshi_ws("replay", str(tmp_path))
+    assert folder.returncode != 0 and "is a directory" in folder.stderr
+    binary = tmp_path / "bin.jsonl"
+    binary.write_bytes(b"\xff\xfe garbage\n")
+    bad = kalshi_ws("replay", str(binary))
+    assert bad.returncode != 0 and f"{binary}:1: not a recording" in bad.stderr

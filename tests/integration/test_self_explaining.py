@@ -134,3 +134,12 @@ def test_importing_the_testing_tools_without_their_extra_names_the_install() -> 
     assert first.startswith("ImportError kalshi_ws.testing needs the 'testing' extra")
     assert 'pip install "kalshi-ws[testing]"' in first
     assert second == "core ok KalshiStreamClient"
+
+
+def test_a_stopped_fake_server_says_it_stopped(private_key: rsa.RSAPrivateKey) -> None:
+    from kalshi_ws.testing import FakeKalshiServer
+    server = FakeKalshiServer(public_key=private_key.public_key())
+    assert "not started" in repr(server)
+    with server:
+        assert server.url in repr(server)
+    assert "stopped" in repr(server) and "not started" not in repr(server)
