@@ -757,7 +757,9 @@ class KalshiProtocol:
             if market.__class__ is not str or not market:
                 market = None
             if msg.__class__ is not MalformedMessage and wire_type in _BOOK_TYPES and (
-                    market is None or _incomplete_delta(msg)):
+                    market is None or (wire_type == "orderbook_delta" and (
+                        msg.price_dollars is None or msg.delta_fp is None)
+                        and _incomplete_delta(msg))):  # legacy int fields may stand in
                 msg = MalformedMessage(type=wire_type, raw=frame, error=(
                     "'market_ticker' is empty" if market is None else
                     "an orderbook_delta needs its price and its size"))
