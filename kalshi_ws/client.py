@@ -176,7 +176,7 @@ class KalshiStreamClient:
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._state = CONNECTING
-        self._protocol = KalshiProtocol(resync=options.resync)
+        self._protocol = KalshiProtocol(resync=options.resync, lock=self._lock)
         self._protocol.tick(time.monotonic())  # its clock is right before any command
         self._slots: dict[int, _Slot] = {}
         self._transport: Transport | None = None
@@ -684,8 +684,7 @@ class KalshiStreamClient:
         and freshness (time since the last message, latency) per channel and book."""
         self._check_process()
         with self._lock:
-            counters = {str(k): (c.received, c.duplicates, c.gaps, c.held_back)
-                        for k, c in self._protocol.counters.items()}
+            counters = self._protocol.channel_counters()
             live = self._protocol.subscriptions()
             freshness, books = self._freshness.snapshot(
                 time.monotonic(), {str(s.channel) for s in live},
@@ -1011,7 +1010,7 @@ class KalshiStreamClient:
                     stop = process(texts)
                     if stop is not None:
                         return stop
-                    if restore_deadline is not None and self._protocol.restored is not None:
+                    if restore_deadline is not None and self._protocol.restore_finished():
                         return _Stop(ConnectionClosedOK("restored"))
             if now >= next_tick:
                 next_tick = now + _TICK
@@ -1019,7 +1018,7 @@ class KalshiStreamClient:
                 if stop is not None:
                     return stop
                 if restore_deadline is not None:
-                    if self._protocol.restored is not None:
+                    if self._protocol.restore_finished():
                         return _Stop(ConnectionClosedOK("restored"))
                     if now > restore_deadline:
                         return _Stop(ConnectionLost("Kalshi did not acknowledge the restored "
@@ -1072,9 +1071,8 @@ class KalshiStreamClient:
 
     def _take_outgoing(self) -> list[str]:
         """Collect the protocol's own commands (call holding _lock)."""
-        outgoing = self._pending_outgoing + self._protocol.outgoing
+        outgoing = self._pending_outgoing + self._protocol.take_outgoing()
         self._pending_outgoing = []
-        self._protocol.outgoing = []
         return outgoing
 
     def _send_outgoing(self, transport: Transport, outgoing: list[str]) -> _Stop | None:
@@ -1131,16 +1129,14 @@ class KalshiStreamClient:
                         protocol.receive_invalid(texts[index], f"{type(exc).__name__}: {exc}",
                                                  what="could not process the frame")
         with lock:
-            deliveries = protocol.deliveries
-            protocol.deliveries = []
+            deliveries = protocol.take_deliveries()
             if deliveries:
                 announced = self._freshness.observe(deliveries, time.time_ns() // 1_000_000,
                                                     time.monotonic())
                 if announced is not None:  # with ChannelResumed messages inserted
                     deliveries = announced
-            if protocol.completions:
-                completions = protocol.completions
-                protocol.completions = []
+            completions = protocol.take_completions()
+            if completions:
                 slots = self._slots
                 answered = [(slots.pop(cid, None), result, error)
                             for cid, result, error in completions]
@@ -1158,7 +1154,7 @@ class KalshiStreamClient:
                 f"{self._options.max_pending} updates are waiting for the callbacks: a "
                 "callback is too slow (raise max_pending, or use overflow='drop_oldest' "
                 "for channels that may drop)"))
-        if protocol.outgoing or self._pending_outgoing:
+        if protocol.wants_to_send() or self._pending_outgoing:
             with lock:
                 outgoing = self._take_outgoing()
             transport = self._transport
@@ -1253,7 +1249,8 @@ class KalshiStreamClient:
             if restored is None:
                 downtime = time.monotonic() - lost_at
                 self._reconnects += 1
-                done = self._protocol.restored
+                with self._lock:
+                    done = self._protocol.restore_result()
                 assert done is not None
                 gap = UnsequencedGap(channels=unsequenced, since=last_read,
                                      until=time.time()) if unsequenced else None
@@ -1264,8 +1261,7 @@ class KalshiStreamClient:
                     if self._stop_requested.is_set():
                         return _Stop(ConnectionClosedOK("client closed"))
                     self._protocol.finish_restore(announcement)
-                    deliveries = self._protocol.deliveries
-                    self._protocol.deliveries = []
+                    deliveries = self._protocol.take_deliveries()
                     deliveries = self._freshness.observe(
                         deliveries, time.time_ns() // 1_000_000, time.monotonic()) or deliveries
                     if gap is not None:  # right after the announcement
@@ -1316,10 +1312,10 @@ class KalshiStreamClient:
         stop = self._send_outgoing(transport, outgoing)
         if stop is not None:
             return stop
-        if self._protocol.restored is not None:
+        if self._protocol.restore_finished():
             return None
         stop = self._read_connection(restore_deadline=time.monotonic() + restore_timeout)
-        return None if self._protocol.restored is not None else stop
+        return None if self._protocol.restore_finished() else stop
 
 
 # ---------------------------------------------------------------------- helpers

@@ -272,8 +272,10 @@ class KalshiProtocol:
             with :class:`Unsubscribed`.
     """
 
-    def __init__(self, *, resync: bool = True) -> None:
+    def __init__(self, *, resync: bool = True, lock: Any = None) -> None:
         self.resync = resync
+        # The client's lock (anything with .locked()); the drain methods assert it is held.
+        self._lock = lock
         self.deliveries: list[Any] = []
         self.completions: list[tuple[int, Any, BaseException | None]] = []
         self.outgoing: list[str] = []
@@ -295,6 +297,65 @@ class KalshiProtocol:
         self._held: list[Any] = []
         self._sid_map: dict[int, int] = {}
         self._restore_failed: list[tuple[int, str]] = []
+
+    # ------------------------------------------------------------------ drains
+
+    def _assert_locked(self) -> None:
+        assert self._lock is None or self._lock.locked(), "hold the client's lock"
+
+    def take_deliveries(self) -> list[Any]:
+        """Remove and return the updates and system messages for the user, in order.
+
+        Call holding the client's lock (asserted when the protocol was given it).
+        """
+        self._assert_locked()
+        deliveries, self.deliveries = self.deliveries, []
+        return deliveries
+
+    def take_completions(self) -> list[tuple[int, Any, BaseException | None]]:
+        """Remove and return ``(command_id, result, error)`` of finished user commands.
+
+        Call holding the client's lock.
+        """
+        self._assert_locked()
+        completions, self.completions = self.completions, []
+        return completions
+
+    def take_outgoing(self) -> list[str]:
+        """Remove and return the command texts the protocol wants sent. Call holding the lock."""
+        self._assert_locked()
+        outgoing, self.outgoing = self.outgoing, []
+        return outgoing
+
+    def has_output(self) -> bool:
+        """Whether anything waits to be drained (a hint: may be read without the lock)."""
+        return bool(self.deliveries or self.completions or self.outgoing)
+
+    def wants_to_send(self) -> bool:
+        """Whether command texts wait in :meth:`take_outgoing` (a hint, lock-free)."""
+        return bool(self.outgoing)
+
+    def restore_finished(self) -> bool:
+        """Whether the restore under way has every reply in.
+
+        Only the thread that feeds :meth:`receive` changes this, so that thread may read
+        it without the lock.
+        """
+        return self.restored is not None
+
+    def restore_result(self) -> RestoreDone | None:
+        """The outcome of the restore under way once every reply is in, else None.
+
+        Call holding the client's lock.
+        """
+        self._assert_locked()
+        return self.restored
+
+    def channel_counters(self) -> dict[str, tuple[int, int, int, int]]:
+        """Per channel: (received, duplicates, gaps, held back). Call holding the lock."""
+        self._assert_locked()
+        return {str(k): (c.received, c.duplicates, c.gaps, c.held_back)
+                for k, c in self.counters.items()}
 
     # ------------------------------------------------------------------ queries
 
