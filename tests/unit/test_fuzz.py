@@ -218,9 +218,9 @@ def _subscribed_protocol() -> KalshiProtocol:
     protocol.list_subscriptions()  # id 4, in flight
     protocol.subscribe(["fill", "user_orders"], None, {})  # id 5, in flight
     protocol.update_subscription(1, "get_snapshot", ["M1"], {})  # id 6, in flight
-    protocol.deliveries.clear()
-    protocol.completions.clear()
-    protocol.outgoing.clear()
+    protocol.take_deliveries()
+    protocol.take_completions()
+    protocol.take_outgoing()
     return protocol
 
 
@@ -247,9 +247,9 @@ def test_protocol_receive_never_raises_and_reports_bad_frames(batch: list[Any]) 
     protocol = _subscribed_protocol()
     for value in batch:
         parsed = decode(json.dumps(value))
-        protocol.deliveries.clear()
+        protocol.take_deliveries()
         protocol.receive(parsed)  # must never raise
-        delivered = protocol.deliveries
+        delivered = protocol.take_deliveries()
         for item in delivered:
             assert isinstance(item, (StreamUpdate, SystemMessage)), item
         wire_type = parsed.get("type") if isinstance(parsed, dict) else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -22,6 +22,13 @@ from kalshi_ws import (
 from kalshi_ws.protocol import KalshiProtocol
 
 
+class Counters(NamedTuple):
+    received: int
+    duplicates: int
+    gaps: int
+    held_back: int
+
+
 class Peer:
     """Drives a KalshiProtocol like a server would, and collects what comes out."""
 
@@ -33,16 +40,17 @@ class Peer:
             self.p.receive(json.loads(json.dumps(frame)))
 
     def deliveries(self) -> list[Any]:
-        out, self.p.deliveries = self.p.deliveries, []
-        return out
+        return self.p.take_deliveries()
 
     def completions(self) -> dict[int, tuple[Any, Any]]:
-        out, self.p.completions = self.p.completions, []
-        return {cid: (result, error) for cid, result, error in out}
+        return {cid: (result, error) for cid, result, error in self.p.take_completions()}
 
     def sent(self) -> list[dict[str, Any]]:
-        out, self.p.outgoing = self.p.outgoing, []
-        return [json.loads(text) for text in out]
+        return [json.loads(text) for text in self.p.take_outgoing()]
+
+    def counters(self, channel: Any) -> Counters:
+        """The channel's counters (read, not drained)."""
+        return Counters(*self.p.channel_counters()[str(channel)])
 
     def subscribe(self, channels: Any, markets: Any = None, **options: Any) -> tuple[int, dict]:
         command_id, text = self.p.subscribe(channels, markets, options)
@@ -358,7 +366,7 @@ def test_in_order_frames_are_delivered_duplicates_dropped() -> None:
     peer.subscribed(command_id, ("trade", 1))
     peer.feed(trade(1, 1), trade(1, 2), trade(1, 2), trade(1, 1), trade(1, 3))
     assert [u.seq for u in peer.deliveries()] == [1, 2, 3]
-    assert peer.p.counters[Channel.TRADE].duplicates == 2
+    assert peer.counters(Channel.TRADE).duplicates == 2
 
 
 def test_a_gap_is_reported_with_expected_and_received() -> None:
@@ -438,7 +446,7 @@ def test_a_gap_on_a_book_holds_deltas_and_asks_for_snapshots() -> None:
               delta(sid, 8, "B"))
     delivered = [(u.type, u.msg.market_ticker) for u in peer.deliveries()]
     assert delivered == [("orderbook_snapshot", "A"), ("orderbook_delta", "A")]
-    assert peer.p.counters[Channel.ORDERBOOK_DELTA].held_back == 3
+    assert peer.counters(Channel.ORDERBOOK_DELTA).held_back == 3
     peer.feed(snapshot(sid, 9, "B", id=request["id"]), delta(sid, 10, "B"))
     assert [u.type for u in peer.deliveries()] == ["orderbook_snapshot", "orderbook_delta"]
     assert peer.p.book_synced(sid, "B")
@@ -553,10 +561,10 @@ def test_restore_replays_every_subscription_with_its_current_markets() -> None:
     assert plans[("ticker",)]["params"] == {"channels": ["ticker"], "skip_ticker_ack": True}
     peer.subscribed(plans[("ticker",)]["id"], ("ticker", 1))
     peer.feed({"type": "ticker", "sid": 1, "msg": {"market_ticker": "A"}})
-    assert peer.deliveries() == [] and peer.p.restored is None  # held until all are back
+    assert peer.deliveries() == [] and peer.p.restore_result() is None  # held until all are back
     peer.subscribed(plans[("orderbook_delta",)]["id"], ("orderbook_delta", 2))
-    assert peer.p.restored is not None
-    assert dict(peer.p.restored.sid_map) == {1: 2, 2: 1}
+    assert peer.p.restore_result() is not None
+    assert dict(peer.p.restore_result().sid_map) == {1: 2, 2: 1}
     peer.feed({"type": "ticker", "sid": 1, "msg": {"market_ticker": "B"}})
     assert peer.deliveries() == []  # still held: the announcement comes first
     peer.p.finish_restore("RECONNECTED")
@@ -571,7 +579,7 @@ def test_restore_with_nothing_to_restore_is_done_at_once() -> None:
     peer = Peer()
     peer.p.connection_lost()
     assert peer.p.begin_restore() == 0
-    assert peer.p.restored is not None and not peer.p.restored.sid_map
+    assert peer.p.restore_result() is not None and not peer.p.restore_result().sid_map
 
 
 @pytest.mark.parametrize("channel", ["ticker", "orderbook_delta"])
@@ -589,11 +597,11 @@ def test_a_subscription_emptied_of_markets_is_not_restored_as_all_markets(
     assert peer.p.begin_restore() == 1
     (plan,) = peer.sent()
     assert plan["params"] == {"channels": ["trade"]}  # the emptied one is not re-sent
-    assert peer.p.restored is None
+    assert peer.p.restore_result() is None
     peer.subscribed(plan["id"], ("trade", 1))
-    assert peer.p.restored is not None
-    assert dict(peer.p.restored.sid_map) == {8: 1}
-    ((old_sid, reason),) = peer.p.restored.failed
+    assert peer.p.restore_result() is not None
+    assert dict(peer.p.restore_result().sid_map) == {8: 1}
+    ((old_sid, reason),) = peer.p.restore_result().failed
     assert old_sid == 7 and "no markets left" in reason
 
 
@@ -606,7 +614,7 @@ def test_restoring_only_emptied_subscriptions_is_done_at_once() -> None:
     peer.p.connection_lost()
     assert peer.p.begin_restore() == 0
     assert peer.sent() == []
-    assert peer.p.restored is not None and peer.p.restored.failed[0][0] == 3
+    assert peer.p.restore_result() is not None and peer.p.restore_result().failed[0][0] == 3
 
 
 def test_an_emptied_subscription_ended_by_kalshi_is_not_recreated_wider() -> None:
@@ -633,8 +641,8 @@ def test_a_refused_restore_is_reported_not_retried_forever() -> None:
     (plan,) = peer.sent()
     peer.feed({"id": plan["id"], "type": "error", "msg": {"code": 9,
                                                           "msg": "Authentication required"}})
-    assert peer.p.restored is not None
-    assert peer.p.restored.failed == ((1, "error 9: Authentication required"),)
+    assert peer.p.restore_result() is not None
+    assert peer.p.restore_result().failed == ((1, "error 9: Authentication required"),)
 
 
 # ---------------------------------------------------------------- bad input
@@ -695,14 +703,14 @@ def test_sid_map_after_a_failed_restore_maps_the_sids_the_user_knows() -> None:
     peer.p.begin_restore()
     for plan, new_sid in zip(peer.sent(), (7, 8)):
         peer.subscribed(plan["id"], (plan["params"]["channels"][0], new_sid))
-    assert peer.p.restored is not None
-    assert set(peer.p.restored.sid_map) == {1, 2}  # not the intermediate sid 5
+    assert peer.p.restore_result() is not None
+    assert set(peer.p.restore_result().sid_map) == {1, 2}  # not the intermediate sid 5
     peer.p.finish_restore("RECONNECTED")
     peer.p.connection_lost()
     peer.p.begin_restore()
     for plan, new_sid in zip(peer.sent(), (3, 4)):
         peer.subscribed(plan["id"], (plan["params"]["channels"][0], new_sid))
-    assert set(peer.p.restored.sid_map) == {7, 8}  # after the announcement: the new sids
+    assert set(peer.p.restore_result().sid_map) == {7, 8}  # after the announcement: the new sids
 
 
 def test_a_merge_answered_without_a_market_list_still_tracks_the_markets() -> None:

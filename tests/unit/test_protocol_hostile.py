@@ -156,8 +156,8 @@ def test_orphan_frames_of_new_sids_and_types_keep_memory_and_logs_bounded(
         peer.p.receive({"type": f"invented_{n}", "sid": 1_000 + n, "msg": {}})
         peer.p.receive({"type": "ticker", "sid": f"s{n}", "msg": {}})
     assert len(peer.deliveries()) == 10_000  # nothing lost
-    assert len(peer.p.counters) <= 2
-    assert len(peer.p._warned_types) <= 1_000 + 5
+    assert len(peer.p.channel_counters()) <= 2
+    assert len(peer.p._session.warned) <= 1_000 + 5
     assert len(caplog.records) <= 1_002
 
 
@@ -183,7 +183,7 @@ def test_recent_duplicates_are_still_dropped() -> None:
     peer.deliveries()
     peer.feed(trade(1, 10))  # within the window behind: a copy
     assert peer.deliveries() == []
-    assert peer.p.counters[Channel.TRADE].duplicates == 1
+    assert peer.counters(Channel.TRADE).duplicates == 1
 
 
 def test_an_absurd_seq_on_a_book_resyncs_it() -> None:
@@ -261,11 +261,11 @@ def test_frames_of_unknown_sids_are_bounded_in_all() -> None:
     for sid in range(100, 130):
         for seq in range(1, 1001):
             peer.p.receive(trade(sid, seq))
-    held = sum(len(frames) for frames in peer.p._unknown.values())
+    held = sum(len(frames) for frames in peer.p._sequencer.unknown.values())
     assert held <= 10_000
     # The rest are dropped, not delivered ahead of the held ones: counted, and a gap
     # shows if a sid turns out to be ours.
-    assert peer.deliveries() == [] and peer.p._unknown_dropped == 30_000 - held
+    assert peer.deliveries() == [] and peer.p._sequencer.unknown_dropped == 30_000 - held
 
 
 def test_an_abandoned_command_that_is_never_answered_is_forgotten() -> None:
@@ -274,7 +274,7 @@ def test_an_abandoned_command_that_is_never_answered_is_forgotten() -> None:
     peer.p.receive(trade(7, 1))  # held: it may belong to the subscribe in flight
     peer.p.abandon(command_id)
     peer.p.tick(INTERNAL_COMMAND_TIMEOUT + 1)
-    assert peer.p._pending == {}
+    assert peer.p._session.pending == {}
     (update,) = peer.deliveries()  # nothing in flight any more: delivered unchecked
     assert update.sid == 7
 
