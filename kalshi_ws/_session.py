@@ -258,3 +258,20 @@ class Session:
         """The pending commands of ``family`` (about ``sid``, if given)."""
         return [p for p in self.pending.values()
                 if p.family is family and (sid is None or p.sid == sid)]
+
+    def expire(self, now: float) -> None:
+        """Advance the clock: commands past their deadline are forgotten, and internal
+        ones handed to their family's ``on_timeout`` (which may retry them)."""
+        self.now = now
+        for pending in list(self.pending.values()):
+            if pending.deadline is None or pending.deadline > now:
+                continue
+            del self.pending[pending.id]
+            if pending.abandoned:
+                logger.info("%s command %d, abandoned by its caller, was never answered; "
+                            "forgotten", pending.family.cmd, pending.id)
+                continue
+            logger.warning("internal %s command %d (%s) was not answered in %.0f s",
+                           pending.family.cmd, pending.id, pending.purpose.value,
+                           INTERNAL_COMMAND_TIMEOUT)
+            pending.family.on_timeout(pending)

@@ -127,6 +127,27 @@ class UpdateCommands(CommandFamily):
             else:
                 wire[name] = value
 
+    def resync_markets(self, markets: Iterable[str]) -> list[str]:
+        """Distrust these markets' books and ask for snapshots: one get_snapshot per
+        order-book subscription, in time linear in the markets and the subscriptions'.
+
+        Returns:
+            The markets some order-book subscription covers.
+        """
+        wanted = set(markets)
+        found: list[str] = []
+        for sub in list(self.session.subs.values()):
+            if not sub.is_book or not sub.markets:
+                continue
+            covered = [m for m in sub.markets if m in wanted]
+            for market in covered:
+                sub.snapshotted.discard(market)
+            missing = [m for m in covered if m not in sub.awaiting]
+            if missing:
+                self.request_snapshots(sub, missing)
+            found += covered
+        return found
+
     def request_snapshots(self, sub: Sub, markets: list[str]) -> None:
         """Distrust ``markets`` on ``sub`` and send a get_snapshot for them."""
         sub.awaiting.update(markets)

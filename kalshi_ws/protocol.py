@@ -35,8 +35,6 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import attrs
-
 from . import _wire
 from ._params import (
     SUBSCRIBE_OPTIONS,
@@ -45,6 +43,8 @@ from ._params import (
     string_list,
     unchecked_params,
 )
+from ._replies import ReplyRouter
+from ._restore import RestoreDone, RestorePlan
 from ._sequencing import (
     BAD_SEQ,
     DUPLICATE_WINDOW,
@@ -55,21 +55,16 @@ from ._sequencing import (
 )
 from ._session import (
     INTERNAL_COMMAND_TIMEOUT,
-    TERMINAL_ERRORS,
-    Pending,
-    Purpose,
     Session,
     Sub,
-    logger,
 )
-from ._subscribe import NO_MARKETS_LEFT, SubscribeCommands, UnsubscribeCommands
+from ._subscribe import SubscribeCommands, UnsubscribeCommands
 from ._update import ListCommands, UpdateCommands
-from .exceptions import CommandError
 from .models import Channel, MalformedMessage, StreamUpdate, Subscription
 
 __all__ = ["DUPLICATE_WINDOW", "INTERNAL_COMMAND_TIMEOUT", "SUBSCRIBE_OPTIONS", "UPDATE_ACTIONS",
-           "UPDATE_OPTIONS", "KalshiProtocol", "RestoreDone", "State", "error_markets",
-           "string_list", "unchecked_params"]
+           "UPDATE_OPTIONS", "KalshiProtocol", "RestoreDone", "State", "string_list",
+           "unchecked_params"]
 
 _REPLY_TYPES = frozenset({"subscribed", "unsubscribed", "ok", "error"})
 _build_message = _wire.build_message
@@ -99,14 +94,6 @@ class State(enum.Enum):
     RESTORED = "restored"
 
 
-@attrs.frozen
-class RestoreDone:
-    """Every subscription to restore after a reconnect has been answered."""
-
-    sid_map: Mapping[int, int]
-    failed: tuple[tuple[int, str], ...]
-
-
 class KalshiProtocol:
     """The Kalshi application protocol state machine for one client.
 
@@ -132,10 +119,6 @@ class KalshiProtocol:
         self._held: list[Any] = []  # deliveries held back during a restore
         self._state = State.OPEN
         self._holding = False  # deliveries go to _held (RESTORING, RESTORED)
-        self._restored: RestoreDone | None = None
-        self._to_restore: list[Sub] = []
-        self._sid_map: dict[int, int] = {}
-        self._restore_failed: list[tuple[int, str]] = []
         session = self._session = Session(
             resync=resync, deliver=self._deliver, completions=self._completions,
             outgoing=self._outgoing)
@@ -149,6 +132,9 @@ class KalshiProtocol:
         self._updates.subscribes = self._unsubscribes.subscribes = self._subscribes
         self._subscribes.sequencer = self._unsubscribes.sequencer = sequencer
         self._subscribes.unsubscribes = self._unsubscribes
+        self._plan = RestorePlan(session, self._subscribes)
+        self._replies = ReplyRouter(session, sequencer, self._subscribes, self._unsubscribes,
+                                    self._updates)
         self._subscribes.on_restored = self._on_restored
         self._out_of_order = sequencer.out_of_order  # bound once: the hot path calls them
         self._book_frame = sequencer.book_frame
@@ -214,7 +200,7 @@ class KalshiProtocol:
         Only the thread that feeds :meth:`receive` changes this, so that thread may read
         it without the lock.
         """
-        return self._restored is not None
+        return self._plan.result is not None
 
     def restore_result(self) -> RestoreDone | None:
         """The outcome of the restore under way once every reply is in, else None.
@@ -222,7 +208,7 @@ class KalshiProtocol:
         Call holding the client's lock.
         """
         self._assert_locked()
-        return self._restored
+        return self._plan.result
 
     def channel_counters(self) -> dict[str, tuple[int, int, int, int]]:
         """Per channel: (received, duplicates, gaps, held back). Call holding the lock."""
@@ -278,19 +264,7 @@ class KalshiProtocol:
         Returns:
             The markets some order-book subscription covers.
         """
-        wanted = set(markets)
-        found: list[str] = []
-        for sub in list(self._subs.values()):
-            if not sub.is_book or not sub.markets:
-                continue
-            covered = [m for m in sub.markets if m in wanted]
-            for market in covered:
-                sub.snapshotted.discard(market)
-            missing = [m for m in covered if m not in sub.awaiting]
-            if missing:
-                self._updates.request_snapshots(sub, missing)
-            found += covered
-        return found
+        return self._updates.resync_markets(markets)
 
     def market_book_state(self, market: str) -> tuple[bool, StreamUpdate | None]:
         """(in sync on some order-book subscription now, the latest snapshot accepted).
@@ -385,20 +359,7 @@ class KalshiProtocol:
         A resynchronisation whose get_snapshot was never answered falls back to
         resubscribing.
         """
-        session = self._session
-        session.now = now
-        for pending in list(session.pending.values()):
-            if pending.deadline is None or pending.deadline > now:
-                continue
-            del session.pending[pending.id]
-            if pending.abandoned:
-                logger.info("%s command %d, abandoned by its caller, was never answered; "
-                            "forgotten", pending.family.cmd, pending.id)
-                continue
-            logger.warning("internal %s command %d (%s) was not answered in %.0f s",
-                           pending.family.cmd, pending.id, pending.purpose.value,
-                           INTERNAL_COMMAND_TIMEOUT)
-            pending.family.on_timeout(pending)
+        self._session.expire(now)
         self._sequencer.flush_all_unknown()  # a forgotten subscribe may have been the last
 
     # ------------------------------------------------------------------ connection lifecycle
@@ -411,13 +372,7 @@ class KalshiProtocol:
         """
         session = self._session
         failed = [p.id for p in session.pending.values() if p.user]
-        keep = {id(s): s for s in self._to_restore}
-        for sub in self._subs.values():
-            keep[id(sub)] = sub
-        for pending in session.pending.values():
-            if pending.template is not None and pending.purpose.recreates:
-                keep[id(pending.template)] = pending.template
-        self._to_restore = sorted(keep.values(), key=lambda s: s.sid)
+        self._plan.keep()
         session.pending.clear()
         self._subs.clear()
         session.retired.clear()
@@ -428,7 +383,7 @@ class KalshiProtocol:
 
     def forget_subscriptions(self) -> None:
         """Drop the restore plan (the client will not reconnect)."""
-        self._to_restore = []
+        self._plan.forget()
 
     def begin_restore(self) -> int:
         """On a new connection, queue one subscribe per subscription to restore.
@@ -439,27 +394,12 @@ class KalshiProtocol:
         and is reported as failed. Returns how many subscribes were queued (with 0,
         :meth:`restore_result` is ready at once).
         """
-        plan, self._to_restore = self._to_restore, []
-        self._sid_map = {}
-        self._restore_failed = []
-        self._restored = None
-        if not plan:
-            self._restored = RestoreDone(sid_map={}, failed=())
-            self._enter(State.OPEN)  # nothing to wait for, nothing to hold
-            return 0
         self._enter(State.RESTORING)
-        queued = 0
-        for template in plan:
-            if template.emptied:
-                # Without markets it cannot be subscribed again as it was: a ticker
-                # subscription would widen to every market, a book one is refused.
-                logger.warning("not restoring %s subscription (old sid %d): no markets left",
-                               template.channel, template.user_sid)
-                self._restore_failed.append((template.user_sid, NO_MARKETS_LEFT))
-                continue
-            self._subscribes.recreate(template, Purpose.RESTORE)
-            queued += 1
-        self._check_restore_done()  # in case nothing could be queued
+        queued = self._plan.begin()
+        if self._plan.result is not None:
+            self._enter(State.OPEN)  # nothing to restore: nothing to wait for or hold
+        else:
+            self._check_restore_done()  # in case nothing could be queued
         return queued
 
     def finish_restore(self, announcement: Any) -> None:
@@ -473,21 +413,15 @@ class KalshiProtocol:
             sub.announced_sid = None  # the announcement tells the user the new sids
         self._deliveries.append(announcement)
         self._deliveries.extend(self._take(self._held))
-        self._restored = None
+        self._plan.result = None
 
     def _on_restored(self, template: Sub, new_sid: int | None, failure: str) -> None:
-        """One restore subscribe settled: with its new sid, or failed."""
-        if new_sid is not None:
-            self._sid_map[template.user_sid] = new_sid
-        else:
-            self._restore_failed.append((template.user_sid, failure))
+        """One restoring subscribe settled: with its new sid, or failed."""
+        self._plan.settled(template, new_sid, failure)
         self._check_restore_done()
 
     def _check_restore_done(self) -> None:
-        if self._state is State.RESTORING and not any(
-                p.purpose is Purpose.RESTORE for p in self._session.pending.values()):
-            self._restored = RestoreDone(sid_map=dict(self._sid_map),
-                                         failed=tuple(self._restore_failed))
+        if self._state is State.RESTORING and self._plan.all_in():
             self._enter(State.RESTORED)
 
     # ------------------------------------------------------------------ receiving
@@ -560,7 +494,7 @@ class KalshiProtocol:
         elif type(wire_type) is not str:
             self._deliver_malformed("", frame, "frame has no 'type' string")
         elif wire_type in _REPLY_TYPES:
-            self._receive_reply(wire_type, frame)
+            self._replies.route(wire_type, frame)
         elif frame.get("sid") is not None and type(frame.get("sid")) is not int:
             self._deliver_malformed(wire_type, frame, "'sid' is not an integer")
         else:
@@ -581,74 +515,3 @@ class KalshiProtocol:
         raw = frame if isinstance(frame, dict) else {"value": frame}
         self._deliver(StreamUpdate(channel="", type=wire_type, sid=None, seq=None,
                                    msg=MalformedMessage(type=wire_type, raw=raw, error=error)))
-
-    # ------------------------------------------------------------------ replies
-
-    def _receive_reply(self, wire_type: str, frame: dict[str, Any]) -> None:
-        """A reply to a command: routed to the family of the command it answers."""
-        command_id, sid, seq, payload = (frame.get("id"), frame.get("sid"), frame.get("seq"),
-                                         frame.get("msg"))
-        sub = self._subs.get(sid) if type(sid) is int else None
-        if sub is not None and type(seq) is int and seq > sub.last_seq:
-            self._sequencer.reply_seq(sub, seq)  # replies consume sequence numbers too
-        pending = self._session.pending.get(command_id) if type(command_id) is int else None
-        if wire_type == "subscribed":
-            self._subscribes.on_subscribed(pending, payload, frame.get("sending_ts_ms"))
-        elif wire_type == "unsubscribed":
-            self._unsubscribes.on_unsubscribed(pending, sid)
-        elif wire_type == "ok":
-            if pending is None and command_id is None and type(sid) is int:
-                pending = self._updates.pending_for(sid)  # older servers sent no id
-            if pending is None:
-                logger.debug("'ok' reply %r matches no pending command", command_id)
-            else:
-                pending.family.on_ok(pending, frame, sid, payload)
-        else:
-            self._on_error(pending, frame, sid, payload)
-
-    def _on_error(self, pending: Pending | None, frame: dict[str, Any], sid: Any,
-                  payload: Any) -> None:
-        code = _error_code(payload.get("code") if type(payload) is dict else None)
-        text = payload.get("msg") if type(payload) is dict else None
-        text = text if isinstance(text, str) else "(no message)"
-        command_id = frame.get("id") if type(frame.get("id")) is int else None
-        error = CommandError(code, text, command_id=command_id,
-                             sid=sid if type(sid) is int else None,
-                             markets=error_markets(payload),
-                             sending_ts_ms=millis(frame.get("sending_ts_ms")))
-        sub = self._subs.get(sid) if type(sid) is int else None
-        if pending is None and command_id is None and type(sid) is int:
-            pending = self._updates.pending_for(sid)  # older servers sent no id
-        if pending is not None:
-            pending.family.on_error(pending, code, text, error, sid)
-        if sub is not None and (pending is None or code in TERMINAL_ERRORS):
-            # A terminal error ends the subscription whatever command it answers.
-            self._subscribes.subscription_error(sub, code, text, error)
-        elif pending is None:
-            logger.warning("Kalshi error %d (%s) for command %r matches nothing pending",
-                           code, text, command_id)
-
-
-def _error_code(value: Any) -> int:
-    """Kalshi's error code, read as integers are read elsewhere ("25" is 25); 0 if none."""
-    if type(value) is int:
-        return value
-    try:
-        return _wire.to_int(value)
-    except (TypeError, ValueError):
-        logger.warning("an error reply's code cannot be read: %r", value)
-        return 0
-
-
-def error_markets(payload: Any) -> tuple[str, ...]:
-    """The markets an ``error`` reply names (``msg.market_ticker`` / ``msg.market_tickers``)."""
-    if type(payload) is not dict:
-        return ()
-    names: list[str] = []
-    single = payload.get("market_ticker")
-    if isinstance(single, str) and single:
-        names.append(single)
-    several = payload.get("market_tickers")
-    if isinstance(several, list):
-        names.extend(m for m in several if isinstance(m, str) and m)
-    return tuple(dict.fromkeys(names))
