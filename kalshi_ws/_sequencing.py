@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import _wire
 from ._session import Counters, Purpose, Session, Sub, logger
-from .models import MalformedMessage, OrderbookDelta, SequenceGap, StreamUpdate
+from .models import (
+    MalformedMessage,
+    OrderbookDelta,
+    OrderbookSnapshot,
+    SequenceGap,
+    StreamUpdate,
+)
 
 if TYPE_CHECKING:
     from ._update import UpdateCommands
@@ -69,7 +75,7 @@ class Sequencer:
         self.updates: UpdateCommands  # set by the protocol once it exists
         self._receive = receive
         #: The latest order-book snapshot accepted per market (see market_book_state).
-        self.latest_snapshots: dict[str, Any] = {}
+        self.latest_snapshots: dict[str, OrderbookSnapshot] = {}
         self.unknown: dict[int, list[dict[str, Any]]] = {}
         self.unknown_held = 0  # frames in unknown, all sids together
         self.unknown_dropped = 0  # frames of unknown sids dropped, the buffer being full

@@ -60,7 +60,13 @@ from ._session import (
 )
 from ._subscribe import SubscribeCommands, UnsubscribeCommands
 from ._update import ListCommands, UpdateCommands
-from .models import Channel, MalformedMessage, StreamUpdate, Subscription
+from .models import (
+    Channel,
+    MalformedMessage,
+    OrderbookSnapshot,
+    StreamUpdate,
+    Subscription,
+)
 
 __all__ = ["DUPLICATE_WINDOW", "INTERNAL_COMMAND_TIMEOUT", "SUBSCRIBE_OPTIONS", "UPDATE_ACTIONS",
            "UPDATE_OPTIONS", "KalshiProtocol", "RestoreDone", "State", "string_list",
@@ -266,12 +272,12 @@ class KalshiProtocol:
         """
         return self._updates.resync_markets(markets)
 
-    def market_book_state(self, market: str) -> tuple[bool, StreamUpdate | None]:
+    def market_book_state(self, market: str) -> tuple[bool, OrderbookSnapshot | None]:
         """(in sync on some order-book subscription now, the latest snapshot accepted).
 
-        The snapshot is the :class:`StreamUpdate` delivered on the stream for it (None
-        before any): a consumer that has applied that very object has caught up with
-        the latest snapshot.
+        The snapshot is the message object delivered on the stream (the ``msg`` of its
+        :class:`StreamUpdate`; None before any): a consumer that has applied that very
+        object has caught up with the latest snapshot.
         """
         synced = any(sub.is_book and market in sub.snapshotted for sub in self._subs.values())
         return synced, self._sequencer.latest_snapshots.get(market)

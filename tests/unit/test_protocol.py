@@ -19,7 +19,7 @@ from kalshi_ws import (
     SubscriptionInfo,
     Unsubscribed,
 )
-from kalshi_ws.protocol import KalshiProtocol
+from kalshi_ws.protocol import KalshiProtocol, State
 
 
 class Counters(NamedTuple):
@@ -580,6 +580,28 @@ def test_restore_with_nothing_to_restore_is_done_at_once() -> None:
     peer.p.connection_lost()
     assert peer.p.begin_restore() == 0
     assert peer.p.restore_result() is not None and not peer.p.restore_result().sid_map
+
+
+def test_the_state_follows_the_connection_through_a_restore() -> None:
+    peer = Peer()
+    assert peer.p.state is State.OPEN
+    command_id, _ = peer.subscribe(["ticker"])
+    peer.subscribed(command_id, ("ticker", 1))
+    peer.p.connection_lost()
+    assert peer.p.state is State.LOST
+    assert peer.p.begin_restore() == 1
+    assert peer.p.state is State.RESTORING
+    (restore,) = peer.sent()
+    peer.subscribed(restore["id"], ("ticker", 4))
+    assert peer.p.state is State.RESTORED and peer.p.restore_finished()
+    peer.p.finish_restore("RECONNECTED")
+    assert peer.p.state is State.OPEN and not peer.p.restore_finished()
+    peer.p.connection_lost()
+    peer.p.forget_subscriptions()
+    assert peer.p.begin_restore() == 0
+    assert peer.p.state is State.OPEN  # nothing to restore: nothing held
+    with pytest.raises(AttributeError):
+        peer.p.state = State.LOST  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("channel", ["ticker", "orderbook_delta"])
