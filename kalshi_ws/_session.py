@@ -22,6 +22,8 @@ from . import _wire
 from .exceptions import CommandError
 from .models import Channel, ErrorCode, SubscribeFailure, Subscription
 
+# Every part of the protocol logs as the protocol did before it was split, so that a
+# user's logging configuration for "kalshi_ws.protocol" keeps covering all of it.
 logger = logging.getLogger("kalshi_ws.protocol")
 
 #: An internal command not answered in this many seconds is given up (and retried).

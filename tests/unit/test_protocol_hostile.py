@@ -301,3 +301,25 @@ def test_resyncing_many_books_sends_one_get_snapshot_per_subscription() -> None:
     assert peer.p.resync_markets(markets[:10]) == markets[:10]
     assert _snapshot_requests(peer) == []  # already asked for
     assert peer.p.resync_market("NOT-OURS") is False
+
+
+def test_an_unsubscribed_reply_naming_a_subscribe_does_not_swallow_it() -> None:
+    peer = Peer()
+    command_id, _ = peer.subscribe(["ticker"])
+    peer.feed({"id": command_id, "type": "unsubscribed", "sid": 5})
+    assert peer.p.pending_count == 1  # still waiting for its "subscribed"
+    peer.subscribed(command_id, ("ticker", 1))
+    result, error = peer.completions()[command_id]
+    assert error is None and [s.sid for s in result.successful] == [1]
+    assert peer.sent() == []  # not mistaken for a subscription nobody asked for
+
+
+def test_a_subscribed_reply_naming_an_update_is_a_subscription_nobody_asked_for() -> None:
+    peer = Peer()
+    sid = peer.book(["A"])
+    update_id, _ = peer.p.update_subscription(sid, "add_markets", ["B"])
+    peer.feed({"id": update_id, "type": "subscribed", "msg": {"channel": "ticker", "sid": 9}})
+    assert [(c["cmd"], c["params"]) for c in peer.sent()] == [("unsubscribe", {"sids": [9]})]
+    assert peer.p.pending_count == 1 and peer.p.subscription(9) is None
+    peer.feed({"id": update_id, "sid": sid, "type": "ok", "msg": {"market_tickers": ["A", "B"]}})
+    assert peer.completions() == {update_id: (["A", "B"], None)}
