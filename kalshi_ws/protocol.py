@@ -12,18 +12,25 @@ objects) into three outputs the I/O layer drains under its lock:
 
 Its parts, each in its own module, share one :class:`~kalshi_ws._session.Session` (the
 subscription table, sid to channel, markets, options, last seq; the pending commands,
-each with its :class:`~kalshi_ws._session.Purpose`; the outputs):
+each with its :class:`~kalshi_ws._session.Purpose` and an ``abandoned`` flag; the ways
+out) and are wired together once, in :class:`KalshiProtocol`'s constructor:
 
 * a class per command family builds its command and handles its replies:
-  :class:`~kalshi_ws._subscribe.SubscribeCommands` (one reply per channel),
-  :class:`~kalshi_ws._subscribe.UnsubscribeCommands` (one per sid),
-  :class:`~kalshi_ws._update.UpdateCommands` and :class:`~kalshi_ws._update.ListCommands`;
-* :class:`~kalshi_ws._sequencing.Sequencer` checks per-sid sequence numbers off the hot
-  path (gaps, duplicates, restarts), decides which order books are trustworthy, asks for
-  fresh snapshots, and holds frames of sids not known yet;
-* this module routes frames (the common data frame is handled inline, in
-  :meth:`KalshiProtocol.receive`) and owns the connection's :class:`State`: the restore
-  plan after a reconnect, and holding deliveries until the reconnection is announced.
+  :class:`~kalshi_ws._subscribe.SubscribeCommands` (one reply per channel; it also
+  re-creates subscriptions Kalshi ended), :class:`~kalshi_ws._subscribe.UnsubscribeCommands`
+  (one reply per sid), :class:`~kalshi_ws._update.UpdateCommands` (including the
+  ``get_snapshot`` requests that resynchronise books) and
+  :class:`~kalshi_ws._update.ListCommands`; :class:`~kalshi_ws._replies.ReplyRouter`
+  hands each reply to the family of the command it answers;
+* :class:`~kalshi_ws._sequencing.Sequencer` handles what the hot path does not: per-sid
+  sequence numbers out of order (gaps, duplicates, restarts, unreadable ones), which
+  order books are trustworthy and when to ask for fresh snapshots, and frames of sids
+  not known yet;
+* :class:`~kalshi_ws._restore.RestorePlan` keeps the subscriptions to re-create after a
+  reconnect and collects the restore's outcome;
+* this module handles the common data frame inline (:meth:`KalshiProtocol.receive`) and
+  owns the connection's :class:`State`, changed in one place, which decides whether
+  deliveries go out or are held until the reconnection is announced.
 
 Not thread-safe: the client serialises every call under one lock. Time enters only
 through :meth:`KalshiProtocol.tick`, so every rule is testable with plain dicts and strings.
@@ -400,12 +407,15 @@ class KalshiProtocol:
         and is reported as failed. Returns how many subscribes were queued (with 0,
         :meth:`restore_result` is ready at once).
         """
+        holding = self._holding
         self._enter(State.RESTORING)
         queued = self._plan.begin()
-        if self._plan.result is not None:
-            self._enter(State.OPEN)  # nothing to restore: nothing to wait for or hold
-        else:
+        if self._plan.result is None:
             self._check_restore_done()  # in case nothing could be queued
+        elif not holding:
+            self._enter(State.OPEN)  # nothing to restore: nothing to wait for or hold
+        else:  # a restore already under way is done: still held until finish_restore
+            self._enter(State.RESTORED)
         return queued
 
     def finish_restore(self, announcement: Any) -> None:
