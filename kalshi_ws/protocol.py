@@ -90,10 +90,13 @@ class State(enum.Enum):
     Transitions (all made by :meth:`KalshiProtocol._enter`)::
 
         OPEN ──connection_lost──▶ LOST ──begin_restore──▶ RESTORING ──last reply──▶ RESTORED
-          ▲                        │ (nothing to restore)                               │
-          └────────────────────────┴──────────────── finish_restore ◀──────────────────┘
+          ▲                        │                                                   │
+          │                        └─ begin_restore, nothing to restore ─▶ OPEN         │
+          └──────────────────────────────── finish_restore ◀──────────────────────────┘
 
-    ``connection_lost`` leads to LOST from any state.
+    ``connection_lost`` leads to LOST from any state. Deliveries are held in RESTORING
+    and RESTORED (and a ``begin_restore`` with nothing to restore while they are held
+    leads to RESTORED), so that the reconnection is announced before any of them.
     """
 
     #: Commands and data flow; deliveries go out at once. The state of a new protocol.
