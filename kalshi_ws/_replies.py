@@ -4,7 +4,7 @@ A reply names its command by ``id`` (older servers answered update_subscription
 without it: then the sid finds the command). ``subscribed`` and ``unsubscribed`` go to
 the subscribe and unsubscribe families whatever their id; ``ok`` and ``error`` to the
 family of the command they answer. An ``error`` scoped to a live sid that matches no
-command, or that is terminal (:data:`~kalshi_ws._session.TERMINAL_ERRORS`), is the
+command, or that is terminal (:data:`~kalshi_ws._tables.TERMINAL_ERRORS`), is the
 subscription's: reported as :class:`~kalshi_ws.models.SubscriptionError`, and it may end
 or re-create the subscription.
 
@@ -17,8 +17,8 @@ from typing import Any
 
 from . import _wire
 from ._sequencing import Sequencer, millis
-from ._session import TERMINAL_ERRORS, Pending, Session, logger
 from ._subscribe import SubscribeCommands, UnsubscribeCommands
+from ._tables import TERMINAL_ERRORS, Pending, Tables, logger
 from ._update import UpdateCommands
 from .exceptions import CommandError
 
@@ -26,10 +26,10 @@ from .exceptions import CommandError
 class ReplyRouter:
     """Hands each reply to the part of the protocol that handles it."""
 
-    def __init__(self, session: Session, sequencer: Sequencer, subscribes: SubscribeCommands,
+    def __init__(self, tables: Tables, sequencer: Sequencer, subscribes: SubscribeCommands,
                  unsubscribes: UnsubscribeCommands, updates: UpdateCommands) -> None:
-        self._session = session
-        self._subs = session.subs
+        self._tables = tables
+        self._subs = tables.subs
         self._sequencer = sequencer
         self._subscribes = subscribes
         self._unsubscribes = unsubscribes
@@ -42,7 +42,7 @@ class ReplyRouter:
         sub = self._subs.get(sid) if type(sid) is int else None
         if sub is not None and type(seq) is int and seq > sub.last_seq:
             self._sequencer.reply_seq(sub, seq)  # replies consume sequence numbers too
-        pending = self._session.pending.get(command_id) if type(command_id) is int else None
+        pending = self._tables.pending.get(command_id) if type(command_id) is int else None
         if wire_type == "subscribed":
             self._subscribes.on_subscribed(pending, payload, frame.get("sending_ts_ms"))
         elif wire_type == "unsubscribed":

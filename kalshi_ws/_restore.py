@@ -2,7 +2,7 @@
 
 When a connection is lost, every live subscription (and every one being re-created)
 becomes the plan; on the next connection each is subscribed again
-(:attr:`~kalshi_ws._session.Purpose.RESTORE`) and, once every reply is in, the outcome
+(:attr:`~kalshi_ws._tables.Purpose.RESTORE`) and, once every reply is in, the outcome
 (:class:`RestoreDone`: old sid to new sid, and what failed) is ready for the client's
 ``Reconnected`` announcement.
 
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 
 import attrs
 
-from ._session import Purpose, Session, Sub, logger
 from ._subscribe import NO_MARKETS_LEFT, SubscribeCommands
+from ._tables import Purpose, Sub, Tables, logger
 
 
 @attrs.frozen
@@ -31,13 +31,13 @@ class RestorePlan:
     """What to restore on the next connection, and the restore under way.
 
     Args:
-        session: The protocol's shared tables.
+        tables: The protocol's shared tables.
         subscribes: Sends the restoring subscribes (the protocol reports each one that
             settles to :meth:`settled`).
     """
 
-    def __init__(self, session: Session, subscribes: SubscribeCommands) -> None:
-        self.session = session
+    def __init__(self, tables: Tables, subscribes: SubscribeCommands) -> None:
+        self.tables = tables
         self._subscribes = subscribes
         self._templates: list[Sub] = []
         self._sid_map: dict[int, int] = {}
@@ -48,9 +48,9 @@ class RestorePlan:
     def keep(self) -> None:
         """The connection is gone: what is live or being re-created becomes the plan."""
         keep = {id(s): s for s in self._templates}
-        for sub in self.session.subs.values():
+        for sub in self.tables.subs.values():
             keep[id(sub)] = sub
-        for pending in self.session.pending.values():
+        for pending in self.tables.pending.values():
             if pending.template is not None and pending.purpose.recreates:
                 keep[id(pending.template)] = pending.template
         self._templates = sorted(keep.values(), key=lambda s: s.sid)
@@ -95,7 +95,7 @@ class RestorePlan:
 
     def all_in(self) -> bool:
         """Whether every restoring subscribe is answered; if so, :attr:`result` is set."""
-        if any(p.purpose is Purpose.RESTORE for p in self.session.pending.values()):
+        if any(p.purpose is Purpose.RESTORE for p in self.tables.pending.values()):
             return False
         self.result = RestoreDone(sid_map=dict(self._sid_map), failed=tuple(self._failed))
         return True

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _wire
-from ._session import Counters, Purpose, Session, Sub, logger
+from ._tables import Counters, Purpose, Sub, Tables, logger
 from .models import (
     MalformedMessage,
     OrderbookDelta,
@@ -66,12 +66,12 @@ class Sequencer:
     """Sequence checks, book trust and the unknown-sid buffer of one protocol.
 
     Args:
-        session: The protocol's shared tables.
+        tables: The protocol's shared tables.
         receive: The protocol's ``receive``, to replay frames held for a sid.
     """
 
-    def __init__(self, session: Session, receive: Callable[[Any], None]) -> None:
-        self.session = session
+    def __init__(self, tables: Tables, receive: Callable[[Any], None]) -> None:
+        self.tables = tables
         self.updates: UpdateCommands  # set by the protocol once it exists
         self._receive = receive
         #: The latest order-book snapshot accepted per market (see market_book_state).
@@ -123,19 +123,19 @@ class Sequencer:
     def reply_seq(self, sub: Sub, seq: int) -> None:
         """A sid-scoped reply numbered ahead: it consumes its seq (never dropped: a
         reply must reach its command whatever its number)."""
-        self.out_of_order(sub, self.session.counter(sub.channel), seq)
+        self.out_of_order(sub, self.tables.counter(sub.channel), seq)
 
     def bad_seq(self, sub: Sub, wire_type: str, frame: dict[str, Any]) -> None:
         """A frame whose seq cannot be read: malformed; a book can no longer be trusted."""
         error = f"'seq' is not a positive integer: {frame.get('seq')!r}"[:200]
-        self.session.warn_once(("seq", sub.channel), "malformed %s frame on sid %d: %s",
+        self.tables.warn_once(("seq", sub.channel), "malformed %s frame on sid %d: %s",
                                wire_type, sub.sid, error)
         if sub.is_book:
             payload = frame.get("msg")
             market = payload.get("market_ticker") if type(payload) is dict else None
             self.book_frame_malformed(sub, market if type(market) is str else None, error,
                                       wire_type == "orderbook_snapshot")
-        self.session.deliver(StreamUpdate(
+        self.tables.deliver(StreamUpdate(
             channel=sub.channel, type=wire_type, sid=sub.sid, seq=None,
             msg=MalformedMessage(type=wire_type, raw=frame, error=error)))
 
@@ -143,14 +143,14 @@ class Sequencer:
         counters.gaps += 1
         logger.warning("sequence gap on sid %d (%s): expected %d, received %d",
                        sub.sid, sub.channel, expected, received)
-        self.session.deliver(SequenceGap(sid=sub.sid, channel=sub.channel,
+        self.tables.deliver(SequenceGap(sid=sub.sid, channel=sub.channel,
                                          expected=expected, received=received))
         if sub.is_book:
             # Every book of the sid is now untrusted: we cannot tell which market lost
             # the delta. Hold all deltas until fresh snapshots arrive.
             sub.snapshotted.clear()
             sub.awaiting = set(sub.markets or ())
-            if self.session.resync and sub.markets:
+            if self.tables.resync and sub.markets:
                 self.updates.request_snapshots(sub, list(sub.markets))
 
     # ------------------------------------------------------------------ order books
@@ -188,7 +188,7 @@ class Sequencer:
             if market in sub.snapshotted:
                 return True
             counters.held_back += 1
-            if market is not None and market not in sub.awaiting and self.session.resync:
+            if market is not None and market not in sub.awaiting and self.tables.resync:
                 # A delta for a book we never had a snapshot of: ask for one.
                 logger.warning("orderbook_delta for %s on sid %d before any snapshot; "
                                "requesting one", market, sub.sid)
@@ -212,11 +212,11 @@ class Sequencer:
             affected = [market] if market in (sub.markets or ()) else []
         else:
             affected = list(sub.markets or ())
-        self.session.warn_once(
+        self.tables.warn_once(
             ("book", sub.sid), "unreadable order-book frame on sid %d (%s): %s; "
             "resynchronising %s", sub.sid, market or "market unknown", error,
             ", ".join(affected) or "nothing (not a market of this sid)")
-        requested = {m for p in self.session.of(self.updates, sub.sid)
+        requested = {m for p in self.tables.of(self.updates, sub.sid)
                      if p.purpose is Purpose.RESYNC for m in p.markets}
         missing = []
         for name in affected:
@@ -231,7 +231,7 @@ class Sequencer:
                 sub.reasked.add(name)
                 self.updates.snapshot_arrived(sub.sid, name)
                 missing.append(name)
-        if missing and self.session.resync:
+        if missing and self.tables.resync:
             self.updates.request_snapshots(sub, missing)
 
     # ------------------------------------------------------------------ unknown sids
@@ -239,27 +239,27 @@ class Sequencer:
     def subscribe_in_flight(self) -> bool:
         """Some subscribe may yet make an unknown sid ours (a replacement counts)."""
         return any(p.family.makes_subscriptions or p.purpose is Purpose.REPLACE
-                   for p in self.session.pending.values())
+                   for p in self.tables.pending.values())
 
     def receive_orphan(self, sid: Any, wire_type: str, frame: dict[str, Any],
                        buffer: bool = True) -> None:
         """A data frame of a sid that is not a live subscription."""
-        session = self.session
-        if sid in session.retired:
+        tables = self.tables
+        if sid in tables.retired:
             return  # frames in flight when the subscription ended
         if wire_type in LIST_REPLY_TYPES and frame.get("id") is not None:
             self.updates.list_reply(frame, frame.get("msg"))
         if buffer and type(sid) is int and self.subscribe_in_flight():
             self._hold(sid, frame)  # Kalshi may send a sid's first frames before "subscribed"
             return
-        session.warn_once(session.bounded_key(("orphan", sid), "orphan"),
+        tables.warn_once(tables.bounded_key(("orphan", sid), "orphan"),
                           "%s frame for sid %r, which is not a subscription of this "
                           "client; delivering it unchecked", wire_type, sid)
-        sub = session.subs.get(sid)
+        sub = tables.subs.get(sid)
         channel = sub.channel if sub is not None else _wire.TYPE_CHANNELS.get(wire_type, "")
-        session.counter(channel).received += 1
+        tables.counter(channel).received += 1
         seq = frame.get("seq")
-        session.deliver(StreamUpdate(
+        tables.deliver(StreamUpdate(
             channel=channel, type=wire_type, sid=sid if type(sid) is int else None,
             seq=seq if type(seq) is int else None,
             msg=_wire.build_message(wire_type, frame.get("msg"), frame),
@@ -273,7 +273,7 @@ class Sequencer:
         # Held frames are full: drop this one rather than deliver it ahead of them.
         # If its sid turns out to be ours, the hole shows as a sequence gap.
         self.unknown_dropped += 1
-        self.session.warn_once("unknown-full", "%d frames of sids not subscribed (yet) "
+        self.tables.warn_once("unknown-full", "%d frames of sids not subscribed (yet) "
                                "are held; further ones are dropped (a gap will show if "
                                "the sid is ours)", UNKNOWN_SID_BUFFER)
 
@@ -298,7 +298,7 @@ class Sequencer:
         self.unknown_held = 0
         for sid, frames in unknown.items():
             for frame in frames:
-                if sid in self.session.subs:
+                if sid in self.tables.subs:
                     self._receive(frame)
                 else:
                     self.receive_orphan(sid, frame["type"], frame, buffer=False)

@@ -23,7 +23,7 @@ from ._params import (
     unchecked_params,
 )
 from ._sequencing import millis
-from ._session import TERMINAL_ERRORS, CommandFamily, Pending, Purpose, Sub, logger
+from ._tables import TERMINAL_ERRORS, CommandFamily, Pending, Purpose, Sub, logger
 from ._update import reported_list
 from .exceptions import CommandError, InvalidCommand
 from .models import (
@@ -97,9 +97,9 @@ class SubscribeCommands(CommandFamily):
                         "error 14 without them)")
                 # Always say which price convention we want, and remember it.
                 params.setdefault("use_yes_price", False)
-        pending = Pending(id=self.session.new_id(), family=self, purpose=Purpose.USER,
+        pending = Pending(id=self.tables.new_id(), family=self, purpose=Purpose.USER,
                           params=params, channels=list(names))
-        return self.session.register(pending, params)
+        return self.tables.register(pending, params)
 
     @staticmethod
     def _check_channels(channels: Any) -> list[str]:
@@ -155,9 +155,9 @@ class SubscribeCommands(CommandFamily):
     def recreate(self, template: Sub, purpose: Purpose, reason: str = "") -> None:
         """Send a subscribe that re-creates ``template`` (RESTORE or RESUBSCRIBE)."""
         params = {"reason": reason} if purpose is Purpose.RESUBSCRIBE else {}
-        pending = Pending(id=self.session.new_id(), family=self, purpose=purpose,
+        pending = Pending(id=self.tables.new_id(), family=self, purpose=purpose,
                           channels=[str(template.channel)], template=template, params=params)
-        self.session.send_internal(pending, template.subscribe_params())
+        self.tables.send_internal(pending, template.subscribe_params())
 
     # ------------------------------------------------------------------ replies
 
@@ -173,10 +173,10 @@ class SubscribeCommands(CommandFamily):
         sid = payload["sid"]
         channel = channel_of(str(payload.get("channel", "")))
         if pending is None:
-            if sid not in self.session.subs:
+            if sid not in self.tables.subs:
                 self._discard_late(None, Sub(sid=sid, channel=channel, params={}))
             return
-        merged = sid in self.session.subs
+        merged = sid in self.tables.subs
         sub = self._add_sub(pending, sid, channel)
         if pending.abandoned and not merged:  # before answering: that may flush frames
             self._discard_late(pending.id, sub)
@@ -194,7 +194,7 @@ class SubscribeCommands(CommandFamily):
         The caller was told the command failed and may well retry; keeping the late
         subscription would deliver the same data twice.
         """
-        self.session.retire(sub.sid)
+        self.tables.retire(sub.sid)
         held = len(self.sequencer.take_unknown(sub.sid))
         why = (f"subscribe command {command_id} was answered after its caller gave up"
                if command_id is not None else "no pending command asked for it")
@@ -204,8 +204,8 @@ class SubscribeCommands(CommandFamily):
         self.unsubscribes.send_internal(sub, Purpose.DISCARD)
 
     def _add_sub(self, pending: Pending, sid: int, channel: Channel | str) -> Sub:
-        session = self.session
-        existing = session.subs.get(sid)
+        tables = self.tables
+        existing = tables.subs.get(sid)
         template = pending.template
         if template is not None:
             restoring = pending.purpose is Purpose.RESTORE
@@ -234,14 +234,14 @@ class SubscribeCommands(CommandFamily):
             return existing
         if sub.is_book:
             sub.awaiting = set(sub.markets or ())
-        sub.counters = session.counter(sub.channel)
-        session.subs[sid] = sub
-        session.retired.discard(sid)
+        sub.counters = tables.counter(sub.channel)
+        tables.subs[sid] = sub
+        tables.retired.discard(sid)
         return sub
 
     def on_ok(self, pending: Pending, frame: dict[str, Any], sid: Any, payload: Any) -> None:
         # The merge case: a repeated subscribe answered with an ok for the existing sid.
-        existing = self.session.subs.get(sid) if type(sid) is int else None
+        existing = self.tables.subs.get(sid) if type(sid) is int else None
         if existing is None:
             logger.warning("'ok' reply to subscribe %d without a known sid", pending.id)
             return
@@ -302,13 +302,13 @@ class SubscribeCommands(CommandFamily):
                 channel=channel_of(channel), code=code, message=text, markets=error.markets,
                 sending_ts_ms=error.sending_ts_ms))
         pending.channels = []
-        del self.session.pending[pending.id]
+        del self.tables.pending[pending.id]
         self._finish(pending)
 
     def _finish(self, pending: Pending) -> None:
         template = pending.template
         if pending.purpose is Purpose.USER:
-            self.session.complete(pending, SubscribeResult(
+            self.tables.complete(pending, SubscribeResult(
                 successful=tuple(pending.successes), failed=tuple(pending.failures)), None)
         elif template is not None:
             new_sid, text = None, ""
@@ -322,11 +322,11 @@ class SubscribeCommands(CommandFamily):
             if pending.purpose is Purpose.RESTORE:
                 self.on_restored(template, new_sid, text)
             elif new_sid is not None:
-                self.session.deliver(Resubscribed(
+                self.tables.deliver(Resubscribed(
                     channel=template.channel, old_sid=template.sid, new_sid=new_sid,
                     reason=str(pending.params.get("reason", ""))))
             else:
-                self.session.deliver(Unsubscribed(sid=template.sid, channel=template.channel,
+                self.tables.deliver(Unsubscribed(sid=template.sid, channel=template.channel,
                                                   reason=f"resubscribe failed: {text}"))
         self.sequencer.flush_all_unknown()
 
@@ -335,7 +335,7 @@ class SubscribeCommands(CommandFamily):
     def subscription_error(self, sub: Sub, code: int, text: str,
                            error: CommandError | None = None) -> None:
         """Kalshi reported an error on ``sub``; a terminal one ends (or re-creates) it."""
-        self.session.deliver(SubscriptionError(
+        self.tables.deliver(SubscriptionError(
             sid=sub.sid, channel=sub.channel, code=code, message=text,
             markets=error.markets if error is not None else (),
             sending_ts_ms=error.sending_ts_ms if error is not None else None))
@@ -345,11 +345,11 @@ class SubscribeCommands(CommandFamily):
         name = ErrorCode(code).name.lower().replace("_", " ")
         logger.warning("Kalshi ended subscription %d (%s): error %d (%s)", sub.sid,
                        sub.channel, code, name)
-        if self.session.resync:
+        if self.tables.resync:
             self.resubscribe(sub, f"error {code}", unsubscribe=False)
         else:
-            self.session.retire(sub.sid)
-            self.session.deliver(Unsubscribed(sid=sub.sid, channel=sub.channel,
+            self.tables.retire(sub.sid)
+            self.tables.deliver(Unsubscribed(sid=sub.sid, channel=sub.channel,
                                               reason=f"error {code}"))
 
     def resubscribe(self, sub: Sub, reason: str, *, unsubscribe: bool) -> None:
@@ -357,11 +357,11 @@ class SubscribeCommands(CommandFamily):
 
         With ``unsubscribe``, the old sid is unsubscribed first (:attr:`Purpose.REPLACE`).
         """
-        session = self.session
-        session.retire(sub.sid)
-        for pending in session.of(self.updates, sub.sid):
+        tables = self.tables
+        tables.retire(sub.sid)
+        for pending in tables.of(self.updates, sub.sid):
             if pending.purpose is Purpose.RESYNC:
-                del session.pending[pending.id]
+                del tables.pending[pending.id]
         if unsubscribe:
             self.unsubscribes.send_internal(sub, Purpose.REPLACE, reason)
         else:
@@ -372,7 +372,7 @@ class SubscribeCommands(CommandFamily):
         if template.emptied:
             logger.warning("not re-creating %s subscription (old sid %d): no markets left",
                            template.channel, template.sid)
-            self.session.deliver(Unsubscribed(sid=template.sid, channel=template.channel,
+            self.tables.deliver(Unsubscribed(sid=template.sid, channel=template.channel,
                                               reason=f"{reason}; {NO_MARKETS_LEFT}"))
             return
         self.recreate(template, Purpose.RESUBSCRIBE, reason)
@@ -394,17 +394,17 @@ class UnsubscribeCommands(CommandFamily):
             InvalidCommand: no sids, or a sid that is not a positive int.
         """
         sid_list = check_sids(sids)
-        pending = Pending(id=self.session.new_id(), family=self, purpose=Purpose.USER,
+        pending = Pending(id=self.tables.new_id(), family=self, purpose=Purpose.USER,
                           sids=list(sid_list))
-        return self.session.register(pending, {"sids": sid_list})
+        return self.tables.register(pending, {"sids": sid_list})
 
     def send_internal(self, sub: Sub, purpose: Purpose, reason: str = "") -> None:
         """Unsubscribe ``sub`` (DISCARD), or unsubscribe it to re-create it (REPLACE)."""
         replace = purpose is Purpose.REPLACE
-        pending = Pending(id=self.session.new_id(), family=self, purpose=purpose,
+        pending = Pending(id=self.tables.new_id(), family=self, purpose=purpose,
                           sids=[sub.sid], template=sub if replace else None,
                           params={"reason": reason} if replace else {})
-        self.session.send_internal(pending, {"sids": [sub.sid]})
+        self.tables.send_internal(pending, {"sids": [sub.sid]})
 
     def on_unsubscribed(self, pending: Pending | None, sid: Any) -> None:
         """An ``unsubscribed`` reply (``pending``: the command its id names, if any)."""
@@ -416,14 +416,14 @@ class UnsubscribeCommands(CommandFamily):
                            pending.family.cmd, pending.id)
             pending = None
         if pending is None:
-            pending = next((p for p in self.session.of(self) if sid in p.sids), None)
-        sub = self.session.retire(sid)
+            pending = next((p for p in self.tables.of(self) if sid in p.sids), None)
+        sub = self.tables.retire(sid)
         self.sequencer.take_unknown(sid)
         if pending is not None and pending.purpose is Purpose.REPLACE:
             self._resubscribe(pending)
             return
         if sub is not None:
-            self.session.deliver(Unsubscribed(sid=sid, channel=sub.channel))
+            self.tables.deliver(Unsubscribed(sid=sid, channel=sub.channel))
         if pending is not None:
             self._answer_sid(pending, sid)
 
@@ -442,7 +442,7 @@ class UnsubscribeCommands(CommandFamily):
             self.subscribes.start_resubscribe(pending.template, "retry after timeout")
 
     def _resubscribe(self, pending: Pending) -> None:
-        self.session.pending.pop(pending.id, None)
+        self.tables.pending.pop(pending.id, None)
         assert pending.template is not None
         self.subscribes.start_resubscribe(pending.template,
                                           str(pending.params.get("reason", "")))
@@ -459,13 +459,13 @@ class UnsubscribeCommands(CommandFamily):
             pending.errors.append(error)
         if pending.sids:
             return
-        del self.session.pending[pending.id]
+        del self.tables.pending[pending.id]
         if not pending.user:
             return
         if pending.errors:
             error = pending.errors[0]
             if pending.done_sids:
                 error.args = (f"{error.args[0]}; unsubscribed {pending.done_sids}",)
-            self.session.complete(pending, None, error)
+            self.tables.complete(pending, None, error)
         else:
-            self.session.complete(pending, list(pending.done_sids), None)
+            self.tables.complete(pending, list(pending.done_sids), None)

@@ -23,7 +23,7 @@ from ._params import (
     type_name,
     unchecked_params,
 )
-from ._session import TERMINAL_ERRORS, CommandFamily, Pending, Purpose, Sub, logger
+from ._tables import TERMINAL_ERRORS, CommandFamily, Pending, Purpose, Sub, logger
 from .exceptions import CommandError, InvalidCommand
 from .models import SubscriptionInfo, channel_of
 
@@ -80,16 +80,16 @@ class UpdateCommands(CommandFamily):
                 raise InvalidCommand(f"{action} needs market_tickers (or market_ids)")
         elif needed is not None and not wire.get(needed):
             raise InvalidCommand(f"{action} needs {needed}")
-        pending = Pending(id=self.session.new_id(), family=self, purpose=Purpose.USER,
+        pending = Pending(id=self.tables.new_id(), family=self, purpose=Purpose.USER,
                           params=wire, sid=sid)
-        sub = self.session.subs.get(sid)
+        sub = self.tables.subs.get(sid)
         if action == "get_snapshot":
             pending.markets = set(wire["market_tickers"])
         elif action == "add_markets" and sub is not None and sub.is_book:
             # Deltas of the new markets wait for their first snapshot.
             known = set(sub.markets or ())
             sub.awaiting.update(m for m in wire.get("market_tickers", ()) if m not in known)
-        return self.session.register(pending, wire)
+        return self.tables.register(pending, wire)
 
     @staticmethod
     def _check_action(action: str | None, extra: dict[str, Any]) -> tuple[str, bool]:
@@ -136,7 +136,7 @@ class UpdateCommands(CommandFamily):
         """
         wanted = set(markets)
         found: list[str] = []
-        for sub in list(self.session.subs.values()):
+        for sub in list(self.tables.subs.values()):
             if not sub.is_book or not sub.markets:
                 continue
             covered = [m for m in sub.markets if m in wanted]
@@ -152,16 +152,16 @@ class UpdateCommands(CommandFamily):
         """Distrust ``markets`` on ``sub`` and send a get_snapshot for them."""
         sub.awaiting.update(markets)
         params = {"action": "get_snapshot", "market_tickers": markets}
-        pending = Pending(id=self.session.new_id(), family=self, purpose=Purpose.RESYNC,
+        pending = Pending(id=self.tables.new_id(), family=self, purpose=Purpose.RESYNC,
                           sid=sub.sid, markets=set(markets), params=params)
-        self.session.send_internal(pending, {"sids": [sub.sid], "action": "get_snapshot",
+        self.tables.send_internal(pending, {"sids": [sub.sid], "action": "get_snapshot",
                                              "market_tickers": markets})
 
     # ------------------------------------------------------------------ replies
 
     def pending_for(self, sid: int) -> Pending | None:
         """The first update_subscription waiting on ``sid`` (for replies without an id)."""
-        return next((p for p in self.session.pending.values()
+        return next((p for p in self.tables.pending.values()
                      if p.family is self and p.sid == sid), None)
 
     def on_ok(self, pending: Pending, frame: dict[str, Any], sid: Any, payload: Any) -> None:
@@ -171,9 +171,9 @@ class UpdateCommands(CommandFamily):
 
     def on_error(self, pending: Pending, code: int, text: str, error: CommandError,
                  sid: Any) -> None:
-        session = self.session
-        session.pending.pop(pending.id, None)
-        sub = session.subs.get(pending.sid) if pending.sid is not None else None
+        tables = self.tables
+        tables.pending.pop(pending.id, None)
+        sub = tables.subs.get(pending.sid) if pending.sid is not None else None
         if pending.purpose is Purpose.RESYNC:
             if sub is not None and code not in TERMINAL_ERRORS:
                 logger.warning("get_snapshot on sid %d failed (error %d: %s); resubscribing",
@@ -183,16 +183,16 @@ class UpdateCommands(CommandFamily):
             return
         if sub is not None and pending.params.get("action") == "add_markets":
             sub.awaiting.difference_update(pending.params.get("market_tickers") or [])
-        session.complete(pending, None, error)
+        tables.complete(pending, None, error)
 
     def on_timeout(self, pending: Pending) -> None:
-        sub = self.session.subs.get(pending.sid) if pending.sid is not None else None
+        sub = self.tables.subs.get(pending.sid) if pending.sid is not None else None
         if pending.purpose is Purpose.RESYNC and sub is not None:
             self.subscribes.resubscribe(sub, "resync timed out", unsubscribe=True)
 
     def snapshot_arrived(self, sid: int, market: str) -> None:
         """A snapshot of ``market`` came: it answers the get_snapshot commands asking it."""
-        for pending in self.session.of(self, sid):
+        for pending in self.tables.of(self, sid):
             if pending.markets:
                 pending.markets.discard(market)
                 if not pending.markets:
@@ -201,7 +201,7 @@ class UpdateCommands(CommandFamily):
     def list_reply(self, frame: dict[str, Any], payload: Any) -> None:
         """A list reply (``indexlist``, ``underlying_list``) to a user's command."""
         command_id = frame.get("id")
-        pending = self.session.pending.get(command_id) if type(command_id) is int else None
+        pending = self.tables.pending.get(command_id) if type(command_id) is int else None
         if pending is None or pending.family is not self or pending.purpose is not Purpose.USER:
             return
         values = None
@@ -216,7 +216,7 @@ class UpdateCommands(CommandFamily):
         action = pending.params.get("action")
         if action == "get_snapshot":
             return list(pending.params.get("market_tickers", []))
-        sub = self.session.subs.get(pending.sid)  # type: ignore[arg-type]
+        sub = self.tables.subs.get(pending.sid)  # type: ignore[arg-type]
         if action in ("add_markets", "delete_markets") and sub is not None:
             return list(sub.markets or sub.market_ids or [])
         for key in ("index_ids", "underlying_tickers"):
@@ -225,7 +225,7 @@ class UpdateCommands(CommandFamily):
         return []
 
     def _apply(self, pending: Pending, reported: list[str] | None) -> None:
-        sub = self.session.subs.get(pending.sid)  # type: ignore[arg-type]
+        sub = self.tables.subs.get(pending.sid)  # type: ignore[arg-type]
         action = pending.params.get("action")
         if sub is None:
             return
@@ -256,8 +256,8 @@ class UpdateCommands(CommandFamily):
                                        reported, adding=action.startswith("subscribe"))
 
     def _finish(self, pending: Pending, result: list[str]) -> None:
-        if self.session.pending.pop(pending.id, None) is not None:
-            self.session.complete(pending, list(result), None)
+        if self.tables.pending.pop(pending.id, None) is not None:
+            self.tables.complete(pending, list(result), None)
 
 
 def _changed(current: list[str], changed: list[str], reported: list[str] | None, *,
@@ -277,17 +277,17 @@ class ListCommands(CommandFamily):
 
     def build(self) -> tuple[int, str]:
         """Register the user's command; (id, text)."""
-        pending = Pending(id=self.session.new_id(), family=self, purpose=Purpose.USER)
-        return self.session.register(pending, None)
+        pending = Pending(id=self.tables.new_id(), family=self, purpose=Purpose.USER)
+        return self.tables.register(pending, None)
 
     def on_ok(self, pending: Pending, frame: dict[str, Any], sid: Any, payload: Any) -> None:
-        del self.session.pending[pending.id]
+        del self.tables.pending[pending.id]
         entries = payload if isinstance(payload, list) else frame.get("subscriptions", [])
         infos = [SubscriptionInfo(channel=channel_of(str(e.get("channel", ""))), sid=e["sid"])
                  for e in entries or () if isinstance(e, dict) and type(e.get("sid")) is int]
-        self.session.complete(pending, infos, None)
+        self.tables.complete(pending, infos, None)
 
     def on_error(self, pending: Pending, code: int, text: str, error: CommandError,
                  sid: Any) -> None:
-        self.session.pending.pop(pending.id, None)
-        self.session.complete(pending, None, error)
+        self.tables.pending.pop(pending.id, None)
+        self.tables.complete(pending, None, error)

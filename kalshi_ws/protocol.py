@@ -10,9 +10,9 @@ objects) into three outputs the I/O layer drains under its lock:
 * :meth:`~KalshiProtocol.take_outgoing`: command texts the protocol itself wants sent
   (resynchronisation, resubscription, restoring subscriptions after a reconnect).
 
-Its parts, each in its own module, share one :class:`~kalshi_ws._session.Session` (the
+Its parts, each in its own module, share one :class:`~kalshi_ws._tables.Tables` (the
 subscription table, sid to channel, markets, options, last seq; the pending commands,
-each with its :class:`~kalshi_ws._session.Purpose` and an ``abandoned`` flag; the ways
+each with its :class:`~kalshi_ws._tables.Purpose` and an ``abandoned`` flag; the ways
 out) and are wired together once, in :class:`KalshiProtocol`'s constructor:
 
 * a class per command family builds its command and handles its replies:
@@ -60,12 +60,12 @@ from ._sequencing import (
     incomplete_delta,
     millis,
 )
-from ._session import (
-    INTERNAL_COMMAND_TIMEOUT,
-    Session,
-    Sub,
-)
 from ._subscribe import SubscribeCommands, UnsubscribeCommands
+from ._tables import (
+    INTERNAL_COMMAND_TIMEOUT,
+    Sub,
+    Tables,
+)
 from ._update import ListCommands, UpdateCommands
 from .models import (
     Channel,
@@ -128,28 +128,28 @@ class KalshiProtocol:
 
     def __init__(self, *, resync: bool = True, lock: Any = None) -> None:
         self._lock = lock
-        # The outputs: never rebound (the session shares them), drained by copy and clear.
+        # The outputs: never rebound (the tables shares them), drained by copy and clear.
         self._deliveries: list[Any] = []
         self._completions: list[tuple[int, Any, BaseException | None]] = []
         self._outgoing: list[str] = []
         self._held: list[Any] = []  # deliveries held back during a restore
         self._state = State.OPEN
         self._holding = False  # deliveries go to _held (RESTORING, RESTORED)
-        session = self._session = Session(
+        tables = self._tables = Tables(
             resync=resync, deliver=self._deliver, completions=self._completions,
             outgoing=self._outgoing)
-        self._subs = session.subs  # the same dict, for the hot path
-        sequencer = self._sequencer = Sequencer(session, self.receive)
-        self._subscribes = SubscribeCommands(session)
-        self._unsubscribes = UnsubscribeCommands(session)
-        self._updates = UpdateCommands(session)
-        self._lists = ListCommands(session)
+        self._subs = tables.subs  # the same dict, for the hot path
+        sequencer = self._sequencer = Sequencer(tables, self.receive)
+        self._subscribes = SubscribeCommands(tables)
+        self._unsubscribes = UnsubscribeCommands(tables)
+        self._updates = UpdateCommands(tables)
+        self._lists = ListCommands(tables)
         sequencer.updates = self._subscribes.updates = self._updates
         self._updates.subscribes = self._unsubscribes.subscribes = self._subscribes
         self._subscribes.sequencer = self._unsubscribes.sequencer = sequencer
         self._subscribes.unsubscribes = self._unsubscribes
-        self._plan = RestorePlan(session, self._subscribes)
-        self._replies = ReplyRouter(session, sequencer, self._subscribes, self._unsubscribes,
+        self._plan = RestorePlan(tables, self._subscribes)
+        self._replies = ReplyRouter(tables, sequencer, self._subscribes, self._unsubscribes,
                                     self._updates)
         self._subscribes.on_restored = self._on_restored
         self._out_of_order = sequencer.out_of_order  # bound once: the hot path calls them
@@ -158,7 +158,7 @@ class KalshiProtocol:
     @property
     def resync(self) -> bool:
         """Whether books are repaired and ended subscriptions re-created (read-only)."""
-        return self._session.resync
+        return self._tables.resync
 
     @property
     def state(self) -> State:
@@ -230,7 +230,7 @@ class KalshiProtocol:
         """Per channel: (received, duplicates, gaps, held back). Call holding the lock."""
         self._assert_locked()
         return {str(k): (c.received, c.duplicates, c.gaps, c.held_back)
-                for k, c in self._session.counters.items()}
+                for k, c in self._tables.counters.items()}
 
     # ------------------------------------------------------------------ queries
 
@@ -256,7 +256,7 @@ class KalshiProtocol:
     @property
     def pending_count(self) -> int:
         """How many user commands wait for their replies."""
-        return sum(1 for p in self._session.pending.values() if p.user)
+        return sum(1 for p in self._tables.pending.values() if p.user)
 
     def book_synced(self, sid: int, market: str) -> bool:
         """Whether the order book of ``market`` on ``sid`` is trustworthy right now."""
@@ -361,10 +361,10 @@ class KalshiProtocol:
             command_id: The command.
             now: The time (as given to :meth:`tick`); default: the last tick's.
         """
-        pending = self._session.pending.get(command_id)
+        pending = self._tables.pending.get(command_id)
         if pending is not None and pending.user:
             pending.abandoned = True
-            pending.deadline = (self._session.now if now is None else now) + \
+            pending.deadline = (self._tables.now if now is None else now) + \
                 INTERNAL_COMMAND_TIMEOUT
 
     # ------------------------------------------------------------------ time
@@ -375,7 +375,7 @@ class KalshiProtocol:
         A resynchronisation whose get_snapshot was never answered falls back to
         resubscribing.
         """
-        self._session.expire(now)
+        self._tables.expire(now)
         self._sequencer.flush_all_unknown()  # a forgotten subscribe may have been the last
 
     # ------------------------------------------------------------------ connection lifecycle
@@ -386,12 +386,12 @@ class KalshiProtocol:
         Subscriptions are kept as the plan for :meth:`begin_restore`. Returns the ids
         of user commands that were waiting, which the caller must fail.
         """
-        session = self._session
-        failed = [p.id for p in session.pending.values() if p.user]
+        tables = self._tables
+        failed = [p.id for p in tables.pending.values() if p.user]
         self._plan.keep()
-        session.pending.clear()
+        tables.pending.clear()
         self._subs.clear()
-        session.retired.clear()
+        tables.retired.clear()
         self._sequencer.clear()
         self._held.clear()
         self._enter(State.LOST)
@@ -527,8 +527,8 @@ class KalshiProtocol:
         self._deliver_malformed("", {"text": text[:2000]}, f"{what}: {error}")
 
     def _deliver_malformed(self, wire_type: str, frame: Any, error: str) -> None:
-        session = self._session
-        session.warn_once(session.bounded_key(
+        tables = self._tables
+        tables.warn_once(tables.bounded_key(
             ("malformed", wire_type, error.split(":", 1)[0][:40]), "malformed"),
             "malformed frame from server: %s", error)
         raw = frame if isinstance(frame, dict) else {"value": frame}

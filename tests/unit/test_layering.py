@@ -10,17 +10,17 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "kalshi_ws"
 
 # Modules in layer order: a module may import only modules listed before it.
-LAYERS = ["exceptions", "models", "_wire", "_params", "_session", "_sequencing", "_update",
+LAYERS = ["exceptions", "models", "_wire", "_params", "_tables", "_sequencing", "_update",
           "_subscribe", "_restore", "_replies", "protocol", "freshness", "auth", "config",
           "reconnect", "orderbook", "_transport", "_dispatch", "recording", "bookset", "bookview", "client",
           "per_process"]
-PURE = ["exceptions", "models", "_wire", "_params", "_session", "_sequencing", "_update",
+PURE = ["exceptions", "models", "_wire", "_params", "_tables", "_sequencing", "_update",
         "_subscribe", "_restore", "_replies", "protocol", "freshness", "auth", "config",
         "reconnect", "orderbook"]
 LAYERS = [m for m in LAYERS if (PACKAGE / f"{m}.py").exists()]
 PURE = [m for m in PURE if m in LAYERS]
 # The sans-I/O protocol's modules: time comes in as an argument.
-PROTOCOL = [m for m in ("_params", "_session", "_sequencing", "_update", "_subscribe",
+PROTOCOL = [m for m in ("_params", "_tables", "_sequencing", "_update", "_subscribe",
                          "_restore", "_replies", "protocol") if m in LAYERS]
 IO_MODULES = {"socket", "ssl", "threading", "asyncio", "selectors", "websocket",
               "websockets", "queue", "multiprocessing", "subprocess"}

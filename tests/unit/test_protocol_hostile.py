@@ -157,7 +157,7 @@ def test_orphan_frames_of_new_sids_and_types_keep_memory_and_logs_bounded(
         peer.p.receive({"type": "ticker", "sid": f"s{n}", "msg": {}})
     assert len(peer.deliveries()) == 10_000  # nothing lost
     assert len(peer.p.channel_counters()) <= 2
-    assert len(peer.p._session.warned) <= 1_000 + 5
+    assert len(peer.p._tables.warned) <= 1_000 + 5
     assert len(caplog.records) <= 1_002
 
 
@@ -274,7 +274,7 @@ def test_an_abandoned_command_that_is_never_answered_is_forgotten() -> None:
     peer.p.receive(trade(7, 1))  # held: it may belong to the subscribe in flight
     peer.p.abandon(command_id)
     peer.p.tick(INTERNAL_COMMAND_TIMEOUT + 1)
-    assert peer.p._session.pending == {}
+    assert peer.p._tables.pending == {}
     (update,) = peer.deliveries()  # nothing in flight any more: delivered unchecked
     assert update.sid == 7
 

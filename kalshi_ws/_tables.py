@@ -4,7 +4,7 @@ The subscription table (:class:`Sub` by sid), the commands waiting for replies
 (:class:`Pending` by id, each naming its :class:`Purpose` and the command family that
 handles its replies) and the ways out: deliveries to the user, completions of user
 commands and command texts to send. No socket, thread or clock: time comes in through
-:attr:`Session.now`, set by the protocol's ``tick``.
+:attr:`Tables.now`, set by the protocol's ``tick``.
 
 Not thread-safe: every call comes from the protocol, which the client serialises.
 """
@@ -165,8 +165,8 @@ class CommandFamily:
     #: Its commands may create subscriptions (frames of unknown sids wait for them).
     makes_subscriptions = False
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
 
     def on_ok(self, pending: Pending, frame: dict[str, Any], sid: Any, payload: Any) -> None:
         """An ``ok`` reply to ``pending``."""
@@ -175,13 +175,13 @@ class CommandFamily:
     def on_error(self, pending: Pending, code: int, text: str, error: CommandError,
                  sid: Any) -> None:
         """An ``error`` reply to ``pending`` (``sid``: the reply's, maybe not an int)."""
-        self.session.pending.pop(pending.id, None)
+        self.tables.pending.pop(pending.id, None)
 
     def on_timeout(self, pending: Pending) -> None:
         """``pending`` (already forgotten) went unanswered past its deadline."""
 
 
-class Session:
+class Tables:
     """The tables and outputs a protocol's parts share.
 
     Args:
