@@ -520,7 +520,7 @@ def test_close_wakes_a_pending_command(server: FakeKalshiServer,
     waiting.start()
     server.wait_for_handshakes(1)
     deadline = time.monotonic() + 5
-    while client._protocol.pending_count == 0 and time.monotonic() < deadline:
+    while client._session.protocol.pending_count == 0 and time.monotonic() < deadline:
         threading.Event().wait(0.01)
     client.close(timeout=2)
     waiting.join(5)
@@ -543,7 +543,7 @@ def test_server_drop_during_a_command_wakes_it_with_connection_lost(
     waiting.start()
     server.wait_for_handshakes(1)
     deadline = time.monotonic() + 5
-    while client._protocol.pending_count == 0 and time.monotonic() < deadline:
+    while client._session.protocol.pending_count == 0 and time.monotonic() < deadline:
         threading.Event().wait(0.01)
     server.drop_connections()
     waiting.join(10)

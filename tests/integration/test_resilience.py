@@ -148,7 +148,7 @@ def test_a_command_pending_at_the_drop_fails_and_the_next_one_works(
     waiting = threading.Thread(target=subscribe)
     waiting.start()
     server.wait_for_handshakes(1)
-    wait_until(lambda: client._protocol.pending_count == 1)
+    wait_until(lambda: client._session.protocol.pending_count == 1)
     server.drop_connections()
     waiting.join(10)
     assert len(errors) == 1 and isinstance(errors[0], ConnectionLost)
@@ -627,7 +627,7 @@ def test_close_during_a_reconnect_handshake_returns_at_once(
     silent.listen(16)
     try:
         lost.wait_for(lambda items: [i for i in items if isinstance(i, ConnectionLost)])
-        wait_until(lambda: client._attempt is not None)
+        wait_until(lambda: client._session.attempt is not None)
         started = time.monotonic()
         client.close(timeout=5)
         assert time.monotonic() - started < 2
@@ -643,7 +643,7 @@ def test_updates_read_before_a_failed_send_are_still_delivered(
     client.add_callback(collector)
     book = client.subscribe([Channel.ORDERBOOK_DELTA], ["SIM-ALPHA"]).successful[0]
     client.subscribe(["trade"])
-    transport = client._transport
+    transport = client._session.transport
     sent = transport.send_text
 
     def failing_send(text: str) -> None:  # a reset arriving right after the read
