@@ -263,21 +263,27 @@ class ConnectionReader:
               bad: dict[int, tuple[bytes, str]]) -> None:
         """Give decoded frames to the protocol, under the lock in slices, so that a
         command or a book's is_synced() never waits behind a whole read."""
+        lock = self.session.lock
+        count = len(parsed)
+        for start in range(0, count, FRAMES_PER_LOCK):
+            with lock:
+                self._feed_slice(texts, parsed, bad, start, min(start + FRAMES_PER_LOCK, count))
+
+    def _feed_slice(self, texts: list[bytes], parsed: list[Any],
+                    bad: dict[int, tuple[bytes, str]], start: int, stop: int) -> None:
+        """Frames ``start`` to ``stop`` to the protocol (holding the session lock)."""
         protocol = self.session.protocol
         receive = protocol.receive
-        lock = self.session.lock
-        for start in range(0, len(parsed), FRAMES_PER_LOCK):
-            with lock:
-                for index in range(start, min(start + FRAMES_PER_LOCK, len(parsed))):
-                    try:
-                        if index in bad:
-                            protocol.receive_invalid(*bad[index])
-                        else:
-                            receive(parsed[index])
-                    except Exception as exc:
-                        logger.exception("could not process a frame; reporting it as malformed")
-                        protocol.receive_invalid(texts[index], f"{type(exc).__name__}: {exc}",
-                                                 what="could not process the frame")
+        for index in range(start, stop):
+            try:
+                if index in bad:
+                    protocol.receive_invalid(*bad[index])
+                else:
+                    receive(parsed[index])
+            except Exception as exc:
+                logger.exception("could not process a frame; reporting it as malformed")
+                protocol.receive_invalid(texts[index], f"{type(exc).__name__}: {exc}",
+                                         what="could not process the frame")
 
     def _drain(self) -> tuple[list[Any], list[Any] | None]:
         """Take the protocol's deliveries (timestamped) and the answered slots."""
