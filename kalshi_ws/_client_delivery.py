@@ -70,26 +70,28 @@ class DeliveryMethods:
         Raises:
             InvalidCommand: ``fn`` is not callable.
         """
-        self._session.check_process()
-        if not callable(fn):
-            raise InvalidCommand(f"callback must be callable, not {type(fn).__name__}")
         return self._register(fn, channels, internal=False)
 
     def _register(self, fn: Callable[[StreamItem], Any],
-                      channels: Iterable[Channel | str] | Channel | str | None, *,
-                      internal: bool) -> CallbackHandle:
+                  channels: Iterable[Channel | str] | Channel | str | None, *,
+                  internal: bool) -> CallbackHandle:
         """Register a callback; ``internal`` ones (the library's own) leave the queue alone."""
+        self._session.check_process()
+        if not callable(fn):
+            what = "listener" if internal else "callback"
+            raise InvalidCommand(f"{what} must be callable, not {type(fn).__name__}")
         if isinstance(channels, (str, Channel)):
             channels = [channels]
         names = None if channels is None else [str(channel_of(str(c))) for c in channels]
-        if not internal and self._session.options.queue is None and not self._queue_claimed and \
-                not self._session.dispatcher.queue.was_read:
+        dispatcher = self._session.dispatcher
+        if not internal and self._session.options.queue is None and \
+                not self._queue_claimed and not dispatcher.queue.was_read:
             # Callbacks only: do not let an unread queue fill up and end the client.
-            self._session.dispatcher.queue_enabled = False
-            self._session.dispatcher.queue.clear()
+            dispatcher.queue_enabled = False
+            dispatcher.queue.clear()
             logger.info("callbacks registered: the updates queue is off until it is read "
                         "(pass queue=True to connect() to keep both)")
-        return self._session.dispatcher.add_callback(fn, names)
+        return dispatcher.add_callback(fn, names)
 
     def add_listener(self, fn: Callable[[StreamItem], Any],
                      channels: Iterable[Channel | str] | Channel | str | None = None,
@@ -103,9 +105,6 @@ class DeliveryMethods:
         Raises:
             InvalidCommand: ``fn`` is not callable.
         """
-        self._session.check_process()
-        if not callable(fn):
-            raise InvalidCommand(f"listener must be callable, not {type(fn).__name__}")
         return self._register(fn, channels, internal=True)
 
     def on_dispatcher_thread(self) -> bool:
