@@ -4,8 +4,10 @@
 the frames to send out, in order. It owns one connection's subscriptions (sid,
 channel, markets, options) and their sequence numbers; it does no I/O, keeps no
 clock and starts no task, so every rule is unit-testable with plain dicts
-(tests/unit/test_fake_server_rules.py). :class:`~kalshi_ws.testing.FakeKalshiServer`
-is the shell around it: sockets, handshakes, publishing, replay and fault injection.
+(tests/unit/test_fake_server_rules.py). That includes the sequencing faults a test
+injects: skipped numbers, frames numbered but lost, the last frame to send again.
+:class:`~kalshi_ws.testing.FakeKalshiServer` is the shell around it (sockets,
+handshakes, sessions), with fault injection and publishing as thin layers over it.
 
 The rules follow the protocol reference: a repeated subscribe merges into the live
 subscription of its channel (answered ``ok`` with the merged market list), control

@@ -55,7 +55,7 @@ from ._handshake import HandshakeGate
 from ._handshake import RedactSignatures as _RedactSignatures
 from ._publishing import Publishing, book_fingerprint
 from ._replay import ReplayFrame, load_replay
-from ._session import ServerSession, abort
+from ._session import ServerCore, ServerSession, abort
 from .rules import ServerSubscription
 from .simulator import MarketSimulator
 
@@ -104,7 +104,15 @@ class FakeKalshiServer(FaultInjection, Publishing):
             client's stream ends with ``Closed`` and it does not reconnect, even with
             reconnection on.
 
-    Every public method may be called from any thread.
+    Every public method may be called from any thread but the server's own event loop
+    (:meth:`call` runs code there). The fault injectors come from
+    :class:`~kalshi_ws.testing._faults.FaultInjection`, publishing and replay from
+    :class:`~kalshi_ws.testing._publishing.Publishing`.
+
+    Raises:
+        TypeError: ``public_key`` is not a PEM key, an RSA key or a KalshiConfig.
+        ValueError: ``replay`` is not a recording.
+        OSError: ``replay`` cannot be read.
     """
 
     def __init__(
@@ -163,6 +171,30 @@ class FakeKalshiServer(FaultInjection, Publishing):
     def max_clock_skew(self, seconds: float) -> None:
         self._handshake.max_clock_skew = seconds
 
+    # The layers' public methods, named here as the server's own: pdoc's API reference
+    # lists no member a class inherits from a module it does not document.
+    call = ServerCore.call
+    reject_handshakes = FaultInjection.reject_handshakes
+    drop_handshakes = FaultInjection.drop_handshakes
+    accept_handshakes = FaultInjection.accept_handshakes
+    set_public_key = FaultInjection.set_public_key
+    drop_connections = FaultInjection.drop_connections
+    close_connections = FaultInjection.close_connections
+    stop_answering = FaultInjection.stop_answering
+    resume_answering = FaultInjection.resume_answering
+    mute_pongs = FaultInjection.mute_pongs
+    skip_seq = FaultInjection.skip_seq
+    lose_next = FaultInjection.lose_next
+    repeat_last = FaultInjection.repeat_last
+    send_subscription_error = FaultInjection.send_subscription_error
+    publish = Publishing.publish
+    publish_many = Publishing.publish_many
+    send_raw = Publishing.send_raw
+    step_market = Publishing.step_market
+    start_simulation = Publishing.start_simulation
+    stop_simulation = Publishing.stop_simulation
+    replay_contents = Publishing.replay_contents
+
     # ------------------------------------------------------------------ lifecycle
 
     @property
@@ -173,7 +205,9 @@ class FakeKalshiServer(FaultInjection, Publishing):
         return f"{scheme}://{host}:{self.port}{SIGN_PATH}"
 
     def start(self) -> FakeKalshiServer:
-        """Start listening; returns once the port is bound.
+        """Start listening; returns once the port is bound (at most 10 s).
+
+        Any thread; starting a running server does nothing.
 
         Raises:
             OSError: the address could not be bound.
@@ -192,7 +226,12 @@ class FakeKalshiServer(FaultInjection, Publishing):
         return self
 
     def stop(self, *, abrupt: bool = False) -> None:
-        """Stop the server and close every connection (abruptly: TCP reset, no close frame)."""
+        """Stop the server and close every connection (abruptly: TCP reset, no close frame).
+
+        Any thread but the server's; blocks up to about 20 s for the event loop and its
+        thread to end. Stopping a stopped server does nothing; raises nothing (a failed
+        shutdown is logged).
+        """
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
@@ -310,6 +349,8 @@ class FakeKalshiServer(FaultInjection, Publishing):
     def wait_for_sessions(self, count: int, timeout: float = 10.0) -> list[ServerSession]:
         """Block until exactly ``count`` clients are connected; return their sessions.
 
+        Any thread but the server's.
+
         Raises:
             TimeoutError: not reached in time.
         """
@@ -318,11 +359,21 @@ class FakeKalshiServer(FaultInjection, Publishing):
         return list(self.sessions)
 
     def wait_for_handshakes(self, count: int, timeout: float = 10.0) -> None:
-        """Block until ``count`` handshakes have been attempted in all."""
+        """Block until ``count`` handshakes have been attempted in all (any thread but the
+        server's).
+
+        Raises:
+            TimeoutError: not reached in time.
+        """
         self._wait(lambda: len(self.handshakes) >= count, timeout, f"{count} handshake(s)")
 
     def wait_for_command(self, cmd: str, count: int = 1, timeout: float = 10.0) -> None:
-        """Block until ``count`` commands named ``cmd`` have been received in all."""
+        """Block until ``count`` commands named ``cmd`` have been received in all (any
+        thread but the server's).
+
+        Raises:
+            TimeoutError: not reached in time.
+        """
         self._wait(lambda: sum(c.get("cmd") == cmd for c in self.commands) >= count,
                    timeout, f"{count} {cmd!r} command(s)")
 
