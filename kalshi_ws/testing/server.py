@@ -228,9 +228,9 @@ class FakeKalshiServer(FaultInjection, Publishing):
     def stop(self, *, abrupt: bool = False) -> None:
         """Stop the server and close every connection (abruptly: TCP reset, no close frame).
 
-        Any thread but the server's; blocks up to about 20 s for the event loop and its
-        thread to end. Stopping a stopped server does nothing; raises nothing (a failed
-        shutdown is logged).
+        Any thread but the server's; blocks up to about 30 s (10 s each to drop the
+        connections, shut the server down and join its thread). Stopping a stopped
+        server does nothing; a failed shutdown is logged, not raised.
         """
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
