@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from tests.timing import WAIT
+from tests.timing import MS, WAIT
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -201,7 +201,7 @@ class HostileServer:
         """Stop accepting, close every connection and join every server thread."""
         self._stopping.set()
         self._listener.close()
-        self._thread.join(5)
+        self._thread.join(5_000 * MS)
         for conn in self.connections:
             conn.close()
 
@@ -328,7 +328,7 @@ class Conn:
         current = threading.current_thread()
         for thread in [self._reader, *self._threads]:
             if thread is not current and thread.ident is not None:
-                thread.join(5)
+                thread.join(5_000 * MS)
 
     # ------------------------------------------------------------------ waiting
 
