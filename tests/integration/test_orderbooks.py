@@ -277,7 +277,7 @@ def test_a_gap_marks_books_unsynced_at_once(book_server: FakeKalshiServer,
         book_server.step_market(MARKETS[0], count=2)  # the reader sees the hole
         # The reader asks for a fresh snapshot once it has flagged the book; the
         # dispatcher is still blocked.
-        book_server.wait_for_command("update_subscription")
+        book_server.wait_for_command("update_subscription", timeout=WAIT)
         assert not books.is_synced(MARKETS[0])
         release.set()
         assert books.wait_synced(timeout=WAIT)
@@ -502,7 +502,7 @@ def test_wait_synced_notices_a_gap_the_dispatcher_has_not_reached(
         book_server.step_market(MARKETS[0], count=2)
         # The reader flags the hole, then asks for a fresh snapshot; the dispatcher is
         # blocked.
-        book_server.wait_for_command("update_subscription")
+        book_server.wait_for_command("update_subscription", timeout=WAIT)
         # The set itself has applied every snapshot it was given, but the reader knows
         # better: wait_synced must not say synced.
         assert not books.wait_synced(timeout=300 * MS)

@@ -425,7 +425,7 @@ def test_a_slow_callback_on_ticker_drops_oldest_and_says_so(
     assert entered.wait(5_000 * MS)
     for number in range(1, 51):
         server.publish("ticker", "ticker", ticker(price=f"0.{number:04d}"))
-    client.list_subscriptions()  # answered after the 50 tickers sent before it were read
+    client.list_subscriptions(timeout=WAIT)  # answered after the 50 tickers before it were read
     assert client.stats().channels["ticker"].received == 51
     release.set()
     lagged = collector.wait_for(lambda items: [i for i in items if isinstance(i, Lagged)])
@@ -448,7 +448,7 @@ def test_a_slow_callback_on_a_stateful_channel_ends_the_client_loudly(
     client.subscribe(["trade"])
     for number in range(30):
         server.publish("trade", "trade", trade(number))
-    server.wait_for_sessions(0)  # the client gave up its connection: it died
+    server.wait_for_sessions(0, timeout=WAIT)  # the client gave up its connection: it died
     release.set()
     final = final_item(collector)
     assert isinstance(final, ConnectionLost)
@@ -480,7 +480,7 @@ def test_a_slow_consumer_with_reconnect_resyncs(server: FakeKalshiServer, connec
     for number in range(30):
         server.publish("trade", "trade", trade(number))
     # The client drops its connection, then waits for the callbacks before reconnecting.
-    server.wait_for_sessions(0)
+    server.wait_for_sessions(0, timeout=WAIT)
     release.set()
     (event,) = reconnected(collector)
     (lost,) = collector.of_type(ConnectionLost)
