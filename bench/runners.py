@@ -195,7 +195,10 @@ class _Counter:
         self.done = threading.Event()
         self.peak_backlog = 0
         # Private, read only every 10,000 updates: how far the callbacks lag.
-        self._dispatcher = getattr(client, "_dispatcher", None)
+        # (kalshi_ws keeps it on its session; versions before 2026-11-30 on the client.)
+        session = getattr(client, "_session", None)
+        self._dispatcher = getattr(session, "dispatcher", None) or getattr(
+            client, "_dispatcher", None)
         self.mark_at = mark_at
         self.mark: dict[str, int] | None = None
 

@@ -43,6 +43,7 @@ from .exceptions import (
     SlowConsumerError,
 )
 from .models import (
+    BookState,
     CfbenchmarksValue,
     CfbenchmarksValue5hz,
     CfbenchmarksWindow,
@@ -106,6 +107,7 @@ __all__ = [
     "PROD_WS_URL",
     "AuthenticationError",
     "Backoff",
+    "BookState",
     "CallbackHandle",
     "CfbenchmarksValue",
     "CfbenchmarksValue5hz",

@@ -41,6 +41,22 @@ class _LagMarker:
         self.channel = channel
 
 
+def note_drop(dropped: collections.Counter[Any], lagged: dict[Any, int], channel: Any) -> bool:
+    """Count one dropped update of ``channel``: the drop-oldest policy's bookkeeping.
+
+    ``dropped`` counts every drop for ever; ``lagged`` counts the drops the next
+    ``Lagged`` message will report. Returns True for the first drop since the last
+    ``Lagged`` of the channel: its marker must then be put in the buffer, where the
+    ``Lagged`` will be delivered.
+    """
+    dropped[channel] += 1
+    if channel in lagged:
+        lagged[channel] += 1
+        return False
+    lagged[channel] = 1
+    return True
+
+
 class DropOldestBuffer:
     """A FIFO of stream items that can drop its oldest update of a dropping channel.
 
@@ -214,11 +230,7 @@ class UpdatesQueue(queue.Queue[StreamItem]):
             return True
 
     def _count_drop(self, channel: Any) -> None:
-        self.dropped[channel] += 1
-        if channel in self._lagged:
-            self._lagged[channel] += 1
-        else:
-            self._lagged[channel] = 1
+        if note_drop(self.dropped, self._lagged, channel):
             self._buffer.append(_LagMarker(channel))
             self.unfinished_tasks += 1
 
@@ -389,11 +401,7 @@ class Dispatcher:
 
     def _note_drop(self, channel: Any) -> None:
         """Count a dropped update; one Lagged marker per channel waits in the inbox."""
-        self.dropped[channel] += 1
-        if channel in self._lagged:
-            self._lagged[channel] += 1
-        else:
-            self._lagged[channel] = 1
+        if note_drop(self.dropped, self._lagged, channel):
             self._inbox.append(_LagMarker(channel))
 
     def hurry(self, deadline: float) -> None:

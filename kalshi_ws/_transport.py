@@ -195,23 +195,11 @@ class Transport:
         if self._failure is not None:  # found with good frames before it: now it counts
             raise self._failure
         frames: list[tuple[int, bytes]] = []
-        view = self._view
         give_up = 0.0  # when a frame keeps arriving without completing: return anyway
         while True:
-            want = self._need - self._have
-            try:
-                if want > _RECV_SIZE:  # the rest of a large frame, read straight into bytes
-                    chunk = self._sock.recv(min(want, _LARGE_READ))
-                else:
-                    # Into a reused buffer: recv(n) would allocate n bytes on every call,
-                    # which costs far more than the copy below when frames come one by one.
-                    chunk = view[:self._sock.recv_into(view)].tobytes()
-            except (TimeoutError, ssl.SSLWantReadError):
+            chunk = self._read_chunk()
+            if chunk is None:
                 return frames
-            except OSError as exc:
-                raise ConnectionLost(_read_failure(exc)) from exc
-            if not chunk:
-                raise ConnectionLost("connection closed by peer without a close frame (EOF)")
             pieces = self._pieces
             if not pieces:
                 buffer = chunk
@@ -219,34 +207,64 @@ class Transport:
                 pieces.append(chunk)
                 self._have += len(chunk)
                 if self._have < self._need:  # a large frame is still arriving: join once,
-                    now = time.monotonic()   # at the end, but return at each tick
-                    if not give_up:
-                        give_up = now + self._tick
-                    elif now >= give_up:
-                        return frames
-                    continue
-                buffer = b"".join(pieces)
-            try:
-                rest = self._split(buffer, frames)
-            except ProtocolError as exc:
-                if not frames:
-                    raise
-                self._failure = exc  # hand over the whole frames before it first
-                return frames
-            if rest:
-                self._pieces = [rest]
-                self._have = len(rest)
-                self._need = self._frame_length(rest) if len(rest) >= 10 else 0
-            else:
-                self._pieces = []
-                self._have = self._need = 0
-            if frames:
+                    buffer = b""             # at the end, but return at each tick
+                else:
+                    buffer = b"".join(pieces)
+            if buffer and (not self._split_buffer(buffer, frames) or frames):
                 return frames
             now = time.monotonic()  # part of a frame: read on until the tick is over
             if not give_up:
                 give_up = now + self._tick
             elif now >= give_up:
                 return frames
+
+    def _read_chunk(self) -> bytes | None:
+        """The next bytes from the socket; None when the tick passed with none.
+
+        Raises:
+            ConnectionLost: end of file or a socket error.
+        """
+        want = self._need - self._have
+        try:
+            if want > _RECV_SIZE:  # the rest of a large frame, read straight into bytes
+                chunk = self._sock.recv(min(want, _LARGE_READ))
+            else:
+                # Into a reused buffer: recv(n) would allocate n bytes on every call,
+                # which costs far more than the copy below when frames come one by one.
+                view = self._view
+                chunk = view[:self._sock.recv_into(view)].tobytes()
+        except (TimeoutError, ssl.SSLWantReadError):
+            return None
+        except OSError as exc:
+            raise ConnectionLost(_read_failure(exc)) from exc
+        if not chunk:
+            raise ConnectionLost("connection closed by peer without a close frame (EOF)")
+        return chunk
+
+    def _split_buffer(self, buffer: bytes, frames: list[tuple[int, bytes]]) -> bool:
+        """Cut ``buffer`` into ``frames``, keeping the incomplete rest for later.
+
+        Returns False when the bytes are not valid framing after some whole frames:
+        those are handed over first and the error is raised at the next receive().
+
+        Raises:
+            ProtocolError: invalid framing before any whole frame.
+        """
+        try:
+            rest = self._split(buffer, frames)
+        except ProtocolError as exc:
+            if not frames:
+                raise
+            self._failure = exc  # hand over the whole frames before it first
+            return False
+        if rest:
+            self._pieces = [rest]
+            self._have = len(rest)
+            self._need = self._frame_length(rest) if len(rest) >= 10 else 0
+        else:
+            self._pieces = []
+            self._have = self._need = 0
+        return True
 
     @staticmethod
     def _frame_length(buffer: bytes) -> int:

@@ -619,16 +619,13 @@ def _field_lines(index: int, name: str, convert: Callable[[Any], Any] | None, op
         if not optional and convert is None:
             lines.append("    if v is None: raise ValueError('required field is null')")
         if convert_line is not None:
-            condition = " and ".join(c for c in ("v is not None" if optional else None, fix)
-                                     if c)
-            lines.append(f"    if {condition}: {convert_line}" if condition
-                         else f"    {convert_line}")
+            lines.append(_guarded("    ", optional, fix, convert_line))
     elif none_default:
         lines.append(f"    v = g({name})")  # absent and null both mean None
         lines.append("    if v is not None:")
         lines.append("        n += 1")
         if convert_line is not None:
-            lines.append(f"        if {fix}: {convert_line}" if fix else f"        {convert_line}")
+            lines.append(_guarded("        ", False, fix, convert_line))
     else:
         lines.append(f"    v = g({name}, _MISSING)")
         lines.append("    if v is _MISSING:")
@@ -636,12 +633,15 @@ def _field_lines(index: int, name: str, convert: Callable[[Any], Any] | None, op
         lines.append("    else:")
         lines.append("        n += 1")
         if convert_line is not None:
-            condition = " and ".join(c for c in ("v is not None" if optional else None, fix)
-                                     if c)
-            lines.append(f"        if {condition}: {convert_line}" if condition
-                         else f"        {convert_line}")
+            lines.append(_guarded("        ", optional, fix, convert_line))
     lines.append(f"    {setter}(o, v)")
     return lines
+
+
+def _guarded(indent: str, optional: bool, fix: str | None, convert_line: str) -> str:
+    """The conversion line, under the conditions that apply (not None, needs fixing)."""
+    condition = " and ".join(c for c in ("v is not None" if optional else None, fix) if c)
+    return f"{indent}if {condition}: {convert_line}" if condition else f"{indent}{convert_line}"
 
 
 _BUILDERS: dict[str, Callable[[dict[str, Any]], Any]] = {

@@ -18,14 +18,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from .config import check_timeout
 from .exceptions import CommandError, ConcurrencyError, ConnectionLost, InvalidCommand
 from .models import (
+    BookState,
     Channel,
     Closed,
     Lagged,
@@ -35,7 +37,10 @@ from .models import (
     Reconnected,
     Resubscribed,
     SequenceGap,
+    StreamItem,
     StreamUpdate,
+    SubscribeResult,
+    Subscription,
     SubscriptionError,
     Ticker,
     Unsubscribed,
@@ -45,13 +50,71 @@ from .protocol import string_list
 
 if TYPE_CHECKING:
     from ._dispatch import CallbackHandle
-    from .client import KalshiStreamClient
 
-__all__ = ["CrossCheck", "OrderBookSet"]
+__all__ = ["BookSource", "CrossCheck", "OrderBookSet"]
 
 logger = logging.getLogger(__name__)
 
 ChangeCallback = Callable[[str, TopOfBook], Any]
+
+
+class BookSource(Protocol):
+    """What an :class:`OrderBookSet` uses of a client: public methods only.
+
+    :class:`~kalshi_ws.client.KalshiStreamClient` is one. Its seam for features built
+    on it is :meth:`~kalshi_ws.client.KalshiStreamClient.add_listener`,
+    ``book_state``, ``resync_books``, ``subscription_options``,
+    ``on_dispatcher_thread`` and ``report_callback_error``; the rest are its commands.
+    """
+
+    @property
+    def closed(self) -> bool: ...
+
+    def subscribe(self, channels: Iterable[Channel | str] | Channel | str,
+                  market_tickers: Iterable[str] | str | None = None, *,
+                  timeout: float | None = None, **options: Any) -> SubscribeResult: ...
+
+    def unsubscribe(self, sids: Iterable[int] | int, *,
+                    timeout: float | None = None) -> list[int]: ...
+
+    def add_markets(self, sid: int, market_tickers: Iterable[str] | str, *,
+                    timeout: float | None = None) -> list[str]: ...
+
+    def remove_markets(self, sid: int, market_tickers: Iterable[str] | str, *,
+                       timeout: float | None = None) -> list[str]: ...
+
+    def get_snapshot(self, sid: int, market_tickers: Iterable[str] | str, *,
+                     timeout: float | None = None) -> list[str]: ...
+
+    def subscriptions(self) -> list[Subscription]: ...
+
+    def add_listener(self, fn: Callable[[StreamItem], Any],
+                     channels: Iterable[Channel | str] | Channel | str | None = None,
+                     ) -> CallbackHandle: ...
+
+    def remove_callback(self, handle: CallbackHandle) -> bool: ...
+
+    def on_dispatcher_thread(self) -> bool: ...
+
+    def book_state(self, market: str) -> BookState: ...
+
+    def resync_books(self, markets: Iterable[str] | str) -> list[str]: ...
+
+    def subscription_options(self, sid: int) -> dict[str, Any]: ...
+
+    def report_callback_error(self, fn: Any, item: Any, exc: BaseException) -> None: ...
+
+
+# The live sets of each client, so that closing one set leaves the markets another
+# still uses subscribed (Kalshi keeps one order-book subscription per connection).
+_live_sets: weakref.WeakKeyDictionary[Any, list[OrderBookSet]] = weakref.WeakKeyDictionary()
+_live_sets_lock = threading.Lock()
+
+
+def _sets_of(client: BookSource) -> list[OrderBookSet]:
+    """The live sets of ``client`` (a copy; any thread)."""
+    with _live_sets_lock:
+        return list(_live_sets.get(client, ()))
 
 
 @attrs.frozen
@@ -81,7 +144,7 @@ class OrderBookSet:
     client's dispatcher thread, after the book changed, holding no lock.
     """
 
-    def __init__(self, client: KalshiStreamClient, markets: Iterable[str], *,
+    def __init__(self, client: BookSource, markets: Iterable[str], *,
                  use_yes_price: bool = False, timeout: float | None = None) -> None:
         self._client = client
         # An insertion-ordered dict: the order of the markets, and O(1) membership.
@@ -105,8 +168,8 @@ class OrderBookSet:
         self._last_disagreement: str | None = None
         self.resyncs = 0
         self._closed = False
-        self._handle: CallbackHandle = client._add_callback(
-            self._on_item, [Channel.ORDERBOOK_DELTA, Channel.TICKER], internal=True)
+        self._handle: CallbackHandle = client.add_listener(
+            self._on_item, [Channel.ORDERBOOK_DELTA, Channel.TICKER])
         covered = {m for s in client.subscriptions() if s.channel == Channel.ORDERBOOK_DELTA
                    for m in s.market_tickers}
         try:
@@ -124,9 +187,10 @@ class OrderBookSet:
         except BaseException:
             client.remove_callback(self._handle)
             raise
-        client._book_sets.append(self)
+        with _live_sets_lock:
+            _live_sets.setdefault(client, []).append(self)
         # Kalshi merges order-book subscriptions: the convention is the subscription's.
-        recorded = client._subscription_options(self._sid).get("use_yes_price")
+        recorded = client.subscription_options(self._sid).get("use_yes_price")
         if recorded is not None and recorded != use_yes_price:
             logger.warning("orderbook_delta sid %d already uses use_yes_price=%s; the books "
                            "follow it", self._sid, recorded)
@@ -174,9 +238,10 @@ class OrderBookSet:
         False from the moment the client sees a gap (or loses the connection) until
         the book's fresh snapshot has been applied.
         """
-        reader_synced, latest = self._client._market_book_state(market)
+        state = self._client.book_state(market)
+        latest = state.snapshot
         with self._lock:
-            return reader_synced and latest is not None and self._applied.get(market) is latest \
+            return state.synced and latest is not None and self._applied.get(market) is latest \
                 and market not in self._stale
 
     def wait_synced(self, timeout: float | None = None,
@@ -211,7 +276,7 @@ class OrderBookSet:
                     return True
                 if self._client.closed:
                     return False
-                if self._client._on_dispatcher_thread():
+                if self._client.on_dispatcher_thread():
                     raise ConcurrencyError(
                         "wait_synced() cannot wait inside a callback: books are updated on "
                         "the thread running callbacks; check is_synced() instead")
@@ -294,13 +359,15 @@ class OrderBookSet:
             return
         self._closed = True
         self._client.remove_callback(self._handle)
-        if self in self._client._book_sets:
-            self._client._book_sets.remove(self)
+        with _live_sets_lock:
+            live = _live_sets.get(self._client, [])
+            if self in live:
+                live.remove(self)
         if self._client.closed:
             return
         # Kalshi keeps one order-book subscription per connection: leave the markets
         # another live set (or the user's own subscription) still uses.
-        shared = {m for other in self._client._book_sets for m in other.markets}
+        shared = {m for other in _sets_of(self._client) for m in other.markets}
         mine = [m for m in self.markets if m not in shared]
         mine_set = set(mine)
         sid = self._current_sid()
@@ -350,7 +417,7 @@ class OrderBookSet:
                 # Book messages were dropped (overflow="drop_oldest"): every book may
                 # have a hole. Distrust them all and fetch fresh snapshots.
                 self._all_stale("Lagged")
-                self._client._resync_books(self.markets)
+                self._client.resync_books(self.markets)
         elif isinstance(item, (ConnectionLost, Reconnected, Closed)):
             self._all_stale(type(item).__name__)
 
@@ -374,7 +441,7 @@ class OrderBookSet:
         if refused is not None:
             logger.error("order book %s refused a delta (%s); resynchronising it", market,
                          refused)
-            self._client._resync_book(market)
+            self._client.resync_books([market])
         for listener in listeners:
             self._call(listener, market, top)
 
@@ -454,4 +521,4 @@ class OrderBookSet:
         try:
             listener(market, top)  # type: ignore[arg-type]
         except BaseException as exc:  # noqa: BLE001 - shown, counted, on_error: as callbacks
-            self._client._callback_failed(listener, top, exc)
+            self._client.report_callback_error(listener, top, exc)

@@ -128,8 +128,6 @@ class FreshnessTracker:
             None; or, when a stale channel delivers again, a new list of the items with
             a :class:`ChannelResumed` right before that channel's first message.
         """
-        channels = self._channels
-        markets = self._markets
         resumed = None
         channel: Any = _NOTHING
         track: Any = None
@@ -138,12 +136,10 @@ class FreshnessTracker:
                 continue
             if item.channel is not channel:  # batches mostly hold runs of one channel
                 channel = item.channel
-                if not channel:  # an unreadable frame belongs to no channel
+                track = self._track_of(channel)
+                if track is None:  # an unreadable frame belongs to no channel
                     channel = _NOTHING
                     continue
-                track = channels.get(channel)
-                if track is None:
-                    track = channels[channel] = _Track(CHANNEL_WINDOW)
             if track.stale:
                 resumed = resumed or []
                 resumed.append((item, self._resume(channel, track, now)))
@@ -153,27 +149,31 @@ class FreshnessTracker:
                 sent = item.msg.ts_ms  # type: ignore[union-attr]  # _TIMED have it
             if sent.__class__ is int:
                 track.latencies.append(received_ms - sent)  # pyright: ignore[reportOperatorIssue]
+            else:
+                sent = None
             if channel is _BOOK:
-                market = getattr(item.msg, "market_ticker", None)
-                if market.__class__ is str:
-                    book = markets.get(market)  # pyright: ignore[reportArgumentType]
-                    if book is None:
-                        book = markets[market] = _Track(  # pyright: ignore[reportArgumentType]
-                            MARKET_WINDOW)
-                    book.last = now
-                    if sent.__class__ is int:
-                        book.latencies.append(
-                            received_ms - sent)  # pyright: ignore[reportOperatorIssue]
-        if resumed is None:
+                self._observe_book(item.msg, sent, received_ms, now)
+        return None if resumed is None else _insert_resumed(items, resumed)
+
+    def _track_of(self, channel: Any) -> _Track | None:
+        """The channel's track (made on first sight); None for no channel."""
+        if not channel:
             return None
-        before = {id(item): message for item, message in resumed}
-        result: list[Any] = []
-        for item in items:
-            message = before.get(id(item))
-            if message is not None:
-                result.append(message)
-            result.append(item)
-        return result
+        track = self._channels.get(channel)
+        if track is None:
+            track = self._channels[channel] = _Track(CHANNEL_WINDOW)
+        return track
+
+    def _observe_book(self, msg: Any, sent: int | None, received_ms: int, now: float) -> None:
+        market = getattr(msg, "market_ticker", None)
+        if market.__class__ is not str:
+            return
+        book = self._markets.get(market)
+        if book is None:
+            book = self._markets[market] = _Track(MARKET_WINDOW)
+        book.last = now
+        if sent is not None:
+            book.latencies.append(received_ms - sent)
 
     @staticmethod
     def _resume(channel: Any, track: _Track, now: float) -> ChannelResumed:
@@ -269,3 +269,15 @@ def insert_after(items: list[Any], anchor: Any, extra: list[Any]) -> list[Any]:
         if item is anchor:
             return items[:index + 1] + extra + items[index + 1:]
     return items + extra
+
+
+def _insert_resumed(items: list[Any], resumed: list[tuple[Any, Any]]) -> list[Any]:
+    """``items`` with each ChannelResumed right before the item it was made for."""
+    before = {id(item): message for item, message in resumed}
+    result: list[Any] = []
+    for item in items:
+        message = before.get(id(item))
+        if message is not None:
+            result.append(message)
+        result.append(item)
+    return result

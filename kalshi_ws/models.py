@@ -33,6 +33,7 @@ else:  # Python 3.10: only type checkers use it
 
 __all__ = [
     "NO_EXTRA",
+    "BookState",
     "CfbenchmarksValue",
     "CfbenchmarksValue5hz",
     "CfbenchmarksWindow",
@@ -1119,6 +1120,22 @@ StreamItem = StreamUpdate | SystemMessage
 
 
 # --------------------------------------------------------------------------- command results
+
+
+@_frozen
+class BookState:
+    """An order book as the client's reader sees it (``client.book_state(market)``).
+
+    Attributes:
+        synced: Some ``orderbook_delta`` subscription has the market's snapshot and
+            has seen no gap since.
+        snapshot: The latest snapshot message accepted for the market (the very object
+            delivered on the stream), or None.
+    """
+
+    synced: bool
+    snapshot: OrderbookSnapshot | None = None
+
 
 
 @_frozen

@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from tests.timing import MS, WAIT
+
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 OP_CONT = 0x0
@@ -117,8 +119,10 @@ class HostileServer:
 
     # ------------------------------------------------------------------ waiting
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-        """Wait until ``predicate()`` is true (checked whenever the server's state changes)."""
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = WAIT) -> Any:
+        """Wait until ``predicate()`` is true, checked whenever the server's state changes
+        (connections, handshakes, the client's frames, end of file): it must read that
+        state only."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
@@ -128,9 +132,9 @@ class HostileServer:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise AssertionError(f"server condition not met within {timeout} s")
-                self._changed.wait(min(remaining, 0.1))
+                self._changed.wait(remaining)
 
-    def connection(self, index: int = 0, timeout: float = 10.0) -> Conn:
+    def connection(self, index: int = 0, timeout: float = WAIT) -> Conn:
         """The ``index``-th upgraded connection, waiting for it to arrive."""
         self.wait_for(lambda: len(self.connections) > index, timeout)
         return self.connections[index]
@@ -197,7 +201,7 @@ class HostileServer:
         """Stop accepting, close every connection and join every server thread."""
         self._stopping.set()
         self._listener.close()
-        self._thread.join(5)
+        self._thread.join(5_000 * MS)
         for conn in self.connections:
             conn.close()
 
@@ -324,11 +328,11 @@ class Conn:
         current = threading.current_thread()
         for thread in [self._reader, *self._threads]:
             if thread is not current and thread.ident is not None:
-                thread.join(5)
+                thread.join(5_000 * MS)
 
     # ------------------------------------------------------------------ waiting
 
-    def wait_command(self, predicate: Callable[[Any], bool], timeout: float = 10.0,
+    def wait_command(self, predicate: Callable[[Any], bool], timeout: float = WAIT,
                      start: int = 0) -> Any:
         """The first command from index ``start`` on that satisfies ``predicate``."""
         def found() -> Any:
@@ -338,7 +342,7 @@ class Conn:
             return None
         return self.server.wait_for(found, timeout)
 
-    def wait_cmd(self, name: str, timeout: float = 10.0, start: int = 0, **params: Any) -> Any:
+    def wait_cmd(self, name: str, timeout: float = WAIT, start: int = 0, **params: Any) -> Any:
         """The first ``name`` command whose params include ``params``."""
         return self.wait_command(
             lambda c: c.get("cmd") == name and all(
@@ -377,10 +381,14 @@ class Conn:
 
     def _client_frame(self, opcode: int, payload: bytes) -> None:
         if opcode == OP_PING:
-            self.pings.append(payload)
+            with self.server._changed:
+                self.pings.append(payload)
+                self.server._changed.notify_all()
             self.send_raw(frame(payload, OP_PONG))
         elif opcode == OP_PONG:
-            self.pongs.append(payload)
+            with self.server._changed:
+                self.pongs.append(payload)
+                self.server._changed.notify_all()
         elif opcode == OP_CLOSE:
             self.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
             self.send_raw(frame(payload[:2], OP_CLOSE))

@@ -4,8 +4,10 @@
 the frames to send out, in order. It owns one connection's subscriptions (sid,
 channel, markets, options) and their sequence numbers; it does no I/O, keeps no
 clock and starts no task, so every rule is unit-testable with plain dicts
-(tests/unit/test_fake_server_rules.py). :class:`~kalshi_ws.testing.FakeKalshiServer`
-is the shell around it: sockets, handshakes, publishing, replay and fault injection.
+(tests/unit/test_fake_server_rules.py). That includes the sequencing faults a test
+injects: skipped numbers, frames numbered but lost, the last frame to send again.
+:class:`~kalshi_ws.testing.FakeKalshiServer` is the shell around it (sockets,
+handshakes, sessions), with fault injection and publishing as thin layers over it.
 
 The rules follow the protocol reference: a repeated subscribe merges into the live
 subscription of its channel (answered ``ok`` with the merged market list), control
@@ -157,6 +159,46 @@ class KalshiRules:
             frame["seq"] = sub.next_seq()
         frame["msg"] = {"code": code, "msg": message or ERROR_TEXT.get(code, "Error")}
         return frame
+
+    def receivers(self, channel: str | None, market: str | None = None
+                  ) -> list[ServerSubscription]:
+        """The subscriptions of ``channel`` (None: all) a frame about ``market`` goes to."""
+        return [s for s in self.find(channel) if s.wants(market)]
+
+    # ------------------------------------------------------------------ sequencing faults
+
+    def skip_seq(self, channel: str | None = None, count: int = 1) -> None:
+        """Make the next numbered frame of each subscription of ``channel`` skip ``count``
+        sequence numbers (None: every subscription)."""
+        for sub in self.find(channel):
+            sub.skip += count
+
+    def lose_next(self, channel: str | None = None, count: int = 1) -> None:
+        """Number the next ``count`` frames of each subscription of ``channel`` but lose
+        them (see :meth:`encode`): a real loss, a gap the client sees on the next frame."""
+        for sub in self.find(channel):
+            sub.lose += count
+
+    def encode(self, frame: Mapping[str, Any], sub: ServerSubscription | None = None
+               ) -> str | None:
+        """The text to send for ``frame`` of ``sub``, or None when it is lost on purpose.
+
+        A numbered frame of a subscription with losses pending is lost: it took its seq
+        and is never sent. Any other frame of a subscription becomes its last frame, the
+        one :meth:`repeats` sends again.
+        """
+        text = json.dumps(frame, separators=(",", ":"), default=str)
+        if sub is not None:
+            if sub.lose and "seq" in frame:
+                sub.lose -= 1
+                return None
+            sub.last_frame = text
+        return text
+
+    def repeats(self, channel: str | None = None) -> list[str]:
+        """The last frame sent of each subscription of ``channel`` (None: all), to send
+        again as a duplicate seq; subscriptions that sent nothing yet have none."""
+        return [s.last_frame for s in self.find(channel) if s.last_frame is not None]
 
     # ------------------------------------------------------------------ commands
 

@@ -13,6 +13,7 @@ import pytest
 from kalshi_ws import ConfigurationError, KalshiStreamClient, StreamItem, StreamUpdate
 from kalshi_ws.testing import FakeKalshiServer
 from tests.conftest import Collector
+from tests.timing import MS, WAIT
 
 SCRIPT = textwrap.dedent("""
     import threading
@@ -49,7 +50,7 @@ def _one_failing_update(server: FakeKalshiServer,
 @pytest.mark.timeout(60)
 def test_a_callback_exception_is_shown_on_stderr_without_any_logging_set_up() -> None:
     done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                          timeout=50, check=False)
+                          timeout=50_000 * MS, check=False)
     assert done.returncode == 0, done.stderr
     assert "errors counted: True" in done.stdout
     assert "Exception in kalshi_ws callback" in done.stderr
@@ -67,7 +68,7 @@ def test_on_error_receives_the_exception_and_the_item_and_delivery_goes_on(
         got.set()
 
     client = _one_failing_update(server, connect(on_error=on_error))
-    assert got.wait(10)
+    assert got.wait(WAIT)
     exc, item = seen[0]
     assert isinstance(exc, ZeroDivisionError) and isinstance(item, StreamUpdate)
     assert client.stats().callback_errors == 1

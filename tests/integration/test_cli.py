@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kalshi_ws.recording import read_recording
 from kalshi_ws.testing import FakeKalshiServer
+from tests.timing import MS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +61,8 @@ def test_a_broken_pipe_exits_quietly() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     pipeline = subprocess.run(
         f"{sys.executable} -m kalshi_ws stream ticker trade --simulate --duration 20 | head -n 3",
-        shell=True, capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, check=False)
+        shell=True, capture_output=True, text=True, timeout=60_000 * MS, env=env, cwd=ROOT,
+        check=False)
     assert pipeline.stdout.count("\n") == 3
     assert "Traceback" not in pipeline.stderr and "Error" not in pipeline.stderr
 
@@ -75,7 +77,7 @@ def test_ctrl_c_exits_within_a_second_with_a_summary() -> None:
     assert " ticker " in first
     process.send_signal(signal.SIGINT)
     try:
-        _, err = process.communicate(timeout=5)
+        _, err = process.communicate(timeout=5_000 * MS)
     finally:
         process.kill()
     assert process.returncode == 130
@@ -175,7 +177,7 @@ def test_book_redraws_in_place_in_a_terminal() -> None:
         output = read_terminal(controller)
     finally:
         os.close(controller)
-        process.wait(timeout=30)
+        process.wait(timeout=30_000 * MS)
     assert process.returncode == 0
     text = output.decode("utf-8", "replace")
     redraws = text.count("\x1b[H\x1b[2J")  # home + clear: an in-place redraw
@@ -222,7 +224,7 @@ def test_stream_shows_a_status_line_on_a_terminal() -> None:
         status = read_terminal(controller).decode("utf-8", "replace")
     finally:
         os.close(controller)
-        out, _ = process.communicate(timeout=30)
+        out, _ = process.communicate(timeout=30_000 * MS)
     assert process.returncode == 0
     assert out.count(b"\n") > 5  # the updates went to stdout, untouched
     assert re.search(r"\r\x1b\[K[\d,]+ msg/s \| [\d,]+ received \| 0 dropped \| "
@@ -289,7 +291,7 @@ def test_stream_from_a_replaying_server_ends_at_the_end_of_the_replay(
     """A clean end of a replay ends `stream`: no reconnect, no replay played again."""
     with FakeKalshiServer(public_key=private_key.public_key(), replay=SAMPLE) as server:
         result = kalshi_ws("stream", "ticker", "trade", "--key-id", "k", "--key-file",
-                           str(key_file), "--url", server.url, timeout=60)
+                           str(key_file), "--url", server.url, timeout=60_000 * MS)
         handshakes = [status for _, status in server.handshakes]
     assert result.returncode == 0, result.stderr
     assert handshakes == [101]
@@ -389,7 +391,7 @@ def run_on_a_terminal(args: list[str],
                     action()
     finally:
         os.close(controller)
-        process.wait(timeout=30)
+        process.wait(timeout=30_000 * MS)
     return output.decode("utf-8", "replace"), process.returncode
 
 
@@ -426,8 +428,8 @@ def test_a_key_path_in_the_key_text_variable_names_the_cli_way_out(tmp_path: Pat
            "KALSHI_PRIVATE_KEY": str(tmp_path / "key.pem")}
     env.pop("KALSHI_PRIVATE_KEY_PATH", None)
     result = subprocess.run([sys.executable, "-m", "kalshi_ws", "stream", "ticker"],
-                            capture_output=True, text=True, timeout=60, env=env, cwd=ROOT,
-                            check=False)
+                            capture_output=True, text=True, timeout=60_000 * MS, env=env,
+                            cwd=ROOT, check=False)
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert "KALSHI_PRIVATE_KEY_PATH or --key-file" in line
@@ -458,7 +460,7 @@ def test_positional_arguments_have_help(command: str, names: list[str]) -> None:
 def test_kalshi_simulate_in_the_environment_means_simulate() -> None:
     env_result = subprocess.run(
         [sys.executable, "-m", "kalshi_ws", "stream", "ticker", "--limit", "3"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
+        capture_output=True, text=True, timeout=60_000 * MS, cwd=ROOT, check=False,
         env={**os.environ, "PYTHONPATH": str(ROOT), "KALSHI_SIMULATE": "1"})
     assert env_result.returncode == 0, env_result.stderr
     assert len(env_result.stdout.splitlines()) == 3
@@ -538,7 +540,7 @@ def test_plot_without_matplotlib_names_the_extra(tmp_path: Path) -> None:
     (blocker / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
     result = subprocess.run([sys.executable, "-m", "kalshi_ws", "plot", str(SAMPLE), "-o",
                              str(tmp_path / "x.png")], capture_output=True, text=True,
-                            timeout=60, cwd=ROOT, check=False,
+                            timeout=60_000 * MS, cwd=ROOT, check=False,
                             env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"})
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()

@@ -42,7 +42,8 @@ from kalshi_ws import (
     _wire,
 )
 from kalshi_ws.testing import FakeKalshiServer
-from tests.conftest import Collector, load_examples
+from tests.conftest import Collector, SentCommands, load_examples
+from tests.timing import MS, WAIT
 
 Connect = Callable[..., KalshiStreamClient]
 
@@ -94,7 +95,7 @@ def test_a_refused_key_raises_authentication_error_at_once(
     started = time.monotonic()
     with pytest.raises(AuthenticationError) as caught:
         KalshiStreamClient.connect(wrong, strategy=ConnectStrategy.RETRY)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 5_000 * MS
     assert caught.value.status_code == 401
     assert "INCORRECT_API_KEY_SIGNATURE" in caught.value.body
     assert len(server.handshakes) == 1, "an auth failure must not be retried"
@@ -242,7 +243,7 @@ def test_commands_from_eight_threads_at_once(client: KalshiStreamClient) -> None
 
     def work(index: int) -> None:
         try:
-            barrier.wait(5)
+            barrier.wait(5_000 * MS)
             market = f"M-{index}"
             sub = client.subscribe([Channel.ORDERBOOK_DELTA], [market]).successful[0]
             client.get_snapshot(sub.sid, [market])
@@ -254,7 +255,7 @@ def test_commands_from_eight_threads_at_once(client: KalshiStreamClient) -> None
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(20)
+        thread.join(2 * WAIT)
     assert not errors
     assert len(results) == 8
     # One orderbook subscription per connection: Kalshi merges repeated subscribes.
@@ -275,7 +276,7 @@ def test_a_command_from_inside_a_callback(server: FakeKalshiServer,
     client.add_callback(on_ticker, channels=[Channel.TICKER])
     client.subscribe(["ticker"])
     server.publish("ticker", "ticker", ticker_msg())
-    assert answered.wait(10)
+    assert answered.wait(WAIT)
     assert outcome[0].ok
 
 
@@ -295,7 +296,7 @@ def test_waiting_on_the_stream_from_a_callback_fails_instead_of_hanging(
     client.add_callback(on_ticker, channels=[Channel.TICKER])
     client.subscribe(["ticker"])
     server.publish("ticker", "ticker", ticker_msg())
-    assert done.wait(10)
+    assert done.wait(WAIT)
     assert outcome and "callback" in str(outcome[0])
 
 
@@ -328,7 +329,7 @@ def test_every_kalshi_example_arrives_typed(server: FakeKalshiServer, client: Ka
 def test_decimal_values_arrive_exact(server: FakeKalshiServer, client: KalshiStreamClient) -> None:
     client.subscribe(["ticker"])
     server.publish("ticker", "ticker", ticker_msg(price="0.0001"))
-    update = next(u for u in client.iter_updates(timeout=5) if isinstance(u, StreamUpdate))
+    update = next(u for u in client.iter_updates(timeout=5_000 * MS) if isinstance(u, StreamUpdate))
     assert isinstance(update.msg, Ticker)
     assert update.msg.price_dollars == Decimal("0.0001")
     assert update.seq is None and update.sid == client.subscriptions()[0].sid
@@ -446,7 +447,7 @@ def test_registering_a_callback_first_turns_the_unread_queue_off(
     assert client.stats().queued == 0
     updates = client.updates  # reading it turns it on
     server.publish("ticker", "ticker", ticker_msg())
-    assert isinstance(updates.get(timeout=5), StreamUpdate)
+    assert isinstance(updates.get(timeout=5_000 * MS), StreamUpdate)
 
 
 def test_queue_and_callbacks_both_receive_when_asked(server: FakeKalshiServer, connect: Connect,
@@ -456,7 +457,7 @@ def test_queue_and_callbacks_both_receive_when_asked(server: FakeKalshiServer, c
     client.subscribe(["ticker"])
     server.publish("ticker", "ticker", ticker_msg())
     collector.wait_for(lambda items: len(items) == 1)
-    assert client.updates.get(timeout=5) == collector.items[0]
+    assert client.updates.get(timeout=5_000 * MS) == collector.items[0]
 
 
 def test_queue_off_refuses_iteration(connect: Connect) -> None:
@@ -471,7 +472,7 @@ def test_queue_off_refuses_iteration(connect: Connect) -> None:
 def test_close_twice_and_from_another_thread(client: KalshiStreamClient) -> None:
     closer = threading.Thread(target=client.close)
     closer.start()
-    closer.join(10)
+    closer.join(WAIT)
     client.close()
     client.close(timeout=0.1)
     assert client.closed
@@ -493,9 +494,9 @@ def test_close_from_inside_a_callback(server: FakeKalshiServer, client: KalshiSt
     updates = client.updates  # the rest of the stream still reaches the queue
     client.subscribe(["ticker"])
     server.publish("ticker", "ticker", ticker_msg())
-    assert closed.wait(10)
+    assert closed.wait(WAIT)
     assert client.closed
-    items = list(client.iter_updates(timeout=10))
+    items = list(client.iter_updates(timeout=WAIT))
     assert isinstance(items[-1], Closed) and updates.empty()
     # Once close() returned, no callback started: not the second callback of the same
     # update, and not Closed.
@@ -506,24 +507,26 @@ def test_the_stream_ends_with_closed_and_iteration_stops(server: FakeKalshiServe
                                                          client: KalshiStreamClient) -> None:
     client.subscribe(["ticker"])
     server.publish("ticker", "ticker", ticker_msg())
-    threading.Timer(0.2, client.close).start()
-    items = list(client.iter_updates())
+    closer = threading.Thread(target=client.close)
+    items = []
+    for item in client.iter_updates():
+        items.append(item)
+        if len(items) == 1:  # the update arrived: close from another thread while iterating
+            closer.start()
+    closer.join(WAIT)
     assert isinstance(items[0], StreamUpdate)
     assert isinstance(items[-1], Closed) and items[-1].final
 
 
-def test_close_wakes_a_pending_command(server: FakeKalshiServer,
-                                       client: KalshiStreamClient) -> None:
+def test_close_wakes_a_pending_command(server: FakeKalshiServer, client: KalshiStreamClient,
+                                       sent_commands: SentCommands) -> None:
     server.stop_answering()
     errors: list[BaseException] = []
     waiting = threading.Thread(target=lambda: _capture(errors, client.subscribe, ["trade"]))
     waiting.start()
-    server.wait_for_handshakes(1)
-    deadline = time.monotonic() + 5
-    while client._protocol.pending_count == 0 and time.monotonic() < deadline:
-        threading.Event().wait(0.01)
-    client.close(timeout=2)
-    waiting.join(5)
+    sent_commands.wait_for("subscribe")  # sent, so pending: the silent server never answers
+    client.close(timeout=2_000 * MS)
+    waiting.join(5_000 * MS)
     assert len(errors) == 1 and isinstance(errors[0], ConnectionClosedOK)
 
 
@@ -535,18 +538,16 @@ def _capture(errors: list[BaseException], fn: Callable[..., Any], *args: Any) ->
 
 
 def test_server_drop_during_a_command_wakes_it_with_connection_lost(
-        server: FakeKalshiServer, client: KalshiStreamClient, collector: Collector) -> None:
+        server: FakeKalshiServer, client: KalshiStreamClient, collector: Collector,
+        sent_commands: SentCommands) -> None:
     client.add_callback(collector)
     server.stop_answering()
     errors: list[BaseException] = []
     waiting = threading.Thread(target=lambda: _capture(errors, client.subscribe, ["trade"]))
     waiting.start()
-    server.wait_for_handshakes(1)
-    deadline = time.monotonic() + 5
-    while client._protocol.pending_count == 0 and time.monotonic() < deadline:
-        threading.Event().wait(0.01)
+    sent_commands.wait_for("subscribe")  # sent, so pending: the silent server never answers
     server.drop_connections()
-    waiting.join(10)
+    waiting.join(WAIT)
     assert len(errors) == 1
     assert isinstance(errors[0], ConnectionClosed) and not isinstance(errors[0],
                                                                        ConnectionClosedOK)

@@ -15,11 +15,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kalshi_ws.auth import Signer
 from kalshi_ws.testing import FakeKalshiServer
 from kalshi_ws.testing.rules import ERROR_TEXT
+from tests.conftest import Signal
+from tests.timing import MS, WAIT
 
 
 def raw_connect(server: FakeKalshiServer, headers: dict[str, str],
                 **options: Any) -> websocket.WebSocket:
-    return websocket.create_connection(server.url, header=headers, timeout=5, **options)
+    return websocket.create_connection(server.url, header=headers, timeout=5_000 * MS,
+                                       **options)
 
 
 def signed(key: rsa.RSAPrivateKey, clock: Any = time.time) -> dict[str, str]:
@@ -74,7 +77,7 @@ def test_a_client_that_never_pongs_is_dropped(private_key: rsa.RSAPrivateKey) ->
         try:
             server.wait_for_sessions(1)
             # websocket-client answers pings only while reading; this client never reads.
-            server.wait_for_sessions(0, timeout=10)
+            server.wait_for_sessions(0, timeout=WAIT)
         finally:
             ws.shutdown()
 
@@ -83,9 +86,10 @@ def test_a_client_that_pongs_is_kept(private_key: rsa.RSAPrivateKey) -> None:
     with FakeKalshiServer(public_key=private_key.public_key(), ping_interval=0.1,
                           pong_timeout=0.3) as server:
         ws = raw_connect(server, signed(private_key), suppress_origin=True)
-        ws.settimeout(0.05)
+        ws.settimeout(50 * MS)  # how often the reader looks at ``stop``
         stop = threading.Event()
         pings: list[bytes] = []
+        pinged = Signal()
 
         def read() -> None:
             while not stop.is_set():
@@ -93,6 +97,7 @@ def test_a_client_that_pongs_is_kept(private_key: rsa.RSAPrivateKey) -> None:
                     opcode, data = ws.recv_data(control_frame=True)  # answers pings
                     if opcode == websocket.ABNF.OPCODE_PING:
                         pings.append(data)
+                        pinged()
                 except websocket.WebSocketTimeoutException:
                     continue
                 except websocket.WebSocketException:
@@ -101,15 +106,12 @@ def test_a_client_that_pongs_is_kept(private_key: rsa.RSAPrivateKey) -> None:
         reader = threading.Thread(target=read)
         reader.start()
         try:
-            for _ in range(200):
-                if len(pings) >= 5:
-                    break
-                stop.wait(0.02)
+            pinged.wait_until(lambda: len(pings) >= 5, what="five heartbeats")
             assert len(pings) >= 5 and set(pings) == {b"heartbeat"}
             assert len(server.sessions) == 1
         finally:
             stop.set()
-            reader.join(5)
+            reader.join(5_000 * MS)
             ws.close()
 
 

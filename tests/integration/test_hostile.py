@@ -54,7 +54,7 @@ from kalshi_ws import (
     Trade,
     UnknownMessage,
 )
-from tests.conftest import Collector
+from tests.conftest import Collector, poll_public_state
 from tests.hostile_server import (
     OP_BINARY,
     OP_CLOSE,
@@ -68,6 +68,7 @@ from tests.hostile_server import (
     header,
     text_frame,
 )
+from tests.timing import MS, WAIT
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -100,7 +101,7 @@ def open_client(hostile_config: KalshiConfig) -> Iterator[Callable[..., KalshiSt
 
     yield factory
     for client in clients:
-        client.close(timeout=3)
+        client.close(timeout=3_000 * MS)
         assert client.state == "CLOSED"
 
 
@@ -113,19 +114,6 @@ def reader_never_raises(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
            and (r.exc_info or "internal error" in r.getMessage())]
     assert not bad, "library code raised: " + "; ".join(
         f"{r.name}: {r.getMessage()}" for r in bad)
-
-
-def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    """Poll ``predicate`` (every 20 ms) until it is true; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what or predicate}")
-        pause.wait(0.02)
 
 
 class InFlight:
@@ -147,9 +135,9 @@ class InFlight:
         self.thread = threading.Thread(target=run, name="test-command", daemon=True)
         self.thread.start()
 
-    def outcome(self, timeout: float = 10.0) -> BaseException | None:
+    def outcome(self, timeout: float = WAIT) -> BaseException | None:
         assert self.done.wait(timeout), "the command never returned (a waiter did not wake)"
-        self.thread.join(1)
+        self.thread.join(1_000 * MS)
         return self.error
 
 
@@ -177,8 +165,10 @@ def names_size(text: str, limit: int) -> bool:
     return any(n >= limit for n in numbers) or f"{limit // MiB} MiB" in text
 
 
-def ended(client: KalshiStreamClient, timeout: float = 5.0) -> BaseException | None:
-    eventually(lambda: client.closed, timeout, "the client ends")
+def ended(client: KalshiStreamClient, timeout: float = 5_000 * MS) -> BaseException | None:
+    # No event says the client has ended but its final item, which a stuck callback or
+    # an unread queue holds back: read the state.
+    poll_public_state(lambda: client.closed, timeout, "the client's end")
     return client.close_reason
 
 
@@ -219,9 +209,9 @@ def test_garbage_frames_are_each_reported_and_the_reader_survives(
         garbage.append((json.dumps(value).encode(), True))
     conn.send_raw(b"".join(frame(payload) for payload, _ in garbage))
     conn.send({"type": "ticker", "sid": sid, "msg": ticker_msg()})
-    assert client.list_subscriptions(timeout=5)  # the reader still answers commands
+    assert client.list_subscriptions(timeout=5_000 * MS)  # the reader still answers commands
     seen.wait_for(lambda items: len(bad_messages(items)) >= len(garbage) and any(
-        isinstance(u.msg, Ticker) for u in seen.updates("ticker")), timeout=5)
+        isinstance(u.msg, Ticker) for u in seen.updates("ticker")), timeout=5_000 * MS)
     reported = bad_messages(seen.items)
     assert len(reported) == len(garbage), reported
     for (payload, valid_json), update in zip(garbage, reported):
@@ -244,11 +234,11 @@ def test_binary_frames_are_reported_or_refused_never_fatal(
         assert isinstance(client.close_reason, ProtocolError)
         return
     try:
-        client.list_subscriptions(timeout=5)
+        client.list_subscriptions(timeout=5_000 * MS)
     except ConnectionClosed:
         assert isinstance(client.close_reason, ProtocolError)
         return
-    seen.wait_for(lambda items: bad_messages(items) or seen.updates("ticker"), timeout=5)
+    seen.wait_for(lambda items: bad_messages(items) or seen.updates("ticker"), timeout=5_000 * MS)
 
 
 def test_frames_trickled_one_byte_per_write_arrive_whole(
@@ -278,7 +268,7 @@ def test_an_absurd_frame_length_ends_the_connection_before_buffering(
     hostile.hold = {"list_subscriptions"}
     client = open_client(max_message_size=MiB)
     conn = hostile.connection()
-    waiter = InFlight(lambda: client.list_subscriptions(timeout=10))
+    waiter = InFlight(lambda: client.list_subscriptions(timeout=WAIT))
     conn.wait_cmd("list_subscriptions")
     # A header claiming 2**40 bytes, then a little data; the client must not wait for more.
     conn.send_raw(header(2 ** 40) + b"x" * 4096)
@@ -346,7 +336,7 @@ def test_a_trickled_frame_does_not_count_as_life(
     conn = hostile.connection()
     # A frame of 10,000 bytes, one byte every 50 ms: 500 s to complete.
     conn.trickle(header(10_000) + b"x" * 10_000, interval=0.05)
-    reason = ended(client, timeout=8)
+    reason = ended(client, timeout=8_000 * MS)
     assert isinstance(reason, ConnectionLost), repr(reason)
     assert "idle" in str(reason), str(reason)
 
@@ -359,7 +349,7 @@ def test_a_reset_mid_frame_wakes_the_waiting_command(
     hostile.hold = {"list_subscriptions"}
     client = open_client()
     conn = hostile.connection()
-    waiter = InFlight(lambda: client.list_subscriptions(timeout=20))
+    waiter = InFlight(lambda: client.list_subscriptions(timeout=2 * WAIT))
     conn.wait_cmd("list_subscriptions")
     conn.send_raw(text_frame({"type": "ticker", "sid": 1, "msg": ticker_msg()})[:20])
     conn.reset()
@@ -373,7 +363,7 @@ def test_a_clean_close_fails_commands_with_connection_closed_ok(
     hostile.hold = {"list_subscriptions"}
     client = open_client()
     conn = hostile.connection()
-    waiter = InFlight(lambda: client.list_subscriptions(timeout=20))
+    waiter = InFlight(lambda: client.list_subscriptions(timeout=2 * WAIT))
     conn.wait_cmd("list_subscriptions")
     conn.send_close(1000, "bye")
     error = waiter.outcome()
@@ -395,7 +385,7 @@ def test_odd_close_frames_end_the_client_with_a_typed_error(
     hostile.hold = {"list_subscriptions"}
     client = open_client()
     conn = hostile.connection()
-    waiter = InFlight(lambda: client.list_subscriptions(timeout=20))
+    waiter = InFlight(lambda: client.list_subscriptions(timeout=2 * WAIT))
     conn.wait_cmd("list_subscriptions")
     conn.send_raw(frame(payload, OP_CLOSE))
     assert isinstance(waiter.outcome(), ConnectionClosed)
@@ -415,7 +405,7 @@ def test_a_ping_flood_is_answered_in_order_and_data_still_flows(
     conn.send_raw(b"".join(frame(p, OP_PING) for p in pings)
                   + text_frame({"type": "ticker", "sid": sid, "msg": ticker_msg()}))
     seen.wait_for(lambda items: seen.updates("ticker"))
-    assert client.list_subscriptions(timeout=10)
+    assert client.list_subscriptions(timeout=WAIT)
     hostile.wait_for(lambda: len(conn.pongs) == len(pings))
     assert conn.pongs == pings
 
@@ -439,7 +429,7 @@ def test_a_bad_upgrade_answer_is_a_handshake_error(
     hostile.refusals.append(Refusal(0, raw=b"\x00garbage\r\n\r\n"))
     for _ in range(2):
         with pytest.raises(HandshakeError):
-            KalshiStreamClient.connect(hostile_config, timeout=5)
+            KalshiStreamClient.connect(hostile_config, timeout=5_000 * MS)
 
 
 # ---------------------------------------------------------------------- retries (D6, D7, D11)
@@ -449,8 +439,9 @@ def test_first_connect_makes_exactly_max_attempts_handshakes(
         hostile: HostileServer, hostile_config: KalshiConfig) -> None:
     hostile.refusals.extend(Refusal(503) for _ in range(6))
     with pytest.raises(HandshakeError, match="503"):
-        KalshiStreamClient.connect(hostile_config, timeout=5, strategy=ConnectStrategy.retry(
-            base=0.01, cap=0.02, max_attempts=3))
+        KalshiStreamClient.connect(hostile_config, timeout=5_000 * MS,
+                                   strategy=ConnectStrategy.retry(base=0.01, cap=0.02,
+                                                                  max_attempts=3))
     assert len(hostile.handshakes) == 3
 
 
@@ -495,7 +486,8 @@ def test_retry_after_is_honoured_on_reconnect(
     hostile.connection(1)
     waited = hostile.handshakes[2] - hostile.refused_at[0]
     assert waited >= 0.95, f"next handshake {waited:.3f} s after Retry-After: 1"
-    eventually(lambda: client.state == "OPEN")
+    client.list_subscriptions(timeout=WAIT)  # a command waits for the client to be open
+    assert client.state == "OPEN"
 
 
 def test_a_flapping_server_sees_exponentially_spaced_attempts(
@@ -518,9 +510,9 @@ def test_a_flapping_server_sees_exponentially_spaced_attempts(
         backoff=Backoff(base=0.01, cap=0.4), healthy_after=30))
     client.subscribe(["ticker"], ["M"])
     hostile.connection().finish(1011, "flap")
-    hostile.connection(21, timeout=30)
+    hostile.connection(21, timeout=3 * WAIT)
     # Restores were acknowledged: the flaps come after successful restores.
-    assert all(c.wait_cmd("subscribe", timeout=5) for c in hostile.connections[1:21])
+    assert all(c.wait_cmd("subscribe", timeout=5_000 * MS) for c in hostile.connections[1:21])
     elapsed = hostile.handshakes[21] - hostile.handshakes[1]
     assert elapsed >= 1.0, f"20 reconnections to a flapping server in {elapsed:.2f} s"
 
@@ -553,7 +545,7 @@ def test_a_malformed_delta_unsyncs_its_book_and_resyncs_it(
     conn.send(conn.data(sid, "orderbook_delta", {
         "market_ticker": "M1", "market_id": "id-M1", "price_dollars": "abc",
         "delta_fp": "-10.00", "side": "yes"}))
-    hostile.wait_for(lambda: "M1" in _snapshot_requests(conn, start), timeout=5)
+    hostile.wait_for(lambda: "M1" in _snapshot_requests(conn, start), timeout=5_000 * MS)
     assert books.wait_synced(5)
     # The fresh snapshot, nothing of the bad delta or of the book before it.
     assert books.get("M1").yes_bids == ((Decimal("0.45"), Decimal(5)),)
@@ -567,9 +559,9 @@ def test_a_malformed_delta_is_never_applied_while_the_book_says_synced(
     conn.send(conn.data(sid, "orderbook_delta", {
         "market_ticker": "M1", "market_id": "id-M1", "price_dollars": "abc",
         "delta_fp": "-10.00", "side": "yes"}))
-    hostile.wait_for(lambda: "M1" in _snapshot_requests(conn, start), timeout=5)
+    hostile.wait_for(lambda: "M1" in _snapshot_requests(conn, start), timeout=5_000 * MS)
     assert not books.is_synced("M1")
-    assert client.list_subscriptions(timeout=5) is not None
+    assert client.list_subscriptions(timeout=5_000 * MS) is not None
     assert not books.is_synced("M1")  # still: nothing repaired it
 
 
@@ -579,7 +571,7 @@ def test_a_delta_whose_market_cannot_be_read_unsyncs_every_book_of_the_sid(
     _client, books, conn, sid = _books(hostile, open_client, ["M1", "M2"])
     start = len(conn.commands)
     conn.send(conn.data(sid, "orderbook_delta", "not an object"))
-    hostile.wait_for(lambda: _snapshot_requests(conn, start) >= {"M1", "M2"}, timeout=5)
+    hostile.wait_for(lambda: _snapshot_requests(conn, start) >= {"M1", "M2"}, timeout=5_000 * MS)
     assert not books.is_synced("M1") and not books.is_synced("M2")
 
 
@@ -589,7 +581,7 @@ def test_a_malformed_snapshot_unsyncs_the_book_and_asks_again(
     start = len(conn.commands)
     conn.send(conn.data(sid, "orderbook_snapshot", {
         "market_ticker": "M1", "market_id": "id-M1", "yes_dollars_fp": [["abc", "1.00"]]}))
-    hostile.wait_for(lambda: "M1" in _snapshot_requests(conn, start), timeout=5)
+    hostile.wait_for(lambda: "M1" in _snapshot_requests(conn, start), timeout=5_000 * MS)
     assert books.wait_synced(5)  # the answer to get_snapshot repaired it
 
 
@@ -607,19 +599,19 @@ def test_an_absurd_seq_is_reported_and_the_subscription_recovers(
     conn.send(conn.data(sid, "trade", trade_msg()))
     conn.send(conn.data(sid, "trade", trade_msg(), seq=2 ** 70))
     seen.wait_for(lambda items: any(isinstance(i, SequenceGap) for i in items))
-    client.list_subscriptions(timeout=5)  # lets a resubscription (if any) happen first
+    client.list_subscriptions(timeout=5_000 * MS)  # lets a resubscription (if any) happen first
     for sub in client.subscriptions():
         if sub.channel == "trade":
             for _ in range(3):
                 conn.send(conn.data(sub.sid, "trade", trade_msg()))
-    client.list_subscriptions(timeout=5)
+    client.list_subscriptions(timeout=5_000 * MS)
 
     def recovered(items: list[Any]) -> bool:
         gap = next(n for n, i in enumerate(items) if isinstance(i, SequenceGap))
         return any(isinstance(i, StreamUpdate) and isinstance(i.msg, Trade)
                    and i.seq != 2 ** 70 for i in items[gap + 1:])
 
-    seen.wait_for(recovered, timeout=5)
+    seen.wait_for(recovered, timeout=5_000 * MS)
 
 
 def test_a_non_integer_seq_is_malformed_and_a_digit_string_is_a_number(
@@ -636,7 +628,7 @@ def test_a_non_integer_seq_is_malformed_and_a_digit_string_is_a_number(
     conn.send(conn.data(sid, "trade", trade_msg(), seq="abc"))
     conn.send(conn.data(sid, "trade", trade_msg(), seq="3"))
     conn.send(conn.data(sid, "trade", trade_msg(), seq=4))
-    client.list_subscriptions(timeout=5)
+    client.list_subscriptions(timeout=5_000 * MS)
     seen.wait_for(lambda items: len([u for u in seen.updates() if u.seq == 4]) == 1)
     assert len(bad_messages(seen.items)) == 2
     good = [u.seq for u in seen.updates("trade") if not isinstance(u.msg, MalformedMessage)]
@@ -668,9 +660,11 @@ def test_a_late_acknowledged_subscribe_is_unsubscribed_and_not_kept(
     try:
         before = tracemalloc.get_traced_memory()[0]
         conn.send_raw(ack + flood)
-        conn.wait_cmd("unsubscribe", sids=[late_sid], timeout=5)
-        client.list_subscriptions(timeout=10)  # every frame above has been read
-        eventually(lambda: client.stats().pending == 0, 10, "the callbacks caught up")
+        conn.wait_cmd("unsubscribe", sids=[late_sid], timeout=5_000 * MS)
+        client.list_subscriptions(timeout=WAIT)  # every frame above has been read
+        # No event says the backlog is empty (a callback sees the last item before the
+        # backlog counts it done): read the state.
+        poll_public_state(lambda: client.stats().pending == 0, WAIT, "the callbacks caught up")
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
@@ -696,8 +690,8 @@ def test_a_subscribe_abandoned_in_the_first_moments_is_still_resolved(
     conn.subs[7] = ("ticker", ["M"])
     conn.send({"id": command["id"], "type": "subscribed",
                "msg": {"channel": "ticker", "sid": 7}})
-    conn.wait_cmd("unsubscribe", sids=[7], timeout=5)
-    client.list_subscriptions(timeout=5)
+    conn.wait_cmd("unsubscribe", sids=[7], timeout=5_000 * MS)
+    client.list_subscriptions(timeout=5_000 * MS)
     assert client.subscriptions() == []
 
 
@@ -722,7 +716,7 @@ def test_commands_and_pings_flow_while_a_callback_is_stuck(
     seen = Collector()
 
     def stuck(item: Any) -> None:
-        release.wait(30)
+        release.wait(3 * WAIT)
         seen(item)
 
     try:
@@ -731,8 +725,8 @@ def test_commands_and_pings_flow_while_a_callback_is_stuck(
         ticker_sid = client.subscribe(["ticker"], ["M"]).successful[0].sid
         conn = hostile.connection()
         conn.send_raw(_mixed_flood(conn, trade_sid, ticker_sid))
-        hostile.wait_for(lambda: conn.pongs == [b"are you there"], timeout=15)
-        assert client.list_subscriptions(timeout=15)
+        hostile.wait_for(lambda: conn.pongs == [b"are you there"], timeout=15_000 * MS)
+        assert client.list_subscriptions(timeout=15_000 * MS)
         assert client.state == "OPEN"
     finally:
         release.set()
@@ -741,7 +735,7 @@ def test_commands_and_pings_flow_while_a_callback_is_stuck(
         reported = sum(i.dropped for i in items if isinstance(i, Lagged))
         return reported == client.stats().channels["ticker"].dropped > 0
 
-    seen.wait_for(all_drops_reported, timeout=15)
+    seen.wait_for(all_drops_reported, timeout=15_000 * MS)
 
 
 def test_commands_and_pings_flow_while_the_updates_queue_is_full(
@@ -753,10 +747,12 @@ def test_commands_and_pings_flow_while_the_updates_queue_is_full(
     ticker_sid = client.subscribe(["ticker"], ["M"]).successful[0].sid
     conn = hostile.connection()
     conn.send_raw(_mixed_flood(conn, trade_sid, ticker_sid))
-    hostile.wait_for(lambda: conn.pongs == [b"are you there"], timeout=15)
-    assert client.list_subscriptions(timeout=15)
+    hostile.wait_for(lambda: conn.pongs == [b"are you there"], timeout=15_000 * MS)
+    assert client.list_subscriptions(timeout=15_000 * MS)
     assert client.state == "OPEN"
-    eventually(lambda: client.stats().pending == 0, 15, "the dispatcher drained its buffer")
+    # No event says the dispatcher has moved everything to the queue: read the state.
+    poll_public_state(lambda: client.stats().pending == 0, 15_000 * MS,
+                      "the dispatcher drained its buffer")
     lagged = 0
     while not updates.empty():
         item = updates.get_nowait()
@@ -775,7 +771,7 @@ def test_no_callback_starts_after_close_returns_on_a_dead_client(
     def stuck(item: Any) -> None:
         with lock:
             calls[0] += 1
-        release.wait(30)
+        release.wait(3 * WAIT)
 
     client.add_callback(stuck)
     sid = client.subscribe(["trade"], ["M"]).successful[0].sid
@@ -783,12 +779,12 @@ def test_no_callback_starts_after_close_returns_on_a_dead_client(
     conn.send_raw(b"".join(text_frame(conn.data(sid, "trade", trade_msg())) for _ in range(500)))
     assert isinstance(ended(client), SlowConsumerError)
     try:
-        client.close(timeout=1)
+        client.close(timeout=1_000 * MS)
         with lock:
             at_close = calls[0]
     finally:
         release.set()
     for thread in threading.enumerate():
         if thread.name.startswith("kalshi-ws-"):
-            thread.join(5)
+            thread.join(5_000 * MS)
     assert calls[0] == at_close, f"{calls[0] - at_close} callbacks started after close()"

@@ -25,7 +25,8 @@ from kalshi_ws import (
 )
 from kalshi_ws.testing import FakeKalshiServer, MarketSimulator
 from kalshi_ws.testing.server import book_fingerprint
-from tests.conftest import Collector
+from tests.conftest import Collector, Signal
+from tests.timing import MS, WAIT
 
 MARKETS = ["BOOK-A", "BOOK-B", "BOOK-C", "BOOK-D", "BOOK-E"]
 FAST = ReconnectPolicy(backoff=Backoff(base=0.01, cap=0.05))
@@ -78,21 +79,27 @@ class Auditor:
                                       fingerprint(snapshot), synced))
 
 
-def wait_caught_up(server: FakeKalshiServer, books: Any, timeout: float = 30) -> None:
-    """Wait until every book is synced at the last sequence number the server sent."""
+def wait_caught_up(server: FakeKalshiServer, books: Any, timeout: float = 3 * WAIT) -> None:
+    """Wait until every book is synced at the last sequence number the server sent on its
+    latest connection; checked again at each change of a book (an on_change listener)."""
+    changed = Signal()
+    books.on_change(changed)
+    last: dict[tuple[int, str], int] = {}  # (connection, market): the last seq sent
+    read = 0  # how much of the server's book log is in ``last``
+
     def caught_up() -> bool:
-        if not books.wait_synced(timeout=0.05):
+        nonlocal read
+        log = server.book_log
+        end = len(log)
+        for connection, seq, market, _ in log[read:end]:
+            last[connection, market] = max(seq, last.get((connection, market), seq))
+        read = end
+        if not all(books.is_synced(m) for m in MARKETS):
             return False
-        last = {m: max((seq for c, seq, mk, _ in server.book_log
-                        if mk == m and c == server._connections), default=None)
-                for m in MARKETS}
-        return all(books.get(m).last_seq == last[m] for m in MARKETS)
-    deadline = threading.Event()
-    for _ in range(int(timeout / 0.05)):
-        if caught_up():
-            return
-        deadline.wait(0.05)
-    raise AssertionError("books did not catch up with the server")
+        latest = max(connection for connection, _ in last)
+        return all(books.get(m).last_seq == last.get((latest, m)) for m in MARKETS)
+
+    changed.wait_until(caught_up, timeout, "books caught up with the server")
 
 
 @pytest.mark.timeout(120)
@@ -105,7 +112,7 @@ def test_books_stay_exact_through_gaps_duplicates_and_a_drop(
         auditor = Auditor(books)
         client.add_callback(auditor.on_item)
         books.on_change(auditor.on_change)
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
 
         faults: list[tuple[str, Callable[[], Any]]] = [
             ("loss", lambda: server.lose_next("orderbook_delta", 3)),
@@ -121,8 +128,8 @@ def test_books_stay_exact_through_gaps_duplicates_and_a_drop(
             sent += 2_500
             fault()
             if name == "reset connection":  # let it reconnect before going on
-                assert auditor.reconnected.wait(10)
-                assert books.wait_synced(timeout=10)
+                assert auditor.reconnected.wait(WAIT)
+                assert books.wait_synced(timeout=WAIT)
         server.step_market(count=20_000 - sent)
         wait_caught_up(server, books)
 
@@ -154,18 +161,20 @@ def test_books_read_the_same_in_both_price_conventions(
             KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as yes_terms:
         books_plain = plain.orderbooks(MARKETS[:2])
         books_yes = yes_terms.orderbooks(MARKETS[:2], use_yes_price=True)
+        changed = Signal()  # called at every change of either set's books
+        books_plain.on_change(changed)
+        books_yes.on_change(changed)
         assert books_yes.use_yes_price and not books_plain.use_yes_price
         book_server.step_market(count=500)
         wait_caught_up_both = [books_plain, books_yes]
         for books in wait_caught_up_both:
-            assert books.wait_synced(timeout=10)
+            assert books.wait_synced(timeout=WAIT)
         for market in MARKETS[:2]:
             expected = truth(book_server, market)
             for books in wait_caught_up_both:
-                for _ in range(200):
-                    if fingerprint(books.get(market)) == expected:
-                        break
-                    threading.Event().wait(0.02)
+                changed.wait_until(lambda books=books, market=market, expected=expected:
+                                   fingerprint(books.get(market)) == expected,
+                                   what=f"{market}'s book equal to the server's")
                 assert fingerprint(books.get(market)) == expected
             a, b = books_plain.get(market), books_yes.get(market)
             assert (a.best_yes_bid, a.best_yes_ask, a.spread, a.mid) == \
@@ -178,7 +187,7 @@ def test_get_wait_and_change_callbacks(book_server: FakeKalshiServer,
         changes = Collector()
         books = client.orderbooks(MARKETS[:2])
         books.on_change(lambda market, top: changes((market, top)))
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         book = books.get(MARKETS[0])
         assert book.best_yes_bid is not None and isinstance(book.best_yes_bid, Decimal)
         assert book.best_yes_ask == 1 - book.best_no_bid
@@ -195,10 +204,10 @@ def test_markets_can_be_added_and_removed(book_server: FakeKalshiServer,
                                           book_config: KalshiConfig) -> None:
     with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
         books = client.orderbooks([MARKETS[0]])
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         books.add_markets([MARKETS[1]])
         assert books.markets == MARKETS[:2]
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         assert fingerprint(books.get(MARKETS[1])) == truth(book_server, MARKETS[1])
         books.remove_markets([MARKETS[0]])
         assert books.markets == [MARKETS[1]]
@@ -242,9 +251,9 @@ def test_waiting_for_a_sync_inside_a_callback_fails_instead_of_hanging(
                 done.set()
 
         books.on_change(on_change)
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         book_server.step_market(MARKETS[0], count=1)
-        assert done.wait(10)
+        assert done.wait(WAIT)
         assert isinstance(outcome[0], ConcurrencyError)
 
 
@@ -252,27 +261,26 @@ def test_a_gap_marks_books_unsynced_at_once(book_server: FakeKalshiServer,
                                            book_config: KalshiConfig) -> None:
     with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
         books = client.orderbooks(MARKETS[:1])
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         release = threading.Event()
         blocked = threading.Event()
 
         def block_dispatcher(item: Any) -> None:
             if isinstance(item, StreamUpdate) and not blocked.is_set():
                 blocked.set()
-                release.wait(10)
+                release.wait(WAIT)  # stuck until released
 
         client.add_callback(block_dispatcher)
         book_server.step_market(MARKETS[0])  # the dispatcher stops in the callback
-        assert blocked.wait(5)
+        assert blocked.wait(5_000 * MS)
         book_server.lose_next("orderbook_delta", 1)
         book_server.step_market(MARKETS[0], count=2)  # the reader sees the hole
-        for _ in range(200):  # the reader flags it; the dispatcher is still blocked
-            if not books.is_synced(MARKETS[0]):
-                break
-            threading.Event().wait(0.01)
+        # The reader asks for a fresh snapshot once it has flagged the book; the
+        # dispatcher is still blocked.
+        book_server.wait_for_command("update_subscription", timeout=WAIT)
         assert not books.is_synced(MARKETS[0])
         release.set()
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         assert books.resyncs == 1
 
 
@@ -281,7 +289,7 @@ def test_cross_check_against_ticker(book_server: FakeKalshiServer,
     with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
         books = client.orderbooks(MARKETS[:1])
         client.subscribe([Channel.TICKER], MARKETS[:1])
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         book = books.get(MARKETS[0])
         seen = Collector()
         client.add_callback(seen, channels=[Channel.TICKER])
@@ -302,12 +310,12 @@ def test_a_delta_the_book_refuses_triggers_a_resync(book_server: FakeKalshiServe
                                                    caplog: pytest.LogCaptureFixture) -> None:
     with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
         books = client.orderbooks(MARKETS[:1])
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         book_server.publish("orderbook_delta", "orderbook_delta", {
             "market_ticker": MARKETS[0], "market_id": "x", "price_dollars": "1.5000",
             "delta_fp": "5.00", "side": "yes"})
         book_server.wait_for_command("update_subscription")
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         assert books.resyncs == 1
         assert fingerprint(books.get(MARKETS[0])) == truth(book_server, MARKETS[0])
         assert "refused a delta" in caplog.text
@@ -320,9 +328,9 @@ def test_a_second_and_a_recreated_set_sync(book_server: FakeKalshiServer,
                                           book_config: KalshiConfig) -> None:
     with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
         first = client.orderbooks(MARKETS[:2])
-        assert first.wait_synced(timeout=10)
+        assert first.wait_synced(timeout=WAIT)
         second = client.orderbooks(MARKETS[:1])  # overlaps a live set: merged by Kalshi
-        assert second.wait_synced(timeout=10)
+        assert second.wait_synced(timeout=WAIT)
         assert fingerprint(second.get(MARKETS[0])) == truth(book_server, MARKETS[0])
         second.close()
         # The first set still has both markets: closing the second kept them.
@@ -331,7 +339,7 @@ def test_a_second_and_a_recreated_set_sync(book_server: FakeKalshiServer,
         first.close()
         assert client.subscriptions() == []
         again = client.orderbooks(MARKETS[:1])
-        assert again.wait_synced(timeout=10)
+        assert again.wait_synced(timeout=WAIT)
         assert fingerprint(again.get(MARKETS[0])) == truth(book_server, MARKETS[0])
 
 
@@ -341,13 +349,13 @@ def test_a_failed_add_markets_leaves_the_set_as_it_was(book_server: FakeKalshiSe
 
     with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
         books = client.orderbooks(MARKETS[:1])
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         book_server.stop_answering()
         with pytest.raises(CommandTimeout):
             books.add_markets([MARKETS[1]], timeout=0.3)
         assert books.markets == MARKETS[:1]
         book_server.resume_answering()
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
 
 
 def test_books_on_drop_oldest_resync_instead_of_building_on_a_hole(
@@ -359,11 +367,11 @@ def test_books_on_drop_oldest_resync_instead_of_building_on_a_hole(
         books = client.orderbooks(MARKETS)
         auditor = Auditor(books)
         books.on_change(auditor.on_change)
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         lagged = Collector()
         slow = threading.Event()
         client.add_callback(lambda item: (lagged(item) if isinstance(item, Lagged)
-                                          else slow.wait(0.0002)))
+                                          else slow.wait(0.2 * MS)))  # slow: a pause
         book_server.step_market(count=4_000)
         lagged.wait_for(lambda items: items)
         wait_caught_up(book_server, books)
@@ -381,8 +389,8 @@ def test_order_books_leave_an_unread_queue_on(book_server: FakeKalshiServer,
                                              book_config: KalshiConfig) -> None:
     with KalshiStreamClient.connect(book_config, health=QUIET) as client:
         books = client.orderbooks(MARKETS[:1])
-        assert books.wait_synced(timeout=10)
-        first = client.updates.get(timeout=5)  # the queue kept the snapshot
+        assert books.wait_synced(timeout=WAIT)
+        first = client.updates.get(timeout=5_000 * MS)  # the queue kept the snapshot
         assert isinstance(first, StreamUpdate) and first.type == "orderbook_snapshot"
 
 
@@ -395,7 +403,7 @@ def test_a_malformed_delta_unsyncs_the_book_at_once_and_resyncs_it(
         caplog: pytest.LogCaptureFixture) -> None:
     with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
         books = client.orderbooks(MARKETS[:2])
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         seen = Collector()
 
         def look(item: Any) -> None:
@@ -412,7 +420,7 @@ def test_a_malformed_delta_unsyncs_the_book_at_once_and_resyncs_it(
         # A bad market field hides which book it was: every book of the sid is unsynced.
         assert unsynced == (MARKETS[:1] if bad_field == "price_dollars" else MARKETS[:2])
         book_server.wait_for_command("update_subscription")
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         for market in MARKETS[:2]:
             assert fingerprint(books.get(market)) == truth(book_server, market)
         assert "raised" not in caplog.text  # the set's own callback did not fail
@@ -422,7 +430,7 @@ def test_a_malformed_snapshot_is_followed_by_a_fresh_one(
         book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
     with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
         books = client.orderbooks(MARKETS[:1])
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         seen = Collector()
         client.add_callback(
             lambda item: seen(books.is_synced(MARKETS[0])) if isinstance(item, StreamUpdate)
@@ -431,7 +439,7 @@ def test_a_malformed_snapshot_is_followed_by_a_fresh_one(
             "market_ticker": MARKETS[0], "market_id": "x", "yes_dollars_fp": "garbage"})
         assert seen.wait_for(lambda items: items) == [False]
         book_server.wait_for_command("update_subscription")
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         assert books.resyncs == 1
         assert fingerprint(books.get(MARKETS[0])) == truth(book_server, MARKETS[0])
 
@@ -444,10 +452,10 @@ def test_a_market_listed_twice_is_one_book(book_server: FakeKalshiServer,
     with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
         books = client.orderbooks([MARKETS[0], MARKETS[1], MARKETS[0]])
         assert books.markets == MARKETS[:2]
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         books.add_markets([MARKETS[2], MARKETS[2], MARKETS[1]])
         assert books.markets == MARKETS[:3]
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         assert client.subscriptions()[0].market_tickers == tuple(MARKETS[:3])
 
 
@@ -455,19 +463,21 @@ def test_wait_synced_for_some_markets_wakes_when_they_sync(
         book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
     with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
         books = client.orderbooks(MARKETS[:1])
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         book_server.stop_answering()  # the new market's snapshot waits
         waited: list[bool] = []
         waiter = threading.Thread(
-            target=lambda: waited.append(books.wait_synced(timeout=20, markets=MARKETS[1:2])))
-        adder = threading.Thread(target=lambda: books.add_markets([MARKETS[1]], timeout=20))
+            target=lambda: waited.append(books.wait_synced(timeout=2 * WAIT,
+                                                           markets=MARKETS[1:2])))
+        adder = threading.Thread(target=lambda: books.add_markets([MARKETS[1]],
+                                                                  timeout=2 * WAIT))
         adder.start()
         waiter.start()
         assert not books.is_synced(MARKETS[1]) and books.is_synced(MARKETS[0])
-        assert books.wait_synced(timeout=10, markets=MARKETS[:1])  # the synced one: at once
+        assert books.wait_synced(timeout=WAIT, markets=MARKETS[:1])  # the synced one: at once
         book_server.resume_answering()
-        adder.join(20)
-        waiter.join(20)
+        adder.join(2 * WAIT)
+        waiter.join(2 * WAIT)
         assert waited == [True]
         assert books.is_synced(MARKETS[1])
 
@@ -476,42 +486,41 @@ def test_wait_synced_notices_a_gap_the_dispatcher_has_not_reached(
         book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
     with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
         books = client.orderbooks(MARKETS[:1])
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         release = threading.Event()
         blocked = threading.Event()
 
         def block_dispatcher(item: Any) -> None:
             if isinstance(item, StreamUpdate) and not blocked.is_set():
                 blocked.set()
-                release.wait(10)
+                release.wait(WAIT)  # stuck until released
 
         client.add_callback(block_dispatcher)
         book_server.step_market(MARKETS[0])
-        assert blocked.wait(5)
+        assert blocked.wait(5_000 * MS)
         book_server.lose_next("orderbook_delta", 1)
         book_server.step_market(MARKETS[0], count=2)
-        for _ in range(200):  # the reader flags the hole; the dispatcher is blocked
-            if not books.is_synced(MARKETS[0]):
-                break
-            threading.Event().wait(0.01)
+        # The reader flags the hole, then asks for a fresh snapshot; the dispatcher is
+        # blocked.
+        book_server.wait_for_command("update_subscription", timeout=WAIT)
         # The set itself has applied every snapshot it was given, but the reader knows
         # better: wait_synced must not say synced.
-        assert not books.wait_synced(timeout=0.3)
+        assert not books.wait_synced(timeout=300 * MS)
         release.set()
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
 
 
 def test_wait_synced_returns_false_when_the_client_closes(
         book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
     client = KalshiStreamClient.connect(book_config, queue=False, health=QUIET)
     books = client.orderbooks(MARKETS[:1])
-    assert books.wait_synced(timeout=10)
+    assert books.wait_synced(timeout=WAIT)
     waited: list[bool] = []
     waiting = threading.Thread(target=lambda: waited.append(
-        books.wait_synced(timeout=30, markets=["NOT-IN-THE-SET"])))
+        books.wait_synced(timeout=3 * WAIT, markets=["NOT-IN-THE-SET"])))
     waiting.start()
     client.close()
-    waiting.join(10)
+    waiting.join(WAIT)
     assert waited == [False]
     assert not books.wait_synced(timeout=5)  # every book went unsynced with the client
 
@@ -529,9 +538,9 @@ def test_a_change_listener_that_raises_is_shown_counted_and_passed_to_on_error(
     with KalshiStreamClient.connect(book_config, queue=False, health=QUIET,
                                     on_error=on_error) as client:
         books = client.orderbooks(MARKETS[:1])
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         books.on_change(lambda market, top: 1 / 0)
         book_server.step_market(MARKETS[0])
-        assert failed.wait(10)
+        assert failed.wait(WAIT)
         assert isinstance(seen[0], ZeroDivisionError)
         assert client.stats().callback_errors >= 1

@@ -10,6 +10,7 @@ import pytest
 
 from kalshi_ws import ConcurrencyError, ConfigurationError, KalshiStreamClient
 from kalshi_ws.per_process import PerProcessClient
+from tests.timing import WAIT
 
 Connect = Callable[..., KalshiStreamClient]
 
@@ -35,21 +36,21 @@ def test_a_caller_waits_for_the_factory_another_thread_is_running(connect: Conne
     def slow_factory() -> KalshiStreamClient:
         calls.append(1)
         entered.set()
-        assert release.wait(10)
+        assert release.wait(WAIT)
         return connect()
 
     holder = PerProcessClient(slow_factory)
     results: dict[str, Any] = {}
     first = threading.Thread(target=lambda: results.setdefault("first", holder.get()))
     first.start()
-    assert entered.wait(10)
+    assert entered.wait(WAIT)
     # The factory holds no lock of the holder: another thread can look at it meanwhile.
     assert not holder.created
     second = threading.Thread(target=lambda: results.setdefault("second", holder.get()))
     second.start()
     release.set()
-    first.join(10)
-    second.join(10)
+    first.join(WAIT)
+    second.join(WAIT)
     assert results["first"] is results["second"] and len(calls) == 1
     holder.close()
 
@@ -59,19 +60,19 @@ def test_waiting_for_another_threads_factory_has_a_limit(connect: Connect) -> No
 
     def stuck_factory() -> KalshiStreamClient:
         entered.set()
-        assert release.wait(10)
+        assert release.wait(WAIT)
         return connect()
 
     holder = PerProcessClient(stuck_factory, wait=0.05)
     creator = threading.Thread(target=holder.get)
     creator.start()
-    assert entered.wait(10)
+    assert entered.wait(WAIT)
     try:
         with pytest.raises(ConcurrencyError, match="creating the client"):
             holder.get()
     finally:
         release.set()
-        creator.join(10)
+        creator.join(WAIT)
     holder.close()
 
 

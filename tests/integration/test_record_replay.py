@@ -23,6 +23,7 @@ from kalshi_ws.reconnect import END_OF_STREAM_CODE, END_OF_STREAM_REASON
 from kalshi_ws.recording import Recorder, read_recording
 from kalshi_ws.testing import FakeKalshiServer
 from tests.conftest import Collector
+from tests.timing import WAIT
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "sample_session.jsonl"
 
@@ -58,7 +59,7 @@ def test_a_recorded_session_replays_identically(server: FakeKalshiServer, config
         replay_config = KalshiConfig("k", private_key, ws_url=replayer.url)
         with KalshiStreamClient.connect(replay_config) as client:
             client.subscribe(["orderbook_delta", "trade", "ticker"], ["SIM-ALPHA", "SIM-BRAVO"])
-            items = list(client.iter_updates(timeout=10))
+            items = list(client.iter_updates(timeout=WAIT))
     assert items[-1] == Closed(code=END_OF_STREAM_CODE, reason=END_OF_STREAM_REASON)
     replayed = [u for u in items if isinstance(u, StreamUpdate)]
     assert [(u.type, u.msg) for u in replayed] == [(u.type, u.msg) for u in live]
@@ -78,7 +79,7 @@ def test_replay_at_recorded_pace_keeps_the_spacing(private_key: rsa.RSAPrivateKe
         with KalshiStreamClient.connect(config) as client:
             started = time.monotonic()
             client.subscribe(["trade"])
-            items = list(client.iter_updates(timeout=10))
+            items = list(client.iter_updates(timeout=WAIT))
             elapsed = time.monotonic() - started
     assert [u.msg.trade_id for u in items if isinstance(u, StreamUpdate)] == ["0", "1", "2"]
     assert [u.seq for u in items if isinstance(u, StreamUpdate)] == [1, 2, 3]
@@ -102,7 +103,7 @@ def test_the_end_of_a_replay_ends_a_reconnecting_client(private_key: rsa.RSAPriv
         with KalshiStreamClient.connect(replay_config, reconnect=FAST) as client:
             client.subscribe(["trade", "ticker"])
             items = []
-            for item in client.iter_updates(timeout=10):
+            for item in client.iter_updates(timeout=WAIT):
                 items.append(item)
                 if isinstance(item, (ConnectionLost, Reconnected)):
                     break  # the old behaviour: a reconnect, and the replay again
@@ -116,7 +117,7 @@ def test_a_4000_close_with_another_reason_is_still_followed_by_a_reconnect(
     with KalshiStreamClient.connect(config, reconnect=FAST) as client:
         client.subscribe(["ticker"])
         server.close_connections(END_OF_STREAM_CODE, "maintenance")
-        items = client.iter_updates(timeout=10)
+        items = client.iter_updates(timeout=WAIT)
         lost = next(items)
         assert isinstance(lost, ConnectionLost) and lost.will_reconnect
         assert isinstance(next(items), Reconnected)

@@ -45,7 +45,8 @@ from kalshi_ws import (
 )
 from kalshi_ws.reconnect import backoff_ceiling
 from kalshi_ws.testing import FakeKalshiServer
-from tests.conftest import Collector
+from tests.conftest import Collector, SentCommands, Signal, poll_public_state
+from tests.timing import MS, WAIT
 
 Connect = Callable[..., KalshiStreamClient]
 
@@ -133,7 +134,8 @@ def test_abrupt_drop_reconnects_and_restores_every_subscription(
 
 
 def test_a_command_pending_at_the_drop_fails_and_the_next_one_works(
-        server: FakeKalshiServer, connect: Connect, collector: Collector) -> None:
+        server: FakeKalshiServer, connect: Connect, collector: Collector,
+        sent_commands: SentCommands) -> None:
     client = connect(reconnect=FAST, health=QUIET)
     client.add_callback(collector)
     server.stop_answering()
@@ -147,25 +149,15 @@ def test_a_command_pending_at_the_drop_fails_and_the_next_one_works(
 
     waiting = threading.Thread(target=subscribe)
     waiting.start()
-    server.wait_for_handshakes(1)
-    wait_until(lambda: client._protocol.pending_count == 1)
+    sent_commands.wait_for("subscribe")  # sent, so pending: the silent server never answers
     server.drop_connections()
-    waiting.join(10)
+    waiting.join(WAIT)
     assert len(errors) == 1 and isinstance(errors[0], ConnectionLost)
     # Sent before the drop: its fate is unknown. Still being sent: it never left.
     assert "may or may not have taken effect" in str(errors[0]) or \
         "lost while sending" in str(errors[0])
     reconnected(collector)
     assert client.subscribe(["trade"]).ok
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 5.0) -> None:
-    """Poll an internal condition the client does not signal (tests only)."""
-    event = threading.Event()
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        event.wait(0.005)
 
 
 @pytest.mark.parametrize("code", [1000, 1001, 1011])
@@ -246,6 +238,7 @@ def test_a_reconnect_while_eight_threads_issue_commands(server: FakeKalshiServer
     outcomes: dict[str, int] = {"ok": 0}
     unexpected: list[BaseException] = []
     lock = threading.Lock()
+    progress = Signal()  # called at each outcome
 
     def work(index: int) -> None:
         while not stop.is_set():
@@ -262,18 +255,19 @@ def test_a_reconnect_while_eight_threads_issue_commands(server: FakeKalshiServer
                 return
             with lock:
                 outcomes[name] = outcomes.get(name, 0) + 1
+            progress()
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
     for thread in threads:
         thread.start()
-    wait_until(lambda: outcomes["ok"] >= 16)
+    progress.wait_until(lambda: outcomes["ok"] >= 16)
     server.drop_connections()
     reconnected(collector)
     done_before = outcomes["ok"]
-    wait_until(lambda: outcomes["ok"] >= done_before + 16)
+    progress.wait_until(lambda: outcomes["ok"] >= done_before + 16)
     stop.set()
     for thread in threads:
-        thread.join(10)
+        thread.join(WAIT)
         assert not thread.is_alive(), "a command hung across the reconnect"
     assert not unexpected
 
@@ -286,8 +280,8 @@ def test_close_during_the_backoff_wait_ends_cleanly(server: FakeKalshiServer, co
     server.drop_connections()
     collector.wait_for(lambda items: [i for i in items if isinstance(i, ConnectionLost)])
     started = time.monotonic()
-    client.close(timeout=5)
-    assert time.monotonic() - started < 5
+    client.close(timeout=5_000 * MS)
+    assert time.monotonic() - started < 5_000 * MS
     assert isinstance(final_item(collector), Closed)
 
 
@@ -307,7 +301,7 @@ def test_a_silent_server_is_detected_by_the_idle_timeout(server: FakeKalshiServe
     assert isinstance(final, ConnectionLost) and "idle timeout" in final.reason
     # Within idle_timeout + 1 s (+ slack for a loaded machine). No lower bound: the idle
     # clock starts at the last frame received, which can precede `started`.
-    assert elapsed < 1.0 + 1.0 + 1.0
+    assert elapsed < 1.0 + 1.0 + 1_000 * MS
     assert client.closed
 
 
@@ -329,38 +323,17 @@ def test_a_server_that_never_pongs_is_dropped_even_while_data_flows(
     client.add_callback(collector)
     client.subscribe(["ticker"])
     server.mute_pongs()
-    stop = threading.Event()
-
-    def publish() -> None:
-        while not stop.is_set() and not collector.of_type(ConnectionLost):
-            server.publish("ticker", "ticker", ticker())
-            stop.wait(0.05)
-
-    publisher = threading.Thread(target=publish)
-    publisher.start()
+    # A ticker every 50 ms (a trade, then a ticker, at each step), well within the pong
+    # timeout: part of the scenario, not a bound on a wait.
+    server.start_simulation(interval=0.05, trades=1.0)
     try:
         lost = collector.wait_for(lambda items: [i for i in items
                                                  if isinstance(i, ConnectionLost)])
+        assert collector.updates("ticker"), "no data flowed before the drop"
     finally:
-        stop.set()
-        publisher.join(5)
+        server.stop_simulation()
     assert "pong timeout" in lost[0].reason
     reconnected(collector)  # and it recovers
-
-
-def test_the_client_answers_the_server_heartbeat(private_key: rsa.RSAPrivateKey,
-                                                 collector: Collector) -> None:
-    with FakeKalshiServer(public_key=private_key.public_key(), ping_interval=0.1,
-                          pong_timeout=0.5) as server:
-        config = KalshiConfig("k", private_key, ws_url=server.url)
-        with KalshiStreamClient.connect(config, health=QUIET) as client:
-            client.add_callback(collector)
-            client.subscribe(["ticker"])
-            for _ in range(3):  # several heartbeats pass; the server keeps us
-                server.publish("ticker", "ticker", ticker())
-                threading.Event().wait(0.3)
-            assert len(server.sessions) == 1
-            assert not collector.of_type(ConnectionLost)
 
 
 # ---------------------------------------------------------------- sequence numbers
@@ -443,16 +416,17 @@ def test_a_slow_callback_on_ticker_drops_oldest_and_says_so(
 
     def slow(item: Any) -> None:
         entered.set()
-        release.wait(10)
+        release.wait(WAIT)  # stuck until released
 
     client.add_callback(slow)
     client.add_callback(collector)
     client.subscribe(["ticker"])
     server.publish("ticker", "ticker", ticker(price="0.0000"))
-    assert entered.wait(5)
+    assert entered.wait(5_000 * MS)
     for number in range(1, 51):
         server.publish("ticker", "ticker", ticker(price=f"0.{number:04d}"))
-    wait_until(lambda: client.stats().channels["ticker"].received == 51)
+    client.list_subscriptions(timeout=WAIT)  # answered after the 50 tickers before it were read
+    assert client.stats().channels["ticker"].received == 51
     release.set()
     lagged = collector.wait_for(lambda items: [i for i in items if isinstance(i, Lagged)])
     collector.wait_for(lambda items: items and isinstance(items[-1], StreamUpdate)
@@ -468,13 +442,13 @@ def test_a_slow_callback_on_a_stateful_channel_ends_the_client_loudly(
         server: FakeKalshiServer, connect: Connect, collector: Collector) -> None:
     client = connect(max_pending=10, queue=False, health=QUIET)
     release = threading.Event()
-    client.add_callback(lambda item: release.wait(10) if isinstance(item, StreamUpdate)
+    client.add_callback(lambda item: release.wait(WAIT) if isinstance(item, StreamUpdate)
                         else None)
     client.add_callback(collector)
     client.subscribe(["trade"])
     for number in range(30):
         server.publish("trade", "trade", trade(number))
-    wait_until(lambda: client.closed or client.state == "CLOSED")
+    server.wait_for_sessions(0, timeout=WAIT)  # the client gave up its connection: it died
     release.set()
     final = final_item(collector)
     assert isinstance(final, ConnectionLost)
@@ -499,14 +473,14 @@ def test_a_slow_consumer_with_reconnect_resyncs(server: FakeKalshiServer, connec
                                                 collector: Collector) -> None:
     client = connect(max_pending=10, queue=False, reconnect=FAST, health=QUIET)
     release = threading.Event()
-    client.add_callback(lambda item: release.wait(10) if isinstance(item, StreamUpdate)
+    client.add_callback(lambda item: release.wait(WAIT) if isinstance(item, StreamUpdate)
                         else None)
     client.add_callback(collector)
     client.subscribe(["trade"])
     for number in range(30):
         server.publish("trade", "trade", trade(number))
-    collector_has_loss = lambda items: [i for i in items if isinstance(i, ConnectionLost)]
-    wait_until(lambda: client.state == "RECONNECTING" or collector_has_loss(collector.items))
+    # The client drops its connection, then waits for the callbacks before reconnecting.
+    server.wait_for_sessions(0, timeout=WAIT)
     release.set()
     (event,) = reconnected(collector)
     (lost,) = collector.of_type(ConnectionLost)
@@ -597,13 +571,16 @@ def test_dropping_under_load_never_kills_the_reader(server: FakeKalshiServer,
                                                     connect: Connect) -> None:
     # The drop path searches the callbacks' inbox while the dispatcher empties it.
     client = connect(max_pending=200, queue=False, health=QUIET)
-    client.add_callback(lambda item: threading.Event().wait(0.0001))  # a slow consumer
+    client.add_callback(lambda item: threading.Event().wait(0.1 * MS))  # a slow consumer
     client.subscribe(["ticker"])
     for _ in range(5):
         server.publish_many(("ticker", "ticker", ticker(f"M{n % 7}", "0.5000"))
                             for n in range(3_000))
-    wait_until(lambda: client.stats().channels["ticker"].received == 15_000, timeout=30)
-    wait_until(lambda: client.stats().pending == 0, timeout=30)
+    client.list_subscriptions(timeout=3 * WAIT)  # answered after every ticker was read
+    assert client.stats().channels["ticker"].received == 15_000
+    # No event says the callbacks' backlog is empty: a callback sees the last item
+    # before the backlog counts it done.
+    poll_public_state(lambda: client.stats().pending == 0, 3 * WAIT, "an empty backlog")
     stats = client.stats().channels["ticker"]
     assert client.state == "OPEN" and client.close_reason is None
     assert stats.dropped > 0 and stats.delivered + stats.dropped == stats.received
@@ -627,12 +604,14 @@ def test_close_during_a_reconnect_handshake_returns_at_once(
     silent.listen(16)
     try:
         lost.wait_for(lambda items: [i for i in items if isinstance(i, ConnectionLost)])
-        wait_until(lambda: client._attempt is not None)
+        silent.settimeout(WAIT)
+        accepted, _ = silent.accept()  # a reconnect attempt is in its handshake
         started = time.monotonic()
-        client.close(timeout=5)
-        assert time.monotonic() - started < 2
+        client.close(timeout=5_000 * MS)
+        assert time.monotonic() - started < 2_000 * MS
         assert client.closed
         assert isinstance(final_item(lost), Closed)
+        accepted.close()
     finally:
         silent.close()
 
@@ -643,7 +622,7 @@ def test_updates_read_before_a_failed_send_are_still_delivered(
     client.add_callback(collector)
     book = client.subscribe([Channel.ORDERBOOK_DELTA], ["SIM-ALPHA"]).successful[0]
     client.subscribe(["trade"])
-    transport = client._transport
+    transport = client._session.transport
     sent = transport.send_text
 
     def failing_send(text: str) -> None:  # a reset arriving right after the read
@@ -687,18 +666,20 @@ def test_no_callback_starts_after_close_returns_on_a_client_that_died(
 
     def slow(item: Any) -> None:
         calls.append(time.monotonic())
-        release.wait(0.02)  # a slow consumer, not a stuck one
+        release.wait(20 * MS)  # a slow consumer, not a stuck one: a pause, not a wait
 
     client.add_callback(slow)
     client.subscribe(["trade"])
     server.publish_many(("trade", "trade", trade(n)) for n in range(1_000))
-    wait_until(lambda: client.closed)  # died: SlowConsumerError, with a backlog
+    # Died (SlowConsumerError) with a backlog. The final item that announces it waits
+    # behind that backlog, so nothing delivered can say so sooner: read the state.
+    poll_public_state(lambda: client.closed, what="the client's end")
     assert isinstance(client.close_reason, SlowConsumerError)
-    client.close(timeout=1)
+    client.close(timeout=1_000 * MS)
     returned = len(calls)
     dispatchers = [t for t in threading.enumerate() if t.name.startswith("kalshi-ws-dispatch")]
     for thread in dispatchers:
-        thread.join(10)
+        thread.join(WAIT)
     assert len(calls) == returned
 
 
@@ -713,13 +694,13 @@ def test_close_with_a_slow_callback_ends_the_dispatcher_within_its_timeout(
 
     def slow(item: Any) -> None:
         started.set()
-        pause.wait(0.05)
+        pause.wait(50 * MS)  # a slow callback: a pause, not a wait
 
     client.add_callback(slow)
     client.subscribe(["ticker"])
     server.publish_many(("ticker", "ticker", ticker(price=f"0.{n:04d}")) for n in range(200))
-    assert started.wait(10)
-    client.close(timeout=1)
+    assert started.wait(WAIT)
+    client.close(timeout=1_000 * MS)
     assert not [t for t in threading.enumerate() if t.name.startswith("kalshi-ws-dispatch")
                 and t.is_alive()]
     assert "abandoning the dispatcher" not in caplog.text
@@ -791,7 +772,7 @@ def test_the_backoff_starts_small_again_after_a_healthy_connection(
             server.drop_connections()
             collector.wait_for(lambda items, n=flap: len(
                 [i for i in items if isinstance(i, Reconnected)]) == n)
-            stay_up.wait(0.02)  # the rule under test is about time: let the connection age
+            stay_up.wait(20 * MS)  # the rule under test is about time: let the connection age
     ceilings = [float(m.group(1)) for m in (
         re.search(r"backoff ceiling ([\d.]+) s", r.getMessage()) for r in caplog.records) if m]
     assert ceilings == [backoff_ceiling(backoff, 0)] * 3

@@ -18,6 +18,7 @@ from kalshi_ws import (
     StreamUpdate,
 )
 from kalshi_ws.testing import FakeKalshiServer, simulated
+from tests.timing import MS, WAIT
 
 ROOT = Path(__file__).resolve().parents[2]
 LONG_TOKEN = re.compile(r"[A-Za-z0-9+/=]{40,}")  # a key or signature would be one
@@ -64,15 +65,15 @@ def test_order_book_sets_and_the_queue_say_what_they_hold(config: KalshiConfig,
                                                           server: FakeKalshiServer) -> None:
     with KalshiStreamClient.connect(config, queue=True) as client:
         books = client.orderbooks(["SIM-ALPHA", "SIM-BRAVO"])
-        assert books.wait_synced(timeout=10)
+        assert books.wait_synced(timeout=WAIT)
         assert_explains(repr(books), "<OrderBookSet sid=", "'SIM-ALPHA', 'SIM-BRAVO'",
                         "2/2 synced")
         client.subscribe([Channel.TRADE])
         server.publish("trade", "trade", {"market_ticker": "SIM-ALPHA", "count_fp": "5.00"})
         updates = client.updates
-        item = updates.get(timeout=5)
+        item = updates.get(timeout=5_000 * MS)
         while not (isinstance(item, StreamUpdate) and item.channel == Channel.TRADE):
-            item = updates.get(timeout=5)
+            item = updates.get(timeout=5_000 * MS)
         assert_explains(repr(updates), "<UpdatesQueue ", f"of {updates.maxsize} items",
                         "0 dropped")
         books.close()
@@ -96,7 +97,7 @@ def test_close_reason_keeps_the_servers_own_clean_close(config: KalshiConfig,
                                                          server: FakeKalshiServer) -> None:
     client = KalshiStreamClient.connect(config)
     server.close_connections(1000)
-    assert list(client.iter_updates(timeout=10))[-1].__class__.__name__ == "Closed"
+    assert list(client.iter_updates(timeout=WAIT))[-1].__class__.__name__ == "Closed"
     client.close()
     reason = client.close_reason
     assert isinstance(reason, ConnectionClosedOK) and "by the user" not in str(reason)
@@ -128,7 +129,7 @@ print("core ok", kalshi_ws.KalshiStreamClient.__name__)
 
 def test_importing_the_testing_tools_without_their_extra_names_the_install() -> None:
     result = subprocess.run([sys.executable, "-c", BLOCK_WEBSOCKETS], capture_output=True,
-                            text=True, timeout=60, cwd=ROOT, check=False)
+                            text=True, timeout=60_000 * MS, cwd=ROOT, check=False)
     assert result.returncode == 0, result.stderr
     first, second = result.stdout.splitlines()
     assert first.startswith("ImportError kalshi_ws.testing needs the 'testing' extra")

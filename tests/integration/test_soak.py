@@ -22,6 +22,7 @@ from kalshi_ws import (
     StreamUpdate,
 )
 from kalshi_ws.testing import FakeKalshiServer
+from tests.timing import MS
 
 TOTAL = 200_000
 DROPS = 20
@@ -64,14 +65,14 @@ class Tally:
 
     _target = -1
 
-    def wait(self, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    def wait(self, condition: Callable[[], bool], timeout: float = 60_000 * MS) -> None:
         deadline = time.monotonic() + timeout
         with self._changed:
             while not condition():
                 remaining = deadline - time.monotonic()
                 assert remaining > 0, (f"soak stalled: {len(self.numbers)} received, "
                                        f"{self.reconnects} reconnects")
-                self._changed.wait(min(remaining, 0.5))
+                self._changed.wait(remaining)
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from kalshi_ws import (
     ReconnectPolicy,
 )
 from kalshi_ws.testing import FakeKalshiServer
+from tests.timing import MS, WAIT
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ReconnectPolicy(backoff=Backoff(base=0.01, cap=0.05))
@@ -41,7 +42,7 @@ def test_a_reset_reads_as_a_sentence(server: FakeKalshiServer, config: KalshiCon
     with KalshiStreamClient.connect(config, reconnect=FAST) as client:
         client.subscribe(["ticker"])
         server.drop_connections()
-        items = client.iter_updates(timeout=10)
+        items = client.iter_updates(timeout=WAIT)
         lost = next(items)
         assert isinstance(lost, ConnectionLost)
         assert lost.reason == ("the connection was reset (by the server or the network), "
@@ -57,7 +58,8 @@ def test_the_reconnect_example_says_what_it_shows() -> None:
     assert "under new sids" not in text
     assert "the map reads ``{1: 1, 2: 2}``" in text
     result = subprocess.run([sys.executable, str(example), "--simulate", "--updates", "2"],
-                            capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
+                            capture_output=True, text=True, timeout=60_000 * MS, cwd=ROOT,
+                            check=False,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
     assert "sid map (old -> new) {1: 1, 2: 2}" in result.stdout

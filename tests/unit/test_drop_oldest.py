@@ -14,6 +14,7 @@ import pytest
 
 from kalshi_ws import Lagged, StreamUpdate, Ticker
 from kalshi_ws._dispatch import Dispatcher, DropOldestBuffer, UpdatesQueue
+from tests.timing import WAIT
 
 
 def update(channel: str, n: int) -> StreamUpdate:
@@ -105,7 +106,7 @@ def test_a_stuck_callback_never_slows_the_poster_or_loses_undroppable_items() ->
 
     def callback(item: Any) -> None:
         entered.set()
-        stuck.wait(30)
+        stuck.wait(3 * WAIT)
         seen.append(item)
 
     dispatcher = Dispatcher(name="kalshi-ws-test-dispatch", inbox_limit=1_000,
@@ -115,7 +116,7 @@ def test_a_stuck_callback_never_slows_the_poster_or_loses_undroppable_items() ->
     dispatcher.add_callback(callback, None)
     try:
         assert dispatcher.post([update("trade", 0)])
-        assert entered.wait(10)  # the dispatcher is now stuck in the callback
+        assert entered.wait(WAIT)  # the dispatcher is now stuck in the callback
         assert dispatcher.post([update("trade", n) for n in range(1, 900)])
         for start in range(0, 20_000, 100):
             assert dispatcher.post([update("ticker", n) for n in range(start, start + 100)])
@@ -125,7 +126,7 @@ def test_a_stuck_callback_never_slows_the_poster_or_loses_undroppable_items() ->
         stuck.set()
         from kalshi_ws import Closed
         dispatcher.post_final(Closed(reason="test"), None)
-        assert dispatcher.join(10)
+        assert dispatcher.join(WAIT)
     trades = [i.seq for i in seen if isinstance(i, StreamUpdate) and i.channel == "trade"]
     assert trades == list(range(900))
     lagged = [i for i in seen if isinstance(i, Lagged)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -134,3 +136,56 @@ def test_list_subscriptions_and_unfiltered_channels(rules: KalshiRules) -> None:
     (frame,) = frames(rules.handle({"id": 9, "cmd": "list_subscriptions"}))
     assert frame == {"id": 9, "type": "ok", "msg": [
         {"channel": "market_lifecycle_v2", "sid": 1}, {"channel": "ticker", "sid": 2}]}
+
+
+# ---------------------------------------------------------------------- sequencing faults
+
+def test_receivers_are_the_channels_subscriptions_that_want_the_market(
+        rules: KalshiRules) -> None:
+    rules.handle(command("subscribe", channels=["ticker"], market_tickers=["A"]))
+    rules.handle(command("subscribe", 2, channels=["trade"]))
+    ticker, trade = rules.find()
+    assert rules.receivers("ticker", "A") == [ticker]
+    assert rules.receivers("ticker", "B") == []
+    assert rules.receivers("ticker") == [ticker]  # a frame of no market goes to all
+    assert rules.receivers(None, "B") == [trade]
+
+
+def test_skip_seq_jumps_the_next_numbered_frame_of_the_channel_only(rules: KalshiRules) -> None:
+    rules.handle(command("subscribe", channels=["orderbook_delta"], market_tickers=["A"]))
+    rules.handle(command("subscribe", 2, channels=["trade"]))
+    book, trade = rules.find()
+    rules.skip_seq("orderbook_delta", 2)
+    assert [rules.frame(book, "orderbook_delta", {})["seq"] for _ in range(2)] == [4, 5]
+    assert rules.frame(trade, "trade", {})["seq"] == 1
+    rules.skip_seq(None)
+    assert rules.frame(trade, "trade", {})["seq"] == 3
+    assert rules.frame(book, "orderbook_delta", {})["seq"] == 7
+
+
+def test_a_lost_frame_takes_its_seq_and_is_never_encoded(rules: KalshiRules) -> None:
+    rules.handle(command("subscribe", channels=["trade", "ticker"]))
+    trade, ticker = rules.find()
+    rules.lose_next("trade", 2)
+    assert rules.encode(rules.frame(trade, "trade", {}), trade) is None
+    assert rules.encode({"type": "ok", "id": 5}, None) == '{"type":"ok","id":5}'
+    assert rules.encode(rules.frame(trade, "trade", {}), trade) is None
+    text = rules.encode(rules.frame(trade, "trade", {}), trade)
+    assert text is not None and json.loads(text)["seq"] == 3
+    rules.lose_next(None)  # an unnumbered frame cannot be lost: the loss waits
+    assert rules.encode(rules.frame(ticker, "ticker", {}), ticker) is not None
+    assert ticker.lose == 1 and trade.lose == 1
+
+
+def test_repeats_are_the_last_frames_sent(rules: KalshiRules) -> None:
+    rules.handle(command("subscribe", channels=["trade", "orderbook_delta"],
+                         market_tickers=["A"]))
+    trade, book = rules.find()
+    assert rules.repeats() == []
+    sent = rules.encode(rules.frame(trade, "trade", {"price": Decimal("0.42")}), trade)
+    assert sent == '{"type":"trade","sid":1,"seq":1,"msg":{"price":"0.42"}}'
+    rules.lose_next("trade")
+    rules.encode(rules.frame(trade, "trade", {}), trade)  # lost: not the last frame sent
+    assert rules.repeats("trade") == [sent] and rules.repeats("orderbook_delta") == []
+    rules.encode(rules.frame(book, "orderbook_delta", {}), book)
+    assert len(rules.repeats()) == 2

@@ -12,11 +12,12 @@ PACKAGE = Path(__file__).resolve().parents[2] / "kalshi_ws"
 # Modules in layer order: a module may import only modules listed before it.
 LAYERS = ["exceptions", "models", "_wire", "_params", "_tables", "_sequencing", "_update",
           "_subscribe", "_restore", "_replies", "protocol", "freshness", "auth", "config",
-          "reconnect", "orderbook", "_transport", "_dispatch", "recording", "bookset", "bookview", "client",
-          "per_process"]
+          "backoff", "orderbook", "_transport", "_dispatch", "options", "recording", "_session",
+          "_reader", "reconnect", "_client_commands", "_client_delivery", "bookset", "bookview",
+          "client", "per_process"]
 PURE = ["exceptions", "models", "_wire", "_params", "_tables", "_sequencing", "_update",
         "_subscribe", "_restore", "_replies", "protocol", "freshness", "auth", "config",
-        "reconnect", "orderbook"]
+        "backoff", "orderbook"]
 LAYERS = [m for m in LAYERS if (PACKAGE / f"{m}.py").exists()]
 PURE = [m for m in PURE if m in LAYERS]
 # The sans-I/O protocol's modules: time comes in as an argument.
@@ -94,3 +95,35 @@ def test_library_code_never_prints() -> None:
         calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
                  and isinstance(n.func, ast.Name) and n.func.id == "print"]
         assert not calls, f"print() in {path.name}"
+
+
+def test_every_module_has_a_layer() -> None:
+    """A new module must be placed in LAYERS (or be a known top-level tool)."""
+    tools = {"__init__", "__main__", "_version", "cli", "plot", "environment"}
+    modules = {p.stem for p in PACKAGE.glob("*.py")} - tools
+    assert modules <= set(LAYERS) | _protocol_family(), sorted(modules - set(LAYERS))
+
+
+def _protocol_family() -> set[str]:
+    """Modules the protocol is split into (named after it), if any: part of its layer."""
+    return {p.stem for p in PACKAGE.glob("*.py") if p.stem.startswith("_protocol")}
+
+
+def test_the_reader_and_the_supervisor_never_import_the_facade() -> None:
+    for module in ("_session", "_reader", "reconnect"):
+        own = {n.lstrip(".").split(".")[0] for n in imports_of(module) if n.startswith(".")}
+        assert not own & {"client", "_client_commands", "_client_delivery", "bookset"}, module
+
+
+def test_order_books_use_the_client_through_its_public_seam_only() -> None:
+    """bookset.py imports no client module, even for type checking, and touches no
+    private member of the client."""
+    source = (PACKAGE / "bookset.py").read_text()
+    tree = ast.parse(source)
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not imported & {"client", "_client_commands", "_client_delivery", "_session"}
+    private = [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+               and n.attr.startswith("_") and not n.attr.startswith("__")
+               and ((isinstance(n.value, ast.Attribute) and n.value.attr == "_client")
+                    or (isinstance(n.value, ast.Name) and n.value.id == "client"))]
+    assert not private, private

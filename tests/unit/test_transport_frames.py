@@ -20,6 +20,7 @@ from kalshi_ws._transport import (
     Transport,
     parse_close,
 )
+from tests.timing import WAIT
 
 
 def frame(payload: bytes, opcode: int = OP_TEXT, fin: bool = True, rsv: int = 0,
@@ -92,7 +93,7 @@ def test_frames_split_at_every_byte(pair: Pair) -> None:
         received.extend(pair.transport.receive())
         if len(received) == 3:
             break
-    writer.join(10)
+    writer.join(WAIT)
     assert received == [(OP_TEXT, b"a" * 5), (OP_TEXT, b"b" * 300), (OP_BINARY, b"c" * 70_000)]
 
 
@@ -114,7 +115,7 @@ def test_a_large_frame_is_gathered_whole(pair: Pair) -> None:
     writer = threading.Thread(target=pair.theirs.sendall, args=(frame(big),))
     writer.start()
     (received,) = pair.read_all(1)
-    writer.join(10)
+    writer.join(WAIT)
     assert received == (OP_TEXT, big)
 
 
@@ -230,7 +231,8 @@ def test_a_trickled_frame_returns_control_at_every_tick(size: int) -> None:
     def trickle() -> None:
         pair.theirs.sendall(head)
         pause = threading.Event()
-        for byte in rest:  # one byte every 10 ms: the frame takes a second to complete
+        # One byte every 10 ms, against a 0.1 s tick: the scenario, not a bound on a wait.
+        for byte in rest:  # the frame takes a second to complete
             pause.wait(0.01)
             try:
                 pair.theirs.sendall(bytes([byte]))
@@ -249,4 +251,4 @@ def test_a_trickled_frame_returns_control_at_every_tick(size: int) -> None:
         assert frames == [(OP_TEXT, b"x" * size)]
     finally:
         pair.close()
-        writer.join(10)
+        writer.join(WAIT)
