@@ -10,24 +10,26 @@ objects) into three outputs the I/O layer drains under its lock:
 * :meth:`~KalshiProtocol.take_outgoing`: command texts the protocol itself wants sent
   (resynchronisation, resubscription, restoring subscriptions after a reconnect).
 
-Its parts, each in its own module, share one :class:`~kalshi_ws._tables.Tables` (the
-subscription table, sid to channel, markets, options, last seq; the pending commands,
-each with its :class:`~kalshi_ws._tables.Purpose` and an ``abandoned`` flag; the ways
-out) and are wired together once, in :class:`KalshiProtocol`'s constructor:
+Its parts, each in its own ``_protocol_*`` module, share one
+:class:`~kalshi_ws._protocol_tables.Tables` (the subscription table, sid to channel,
+markets, options, last seq; the pending commands, each with its
+:class:`~kalshi_ws._protocol_tables.Purpose` and an ``abandoned`` flag; the ways out) and
+are wired together once, in :class:`KalshiProtocol`'s constructor:
 
 * a class per command family builds its command and handles its replies:
-  :class:`~kalshi_ws._subscribe.SubscribeCommands` (one reply per channel; it also
-  re-creates subscriptions Kalshi ended), :class:`~kalshi_ws._subscribe.UnsubscribeCommands`
-  (one reply per sid), :class:`~kalshi_ws._update.UpdateCommands` (including the
-  ``get_snapshot`` requests that resynchronise books) and
-  :class:`~kalshi_ws._update.ListCommands`; :class:`~kalshi_ws._replies.ReplyRouter`
-  hands each reply to the family of the command it answers;
-* :class:`~kalshi_ws._sequencing.Sequencer` handles what the hot path does not: per-sid
-  sequence numbers out of order (gaps, duplicates, restarts, unreadable ones), which
-  order books are trustworthy and when to ask for fresh snapshots, and frames of sids
-  not known yet;
-* :class:`~kalshi_ws._restore.RestorePlan` keeps the subscriptions to re-create after a
-  reconnect and collects the restore's outcome;
+  :class:`~kalshi_ws._protocol_subscribe.SubscribeCommands` (one reply per channel; it
+  also re-creates subscriptions Kalshi ended),
+  :class:`~kalshi_ws._protocol_subscribe.UnsubscribeCommands` (one reply per sid),
+  :class:`~kalshi_ws._protocol_update.UpdateCommands` (including the ``get_snapshot``
+  requests that resynchronise books) and :class:`~kalshi_ws._protocol_update.ListCommands`;
+  :class:`~kalshi_ws._protocol_replies.ReplyRouter` hands each reply to the family of
+  the command it answers;
+* :class:`~kalshi_ws._protocol_sequencing.Sequencer` handles what the hot path does not:
+  per-sid sequence numbers out of order (gaps, duplicates, restarts, unreadable ones),
+  which order books are trustworthy and when to ask for fresh snapshots, and frames of
+  sids not known yet;
+* :class:`~kalshi_ws._protocol_restore.RestorePlan` keeps the subscriptions to re-create
+  after a reconnect and collects the restore's outcome;
 * this module handles the common data frame inline (:meth:`KalshiProtocol.receive`) and
   owns the connection's :class:`State`, changed in one place, which decides whether
   deliveries go out or are held until the reconnection is announced.
@@ -43,16 +45,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import _wire
-from ._params import (
+from ._protocol_params import (
     SUBSCRIBE_OPTIONS,
     UPDATE_ACTIONS,
     UPDATE_OPTIONS,
     string_list,
     unchecked_params,
 )
-from ._replies import ReplyRouter
-from ._restore import RestoreDone, RestorePlan
-from ._sequencing import (
+from ._protocol_replies import ReplyRouter
+from ._protocol_restore import RestoreDone, RestorePlan
+from ._protocol_sequencing import (
     BAD_SEQ,
     DUPLICATE_WINDOW,
     LIST_REPLY_TYPES,
@@ -60,13 +62,13 @@ from ._sequencing import (
     incomplete_delta,
     millis,
 )
-from ._subscribe import SubscribeCommands, UnsubscribeCommands
-from ._tables import (
+from ._protocol_subscribe import SubscribeCommands, UnsubscribeCommands
+from ._protocol_tables import (
     INTERNAL_COMMAND_TIMEOUT,
     Sub,
     Tables,
 )
-from ._update import ListCommands, UpdateCommands
+from ._protocol_update import ListCommands, UpdateCommands
 from .models import (
     Channel,
     MalformedMessage,

@@ -10,19 +10,18 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "kalshi_ws"
 
 # Modules in layer order: a module may import only modules listed before it.
-LAYERS = ["exceptions", "models", "_wire", "_params", "_tables", "_sequencing", "_update",
-          "_subscribe", "_restore", "_replies", "protocol", "freshness", "auth", "config",
-          "backoff", "orderbook", "_transport", "_dispatch", "options", "recording", "_session",
-          "_reader", "reconnect", "_client_commands", "_client_delivery", "bookset", "bookview",
-          "client", "per_process"]
-PURE = ["exceptions", "models", "_wire", "_params", "_tables", "_sequencing", "_update",
-        "_subscribe", "_restore", "_replies", "protocol", "freshness", "auth", "config",
-        "backoff", "orderbook"]
+LAYERS = ["exceptions", "models", "_wire", "_protocol_params", "_protocol_tables",
+          "_protocol_sequencing", "_protocol_update", "_protocol_subscribe", "_protocol_restore",
+          "_protocol_replies", "protocol", "freshness", "auth", "config", "backoff", "orderbook",
+          "_transport", "_dispatch", "options", "recording", "_session", "_reader", "reconnect",
+          "_client_commands", "_client_delivery", "bookset", "bookview", "client", "per_process"]
+PURE = ["exceptions", "models", "_wire", "_protocol_params", "_protocol_tables",
+        "_protocol_sequencing", "_protocol_update", "_protocol_subscribe", "_protocol_restore",
+        "_protocol_replies", "protocol", "freshness", "auth", "config", "backoff", "orderbook"]
 LAYERS = [m for m in LAYERS if (PACKAGE / f"{m}.py").exists()]
 PURE = [m for m in PURE if m in LAYERS]
 # The sans-I/O protocol's modules: time comes in as an argument.
-PROTOCOL = [m for m in ("_params", "_tables", "_sequencing", "_update", "_subscribe",
-                         "_restore", "_replies", "protocol") if m in LAYERS]
+PROTOCOL = [m for m in LAYERS if m == "protocol" or m.startswith("_protocol_")]
 IO_MODULES = {"socket", "ssl", "threading", "asyncio", "selectors", "websocket",
               "websockets", "queue", "multiprocessing", "subprocess"}
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._params import (
+from ._protocol_params import (
     UPDATE_ACTIONS,
     UPDATE_KEYS,
     UPDATE_OPTIONS,
@@ -23,12 +23,19 @@ from ._params import (
     type_name,
     unchecked_params,
 )
-from ._tables import TERMINAL_ERRORS, CommandFamily, Pending, Purpose, Sub, logger
+from ._protocol_tables import (
+    TERMINAL_ERRORS,
+    CommandFamily,
+    Pending,
+    Purpose,
+    Sub,
+    logger,
+)
 from .exceptions import CommandError, InvalidCommand
 from .models import SubscriptionInfo, channel_of
 
 if TYPE_CHECKING:
-    from ._subscribe import SubscribeCommands
+    from ._protocol_subscribe import SubscribeCommands
 
 _INDEX_ACTIONS = frozenset({"subscribe_indices", "unsubscribe_indices",
                             "subscribe_underlyings", "unsubscribe_underlyings"})

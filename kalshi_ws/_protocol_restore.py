@@ -2,7 +2,7 @@
 
 When a connection is lost, every live subscription (and every one being re-created)
 becomes the plan; on the next connection each is subscribed again
-(:attr:`~kalshi_ws._tables.Purpose.RESTORE`) and, once every reply is in, the outcome
+(:attr:`~kalshi_ws._protocol_tables.Purpose.RESTORE`) and, once every reply is in, the outcome
 (:class:`RestoreDone`: old sid to new sid, and what failed) is ready for the client's
 ``Reconnected`` announcement.
 
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 
 import attrs
 
-from ._subscribe import NO_MARKETS_LEFT, SubscribeCommands
-from ._tables import Purpose, Sub, Tables, logger
+from ._protocol_subscribe import NO_MARKETS_LEFT, SubscribeCommands
+from ._protocol_tables import Purpose, Sub, Tables, logger
 
 
 @attrs.frozen

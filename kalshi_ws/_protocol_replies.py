@@ -4,7 +4,7 @@ A reply names its command by ``id`` (older servers answered update_subscription
 without it: then the sid finds the command). ``subscribed`` and ``unsubscribed`` go to
 the subscribe and unsubscribe families whatever their id; ``ok`` and ``error`` to the
 family of the command they answer. An ``error`` scoped to a live sid that matches no
-command, or that is terminal (:data:`~kalshi_ws._tables.TERMINAL_ERRORS`), is the
+command, or that is terminal (:data:`~kalshi_ws._protocol_tables.TERMINAL_ERRORS`), is the
 subscription's: reported as :class:`~kalshi_ws.models.SubscriptionError`, and it may end
 or re-create the subscription.
 
@@ -16,10 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from . import _wire
-from ._sequencing import Sequencer, millis
-from ._subscribe import SubscribeCommands, UnsubscribeCommands
-from ._tables import TERMINAL_ERRORS, Pending, Tables, logger
-from ._update import UpdateCommands
+from ._protocol_sequencing import Sequencer, millis
+from ._protocol_subscribe import SubscribeCommands, UnsubscribeCommands
+from ._protocol_tables import TERMINAL_ERRORS, Pending, Tables, logger
+from ._protocol_update import UpdateCommands
 from .exceptions import CommandError
 
 

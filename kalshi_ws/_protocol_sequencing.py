@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _wire
-from ._tables import Counters, Purpose, Sub, Tables, logger
+from ._protocol_tables import Counters, Purpose, Sub, Tables, logger
 from .models import (
     MalformedMessage,
     OrderbookDelta,
@@ -27,7 +27,7 @@ from .models import (
 )
 
 if TYPE_CHECKING:
-    from ._update import UpdateCommands
+    from ._protocol_update import UpdateCommands
 
 # A seq this far behind the last one is not a duplicate but a sequence that went back.
 DUPLICATE_WINDOW = 1024

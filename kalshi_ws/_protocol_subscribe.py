@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._params import (
+from ._protocol_params import (
     SUBSCRIBE_KEYS,
     SUBSCRIBE_OPTIONS,
     check_sids,
@@ -22,9 +22,16 @@ from ._params import (
     type_name,
     unchecked_params,
 )
-from ._sequencing import millis
-from ._tables import TERMINAL_ERRORS, CommandFamily, Pending, Purpose, Sub, logger
-from ._update import reported_list
+from ._protocol_sequencing import millis
+from ._protocol_tables import (
+    TERMINAL_ERRORS,
+    CommandFamily,
+    Pending,
+    Purpose,
+    Sub,
+    logger,
+)
+from ._protocol_update import reported_list
 from .exceptions import CommandError, InvalidCommand
 from .models import (
     Channel,
@@ -39,8 +46,8 @@ from .models import (
 )
 
 if TYPE_CHECKING:
-    from ._sequencing import Sequencer
-    from ._update import UpdateCommands
+    from ._protocol_sequencing import Sequencer
+    from ._protocol_update import UpdateCommands
 
 # Errors that answer a whole command rather than one of its channels or sids.
 _COMMAND_LEVEL_ERRORS = frozenset({1, 2, 3, 4, 5})
