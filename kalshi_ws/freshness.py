@@ -136,10 +136,10 @@ class FreshnessTracker:
                 continue
             if item.channel is not channel:  # batches mostly hold runs of one channel
                 channel = item.channel
-                track = self._track_of(channel)
-                if track is None:  # an unreadable frame belongs to no channel
+                if not channel:  # an unreadable frame belongs to no channel
                     channel = _NOTHING
                     continue
+                track = self._track_of(channel)
             if track.stale:
                 resumed = resumed or []
                 resumed.append((item, self._resume(channel, track, now)))
@@ -155,10 +155,8 @@ class FreshnessTracker:
                 self._observe_book(item.msg, sent, received_ms, now)
         return None if resumed is None else _insert_resumed(items, resumed)
 
-    def _track_of(self, channel: Any) -> _Track | None:
-        """The channel's track (made on first sight); None for no channel."""
-        if not channel:
-            return None
+    def _track_of(self, channel: Any) -> _Track:
+        """The channel's track, made on first sight."""
         track = self._channels.get(channel)
         if track is None:
             track = self._channels[channel] = _Track(CHANNEL_WINDOW)
@@ -166,7 +164,7 @@ class FreshnessTracker:
 
     def _observe_book(self, msg: Any, sent: int | None, received_ms: int, now: float) -> None:
         market = getattr(msg, "market_ticker", None)
-        if market.__class__ is not str:
+        if not isinstance(market, str):
             return
         book = self._markets.get(market)
         if book is None:
