@@ -79,12 +79,19 @@ def _bad_price(price: Decimal) -> ValueError:
     return ValueError(f"order book price must be between 0 and 1 dollar exclusive: {price}")
 
 
-def _load_side(levels: Iterable[Level], flip: bool) -> tuple[dict[Decimal, Decimal], list[Decimal]]:
-    """Validate one side of a snapshot; return its size map and its sorted prices.
+def _load_side(levels: tuple[Level, ...], flip: bool) -> tuple[Level, ...]:
+    """Validate one side of a snapshot; return its levels, lowest price first.
 
     Levels repeated at one price are added up; levels whose total is not positive
-    are left out.
+    are left out. A side already in that form (as Kalshi sends it: prices rising,
+    sizes positive) is returned as it is, so the book shares the message's levels.
     """
+    if not flip:
+        try:
+            if _is_ladder(levels):
+                return levels
+        except Exception:  # noqa: BLE001, S110 - odd values: the checks below say what
+            pass
     sizes: dict[Decimal, Decimal] = {}
     for price, size in levels:
         if (type(price) is not Decimal or type(size) is not Decimal
@@ -96,8 +103,25 @@ def _load_side(levels: Iterable[Level], flip: bool) -> tuple[dict[Decimal, Decim
             raise _bad_price(price)
         previous = sizes.get(price)
         sizes[price] = size if previous is None else _add(previous, size)
-    sizes = {price: size for price, size in sizes.items() if size > _ZERO}
-    return sizes, sorted(sizes)
+    return tuple([(price, sizes[price]) for price in sorted(sizes) if sizes[price] > _ZERO])
+
+
+def _is_ladder(levels: object) -> bool:
+    """Whether ``levels`` is a tuple of (Decimal price, Decimal size) tuples with prices
+    rising strictly inside (0, 1) and sizes positive and finite. May raise on odd
+    values (a NaN compared)."""
+    if type(levels) is not tuple:
+        return False
+    previous = _ZERO
+    for level in levels:
+        if type(level) is not tuple or len(level) != 2:
+            return False
+        price, size = level
+        if (type(price) is not Decimal or type(size) is not Decimal or not previous < price
+                or not size > _ZERO or not size.is_finite()):
+            return False
+        previous = price
+    return previous < _ONE
 
 
 class _BookQueries:
@@ -323,9 +347,12 @@ class BookSnapshot(_BookQueries):
 class OrderBook(_BookQueries):
     """The live order book of one market.
 
-    Each side is a dict from price to size plus a sorted list of its prices, so a
-    delta is a dict update (and a bisect when a level appears or disappears) and
-    the best price of a side is the last element of its list.
+    A side fresh from a snapshot is kept as the snapshot's own tuple of levels (lowest
+    price first, shared with the message, nothing copied): most books of a large set
+    change rarely. The first delta on a side turns it into a dict from price to size
+    plus a sorted list of its prices, so a delta is a dict update (and a bisect when a
+    level appears or disappears) and the best price of a side is the last element of
+    its list.
 
     Threads:
         Not thread-safe, and no method blocks. Apply updates and run queries from
@@ -347,12 +374,14 @@ class OrderBook(_BookQueries):
         "_last_seq",
         "_market_ticker",
         "_no_bids",
+        "_no_levels",
         "_no_prices",
         "_no_sizes",
         "_snapshot",
         "_updated_at",
         "_use_yes_price",
         "_yes_bids",
+        "_yes_levels",
         "_yes_prices",
         "_yes_sizes",
     )
@@ -367,10 +396,14 @@ class OrderBook(_BookQueries):
         self._market_ticker = market_ticker
         self._use_yes_price = bool(use_yes_price)
         self._clock = clock
-        self._yes_sizes: dict[Decimal, Decimal] = {}
-        self._yes_prices: list[Decimal] = []  # ascending: best bid last
-        self._no_sizes: dict[Decimal, Decimal] = {}  # NO terms
-        self._no_prices: list[Decimal] = []
+        # Each side is either its levels, lowest price first (sizes and prices None),
+        # or a dict from price to size plus its prices ascending (levels None).
+        self._yes_levels: tuple[Level, ...] | None = ()
+        self._yes_sizes: dict[Decimal, Decimal] | None = None
+        self._yes_prices: list[Decimal] | None = None  # ascending: best bid last
+        self._no_levels: tuple[Level, ...] | None = ()  # NO terms
+        self._no_sizes: dict[Decimal, Decimal] | None = None
+        self._no_prices: list[Decimal] | None = None
         # Caches, None when stale.
         self._yes_bids: tuple[Level, ...] | None = ()
         self._no_bids: tuple[Level, ...] | None = ()
@@ -379,8 +412,8 @@ class OrderBook(_BookQueries):
         self._updated_at: float | None = None
 
     def __repr__(self) -> str:
-        return (f"<OrderBook {self._market_ticker} yes={len(self._yes_prices)} levels "
-                f"no={len(self._no_prices)} levels last_seq={self._last_seq}>")
+        return (f"<OrderBook {self._market_ticker} yes={len(self.yes_bids)} levels "
+                f"no={len(self.no_bids)} levels last_seq={self._last_seq}>")
 
     @property
     def market_ticker(self) -> str:
@@ -405,7 +438,8 @@ class OrderBook(_BookQueries):
     @property
     def is_empty(self) -> bool:
         """Whether both ladders are empty."""
-        return not self._yes_prices and not self._no_prices
+        return not (self._yes_levels if self._yes_prices is None else self._yes_prices) \
+            and not (self._no_levels if self._no_prices is None else self._no_prices)
 
     # ----------------------------------------------------------------- updates
 
@@ -432,10 +466,10 @@ class OrderBook(_BookQueries):
         """
         if msg.market_ticker != self._market_ticker:
             raise self._wrong_market(msg.market_ticker)
-        yes_sizes, yes_prices = _load_side(msg.yes_levels(), False)
-        no_sizes, no_prices = _load_side(msg.no_levels(), self._use_yes_price)
-        self._yes_sizes, self._yes_prices = yes_sizes, yes_prices
-        self._no_sizes, self._no_prices = no_sizes, no_prices
+        yes = _load_side(msg.yes_levels(), False)
+        no = _load_side(msg.no_levels(), self._use_yes_price)
+        self._yes_levels, self._no_levels = yes, no
+        self._yes_sizes = self._yes_prices = self._no_sizes = self._no_prices = None
         self._yes_bids = self._no_bids = None
         self._snapshot = None
         if seq is not None:
@@ -503,10 +537,14 @@ class OrderBook(_BookQueries):
             _check_decimals(price, delta)
         if side == "yes":
             sizes = self._yes_sizes
+            if sizes is None:
+                sizes = self._unpack_yes()
             prices = self._yes_prices
             self._yes_bids = None
         elif side == "no":
             sizes = self._no_sizes
+            if sizes is None:
+                sizes = self._unpack_no()
             prices = self._no_prices
             self._no_bids = None
             if self._use_yes_price:
@@ -519,13 +557,14 @@ class OrderBook(_BookQueries):
                 if not _ZERO < price < _ONE:
                     raise _bad_price(price)
                 sizes[price] = delta
-                insort(prices, price)
+                insort(prices, price)  # type: ignore[arg-type]  # set with sizes
         else:
             size = _add(size, delta)
             if size > _ZERO:
                 sizes[price] = size
             else:
                 del sizes[price]
+                assert prices is not None  # set with sizes
                 if prices[-1] == price:
                     prices.pop()
                 else:
@@ -535,14 +574,30 @@ class OrderBook(_BookQueries):
             self._last_seq = seq
         self._updated_at = self._clock()
 
+    def _unpack_yes(self) -> dict[Decimal, Decimal]:
+        """Turn the YES side from its snapshot levels into a dict and a price list."""
+        levels = self._yes_levels or ()
+        sizes = self._yes_sizes = dict(levels)
+        self._yes_prices = [price for price, _ in levels]
+        self._yes_levels = None
+        return sizes
+
+    def _unpack_no(self) -> dict[Decimal, Decimal]:
+        """Turn the NO side from its snapshot levels into a dict and a price list."""
+        levels = self._no_levels or ()
+        sizes = self._no_sizes = dict(levels)
+        self._no_prices = [price for price, _ in levels]
+        self._no_levels = None
+        return sizes
+
     def clear(self) -> None:
         """Empty both ladders and forget :attr:`last_seq` and :attr:`updated_at`.
 
         For a book that can no longer be trusted (a sequence gap, a reconnect)
         until its next snapshot. Call it from the updating thread.
         """
-        self._yes_sizes, self._yes_prices = {}, []
-        self._no_sizes, self._no_prices = {}, []
+        self._yes_levels = self._no_levels = ()
+        self._yes_sizes = self._yes_prices = self._no_sizes = self._no_prices = None
         self._yes_bids = self._no_bids = ()
         self._snapshot = None
         self._last_seq = None
@@ -562,7 +617,11 @@ class OrderBook(_BookQueries):
         bids = self._yes_bids
         if bids is None:
             sizes = self._yes_sizes
-            bids = self._yes_bids = tuple([(p, sizes[p]) for p in reversed(self._yes_prices)])
+            if sizes is None:
+                bids = (self._yes_levels or ())[::-1]
+            else:
+                bids = tuple([(p, sizes[p]) for p in reversed(self._yes_prices or ())])
+            self._yes_bids = bids
         return bids
 
     @property
@@ -571,49 +630,63 @@ class OrderBook(_BookQueries):
         bids = self._no_bids
         if bids is None:
             sizes = self._no_sizes
-            bids = self._no_bids = tuple([(p, sizes[p]) for p in reversed(self._no_prices)])
+            if sizes is None:
+                bids = (self._no_levels or ())[::-1]
+            else:
+                bids = tuple([(p, sizes[p]) for p in reversed(self._no_prices or ())])
+            self._no_bids = bids
         return bids
 
     def _best_yes(self) -> Level | None:
         prices = self._yes_prices
+        if prices is None:
+            levels = self._yes_levels
+            return levels[-1] if levels else None
         if not prices:
             return None
         price = prices[-1]
-        return price, self._yes_sizes[price]
+        return price, self._yes_sizes[price]  # type: ignore[index]  # set with prices
 
     def _best_no(self) -> Level | None:
         prices = self._no_prices
+        if prices is None:
+            levels = self._no_levels
+            return levels[-1] if levels else None
         if not prices:
             return None
         price = prices[-1]
-        return price, self._no_sizes[price]
+        return price, self._no_sizes[price]  # type: ignore[index]  # set with prices
 
     def _top_yes_bids(self, n: int) -> tuple[Level, ...]:
         if self._yes_bids is not None:
             return self._yes_bids[:n]
         sizes = self._yes_sizes
-        return tuple([(p, sizes[p]) for p in islice(reversed(self._yes_prices), n)])
+        if sizes is None:
+            return (self._yes_levels or ())[:-n - 1:-1]
+        return tuple([(p, sizes[p]) for p in islice(reversed(self._yes_prices or ()), n)])
 
     def _top_no_bids(self, n: int) -> tuple[Level, ...]:
         if self._no_bids is not None:
             return self._no_bids[:n]
         sizes = self._no_sizes
-        return tuple([(p, sizes[p]) for p in islice(reversed(self._no_prices), n)])
+        if sizes is None:
+            return (self._no_levels or ())[:-n - 1:-1]
+        return tuple([(p, sizes[p]) for p in islice(reversed(self._no_prices or ()), n)])
 
     def top(self) -> TopOfBook:
         """The best YES bid and ask with their sizes, and the last sequence number."""
         # The same answer as _BookQueries.top, inlined: callers may ask after every delta.
-        yes_prices, no_prices = self._yes_prices, self._no_prices
+        yes, no = self._best_yes(), self._best_no()
         bid: Decimal | None
-        if yes_prices:
-            bid = yes_prices[-1]
-            bid_size: Decimal | None = self._yes_sizes[bid]
+        bid_size: Decimal | None
+        if yes is not None:
+            bid, bid_size = yes
         else:
             bid = bid_size = None
-        if no_prices:
-            no_bid = no_prices[-1]
-            ask: Decimal | None = _subtract(_ONE, no_bid)
-            ask_size: Decimal | None = self._no_sizes[no_bid]
+        ask: Decimal | None
+        ask_size: Decimal | None
+        if no is not None:
+            ask, ask_size = _subtract(_ONE, no[0]), no[1]
         else:
             ask = ask_size = None
         return TopOfBook(market_ticker=self._market_ticker, best_yes_bid=bid,

@@ -604,3 +604,65 @@ def test_a_crossed_book_says_so() -> None:
     assert not book.is_crossed and not book.snapshot().is_crossed
     book.apply_change("yes", Decimal("0.45"), Decimal(2))
     assert book.is_crossed and book.snapshot().is_crossed  # 0.45 + 0.55 = 1: they trade
+
+
+# --------------------------------------------------------------------------- compact sides
+
+# Snapshot sides as Kalshi sends them: prices rising, one level per price, sizes positive.
+KALSHI_LEVELS = st.lists(st.tuples(PRICES, POSITIVE_SIZES), max_size=25,
+                         unique_by=lambda level: level[0]).map(lambda levels: tuple(sorted(levels)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), yes=KALSHI_LEVELS, no=KALSHI_LEVELS)
+def test_a_side_kept_as_its_snapshot_levels_answers_like_the_model(
+    data: st.DataObject, yes: Levels, no: Levels
+) -> None:
+    """Sides fresh from a Kalshi-ordered snapshot (kept as the message's levels) answer
+    every query as the model does, before and after deltas turn them into dicts."""
+    book, model = OrderBook("M"), ModelBook()
+    for seq in range(1, 2 + data.draw(st.integers(0, 30))):
+        if seq == 1 or data.draw(st.integers(0, 5)) == 0:
+            if seq > 1:
+                yes, no = data.draw(KALSHI_LEVELS), data.draw(KALSHI_LEVELS)
+            book.apply_snapshot(OrderbookSnapshot(market_ticker="M", yes_dollars_fp=yes,
+                                                  no_dollars_fp=no), seq=seq)
+            model.snapshot(yes, no, seq)
+            if data.draw(st.booleans()):
+                assert_matches(book, model)  # queries first, on the compact sides
+        else:
+            step = draw_step(data, model)
+            if step[0] == "delta":
+                _, side, price, change = step
+                book.apply_change(side, price, change, seq=seq)
+                model.change(side, price, change, seq)
+        assert_matches(book, model)
+        assert book.is_empty == (not model.ladders["yes"] and not model.ladders["no"])
+
+
+def test_a_snapshot_as_kalshi_sends_it_is_kept_without_copying_its_levels() -> None:
+    """Memory: a book of a large set holds its snapshot's own levels until a delta."""
+    msg = snapshot(yes=[("0.38", "1"), ("0.40", "10")], no=[("0.55", "3")])
+    book = OrderBook("M")
+    book.apply_snapshot(msg)
+    assert book.yes_bids[0] is msg.yes_dollars_fp[-1]
+    assert book.no_bids[0] is msg.no_dollars_fp[0]
+    assert book.top().best_yes_bid_size == D("10")
+    assert repr(book) == "<OrderBook M yes=2 levels no=1 levels last_seq=None>"
+    book.apply_delta(delta("yes", "0.40", "-10"))
+    assert book.yes_bids == ((D("0.38"), D("1")),)
+    assert msg.yes_dollars_fp == ((D("0.38"), D("1")), (D("0.40"), D("10")))  # untouched
+
+
+@pytest.mark.parametrize("yes", [
+    [("0.40", "10"), ("0.38", "1")],  # falling
+    [("0.40", "10"), ("0.4000", "1")],  # one price twice
+    [("0.38", "1"), ("0.40", "0")],  # an empty level
+    [("0.38", "1"), ("0.40", "-2")],  # a negative one
+])
+def test_a_snapshot_in_any_other_form_is_sorted_added_up_and_cleaned(yes: Any) -> None:
+    book = OrderBook("M")
+    book.apply_snapshot(snapshot(yes=yes))
+    model = ModelBook()
+    model.snapshot(tuple((D(p), D(s)) for p, s in yes), (), None)
+    assert book.yes_bids == model.expected()["yes_bids"]
