@@ -578,7 +578,7 @@ class OrderBook(_BookQueries):
         """Turn the YES side from its snapshot levels into a dict and a price list."""
         levels = self._yes_levels or ()
         sizes = self._yes_sizes = dict(levels)
-        self._yes_prices = [price for price, _ in levels]
+        self._yes_prices = list(sizes)  # in the levels' order: ascending
         self._yes_levels = None
         return sizes
 
@@ -586,7 +586,7 @@ class OrderBook(_BookQueries):
         """Turn the NO side from its snapshot levels into a dict and a price list."""
         levels = self._no_levels or ()
         sizes = self._no_sizes = dict(levels)
-        self._no_prices = [price for price, _ in levels]
+        self._no_prices = list(sizes)  # in the levels' order: ascending
         self._no_levels = None
         return sizes
 
