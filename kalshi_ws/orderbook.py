@@ -33,10 +33,9 @@ from __future__ import annotations
 
 import decimal
 import time
-from bisect import bisect_left, insort
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from itertools import islice
 from typing import TYPE_CHECKING
 
 from .models import Level, OrderbookDelta, OrderbookSnapshot, _frozen
@@ -79,17 +78,16 @@ def _bad_price(price: Decimal) -> ValueError:
     return ValueError(f"order book price must be between 0 and 1 dollar exclusive: {price}")
 
 
-def _load_side(levels: tuple[Level, ...], flip: bool) -> tuple[Level, ...]:
-    """Validate one side of a snapshot; return its levels, lowest price first.
+def _load_side(levels: tuple[Level, ...], flip: bool) -> _Side:
+    """Validate one side of a snapshot; return its prices, lowest first, and their sizes.
 
     Levels repeated at one price are added up; levels whose total is not positive
-    are left out. A side already in that form (as Kalshi sends it: prices rising,
-    sizes positive) is returned as it is, so the book shares the message's levels.
+    are left out.
     """
     if not flip:
         try:
-            if _is_ladder(levels):
-                return levels
+            if _is_ladder(levels):  # as Kalshi sends it: only split it
+                return _split(levels) if levels else _EMPTY_SIDE
         except Exception:  # noqa: BLE001, S110 - odd values: the checks below say what
             pass
     sizes: dict[Decimal, Decimal] = {}
@@ -103,7 +101,19 @@ def _load_side(levels: tuple[Level, ...], flip: bool) -> tuple[Level, ...]:
             raise _bad_price(price)
         previous = sizes.get(price)
         sizes[price] = size if previous is None else _add(previous, size)
-    return tuple([(price, sizes[price]) for price in sorted(sizes) if sizes[price] > _ZERO])
+    prices = tuple([price for price in sorted(sizes) if sizes[price] > _ZERO])
+    return prices, tuple([sizes[price] for price in prices])
+
+
+#: One side of a book: its prices, ascending (best bid last), and their sizes. Tuples
+#: when fresh from a snapshot, lists once a delta has changed the side.
+_Side = tuple[Sequence[Decimal], Sequence[Decimal]]
+_EMPTY_SIDE: _Side = ((), ())
+
+
+def _split(levels: tuple[Level, ...]) -> _Side:
+    prices, sizes = zip(*levels)
+    return prices, sizes
 
 
 def _is_ladder(levels: object) -> bool:
@@ -347,12 +357,11 @@ class BookSnapshot(_BookQueries):
 class OrderBook(_BookQueries):
     """The live order book of one market.
 
-    A side fresh from a snapshot is kept as the snapshot's own tuple of levels (lowest
-    price first, shared with the message, nothing copied): most books of a large set
-    change rarely. The first delta on a side turns it into a dict from price to size
-    plus a sorted list of its prices, so a delta is a dict update (and a bisect when a
-    level appears or disappears) and the best price of a side is the last element of
-    its list.
+    Each side is a sequence of prices, ascending, and one of their sizes: two tuples
+    when fresh from a snapshot (compact: most books of a large set change rarely), two
+    lists once a delta has changed it. A delta is a bisect and an update in place (an
+    insert or a delete when a level appears or disappears), and the best price of a
+    side is the last element of its list.
 
     Threads:
         Not thread-safe, and no method blocks. Apply updates and run queries from
@@ -374,14 +383,12 @@ class OrderBook(_BookQueries):
         "_last_seq",
         "_market_ticker",
         "_no_bids",
-        "_no_levels",
         "_no_prices",
         "_no_sizes",
         "_snapshot",
         "_updated_at",
         "_use_yes_price",
         "_yes_bids",
-        "_yes_levels",
         "_yes_prices",
         "_yes_sizes",
     )
@@ -396,14 +403,11 @@ class OrderBook(_BookQueries):
         self._market_ticker = market_ticker
         self._use_yes_price = bool(use_yes_price)
         self._clock = clock
-        # Each side is either its levels, lowest price first (sizes and prices None),
-        # or a dict from price to size plus its prices ascending (levels None).
-        self._yes_levels: tuple[Level, ...] | None = ()
-        self._yes_sizes: dict[Decimal, Decimal] | None = None
-        self._yes_prices: list[Decimal] | None = None  # ascending: best bid last
-        self._no_levels: tuple[Level, ...] | None = ()  # NO terms
-        self._no_sizes: dict[Decimal, Decimal] | None = None
-        self._no_prices: list[Decimal] | None = None
+        # Prices ascending (best bid last) and their sizes: tuples, or lists once changed.
+        self._yes_prices: Sequence[Decimal] = ()
+        self._yes_sizes: Sequence[Decimal] = ()
+        self._no_prices: Sequence[Decimal] = ()  # NO terms
+        self._no_sizes: Sequence[Decimal] = ()
         # Caches, None when stale.
         self._yes_bids: tuple[Level, ...] | None = ()
         self._no_bids: tuple[Level, ...] | None = ()
@@ -438,8 +442,7 @@ class OrderBook(_BookQueries):
     @property
     def is_empty(self) -> bool:
         """Whether both ladders are empty."""
-        return not (self._yes_levels if self._yes_prices is None else self._yes_prices) \
-            and not (self._no_levels if self._no_prices is None else self._no_prices)
+        return not self._yes_prices and not self._no_prices
 
     # ----------------------------------------------------------------- updates
 
@@ -468,8 +471,8 @@ class OrderBook(_BookQueries):
             raise self._wrong_market(msg.market_ticker)
         yes = _load_side(msg.yes_levels(), False)
         no = _load_side(msg.no_levels(), self._use_yes_price)
-        self._yes_levels, self._no_levels = yes, no
-        self._yes_sizes = self._yes_prices = self._no_sizes = self._no_prices = None
+        self._yes_prices, self._yes_sizes = yes
+        self._no_prices, self._no_sizes = no
         self._yes_bids = self._no_bids = None
         self._snapshot = None
         if seq is not None:
@@ -535,60 +538,42 @@ class OrderBook(_BookQueries):
         if (type(price) is not Decimal or type(delta) is not Decimal
                 or not price.is_finite() or not delta.is_finite()):
             _check_decimals(price, delta)
+        prices: list[Decimal]
+        sizes: list[Decimal]
         if side == "yes":
-            sizes = self._yes_sizes
-            if sizes is None:
-                sizes = self._unpack_yes()
-            prices = self._yes_prices
+            if self._yes_prices.__class__ is list:
+                prices, sizes = self._yes_prices, self._yes_sizes  # type: ignore[assignment]
+            else:  # fresh from a snapshot: lists from now on
+                prices = self._yes_prices = list(self._yes_prices)
+                sizes = self._yes_sizes = list(self._yes_sizes)
             self._yes_bids = None
         elif side == "no":
-            sizes = self._no_sizes
-            if sizes is None:
-                sizes = self._unpack_no()
-            prices = self._no_prices
-            self._no_bids = None
             if self._use_yes_price:
                 price = _subtract(_ONE, price)
+            if self._no_prices.__class__ is list:
+                prices, sizes = self._no_prices, self._no_sizes  # type: ignore[assignment]
+            else:
+                prices = self._no_prices = list(self._no_prices)
+                sizes = self._no_sizes = list(self._no_sizes)
+            self._no_bids = None
         else:
             raise ValueError(f"order book side must be 'yes' or 'no', not {side!r}")
-        size = sizes.get(price)
-        if size is None:
-            if delta > _ZERO:
-                if not _ZERO < price < _ONE:
-                    raise _bad_price(price)
-                sizes[price] = delta
-                insort(prices, price)  # type: ignore[arg-type]  # set with sizes
-        else:
-            size = _add(size, delta)
+        index = bisect_left(prices, price)
+        if index < len(prices) and prices[index] == price:
+            size = _add(sizes[index], delta)
             if size > _ZERO:
-                sizes[price] = size
+                sizes[index] = size
             else:
-                del sizes[price]
-                assert prices is not None  # set with sizes
-                if prices[-1] == price:
-                    prices.pop()
-                else:
-                    del prices[bisect_left(prices, price)]
+                del prices[index], sizes[index]
+        elif delta > _ZERO:
+            if not _ZERO < price < _ONE:
+                raise _bad_price(price)
+            prices.insert(index, price)
+            sizes.insert(index, delta)
         self._snapshot = None
         if seq is not None:
             self._last_seq = seq
         self._updated_at = self._clock()
-
-    def _unpack_yes(self) -> dict[Decimal, Decimal]:
-        """Turn the YES side from its snapshot levels into a dict and a price list."""
-        levels = self._yes_levels or ()
-        sizes = self._yes_sizes = dict(levels)
-        self._yes_prices = list(sizes)  # in the levels' order: ascending
-        self._yes_levels = None
-        return sizes
-
-    def _unpack_no(self) -> dict[Decimal, Decimal]:
-        """Turn the NO side from its snapshot levels into a dict and a price list."""
-        levels = self._no_levels or ()
-        sizes = self._no_sizes = dict(levels)
-        self._no_prices = list(sizes)  # in the levels' order: ascending
-        self._no_levels = None
-        return sizes
 
     def clear(self) -> None:
         """Empty both ladders and forget :attr:`last_seq` and :attr:`updated_at`.
@@ -596,8 +581,7 @@ class OrderBook(_BookQueries):
         For a book that can no longer be trusted (a sequence gap, a reconnect)
         until its next snapshot. Call it from the updating thread.
         """
-        self._yes_levels = self._no_levels = ()
-        self._yes_sizes = self._yes_prices = self._no_sizes = self._no_prices = None
+        self._yes_prices = self._yes_sizes = self._no_prices = self._no_sizes = ()
         self._yes_bids = self._no_bids = ()
         self._snapshot = None
         self._last_seq = None
@@ -616,12 +600,7 @@ class OrderBook(_BookQueries):
         """YES bids as (price, size), highest price first."""
         bids = self._yes_bids
         if bids is None:
-            sizes = self._yes_sizes
-            if sizes is None:
-                bids = (self._yes_levels or ())[::-1]
-            else:
-                bids = tuple([(p, sizes[p]) for p in reversed(self._yes_prices or ())])
-            self._yes_bids = bids
+            bids = self._yes_bids = tuple(zip(self._yes_prices[::-1], self._yes_sizes[::-1]))
         return bids
 
     @property
@@ -629,49 +608,26 @@ class OrderBook(_BookQueries):
         """NO bids as (price in NO terms, size), highest price first."""
         bids = self._no_bids
         if bids is None:
-            sizes = self._no_sizes
-            if sizes is None:
-                bids = (self._no_levels or ())[::-1]
-            else:
-                bids = tuple([(p, sizes[p]) for p in reversed(self._no_prices or ())])
-            self._no_bids = bids
+            bids = self._no_bids = tuple(zip(self._no_prices[::-1], self._no_sizes[::-1]))
         return bids
 
     def _best_yes(self) -> Level | None:
         prices = self._yes_prices
-        if prices is None:
-            levels = self._yes_levels
-            return levels[-1] if levels else None
-        if not prices:
-            return None
-        price = prices[-1]
-        return price, self._yes_sizes[price]  # type: ignore[index]  # set with prices
+        return (prices[-1], self._yes_sizes[-1]) if prices else None
 
     def _best_no(self) -> Level | None:
         prices = self._no_prices
-        if prices is None:
-            levels = self._no_levels
-            return levels[-1] if levels else None
-        if not prices:
-            return None
-        price = prices[-1]
-        return price, self._no_sizes[price]  # type: ignore[index]  # set with prices
+        return (prices[-1], self._no_sizes[-1]) if prices else None
 
     def _top_yes_bids(self, n: int) -> tuple[Level, ...]:
         if self._yes_bids is not None:
             return self._yes_bids[:n]
-        sizes = self._yes_sizes
-        if sizes is None:
-            return (self._yes_levels or ())[:-n - 1:-1]
-        return tuple([(p, sizes[p]) for p in islice(reversed(self._yes_prices or ()), n)])
+        return tuple(zip(self._yes_prices[:-n - 1:-1], self._yes_sizes[:-n - 1:-1]))
 
     def _top_no_bids(self, n: int) -> tuple[Level, ...]:
         if self._no_bids is not None:
             return self._no_bids[:n]
-        sizes = self._no_sizes
-        if sizes is None:
-            return (self._no_levels or ())[:-n - 1:-1]
-        return tuple([(p, sizes[p]) for p in islice(reversed(self._no_prices or ()), n)])
+        return tuple(zip(self._no_prices[:-n - 1:-1], self._no_sizes[:-n - 1:-1]))
 
     def top(self) -> TopOfBook:
         """The best YES bid and ask with their sizes, and the last sequence number."""

@@ -640,17 +640,19 @@ def test_a_side_kept_as_its_snapshot_levels_answers_like_the_model(
         assert book.is_empty == (not model.ladders["yes"] and not model.ladders["no"])
 
 
-def test_a_snapshot_as_kalshi_sends_it_is_kept_without_copying_its_levels() -> None:
-    """Memory: a book of a large set holds its snapshot's own levels until a delta."""
+def test_a_snapshot_as_kalshi_sends_it_is_kept_as_its_own_values() -> None:
+    """A book fresh from a snapshot holds the message's Decimals (no copies); a delta
+    changes the book, never the message."""
     msg = snapshot(yes=[("0.38", "1"), ("0.40", "10")], no=[("0.55", "3")])
     book = OrderBook("M")
     book.apply_snapshot(msg)
-    assert book.yes_bids[0] is msg.yes_dollars_fp[-1]
-    assert book.no_bids[0] is msg.no_dollars_fp[0]
-    assert book.top().best_yes_bid_size == D("10")
+    assert all(a is b for level, original in zip(book.yes_bids, msg.yes_dollars_fp[::-1])
+               for a, b in zip(level, original))
+    assert book.top().best_yes_bid_size is msg.yes_dollars_fp[-1][1]
     assert repr(book) == "<OrderBook M yes=2 levels no=1 levels last_seq=None>"
     book.apply_delta(delta("yes", "0.40", "-10"))
-    assert book.yes_bids == ((D("0.38"), D("1")),)
+    book.apply_delta(delta("yes", "0.39", "4"))
+    assert book.yes_bids == ((D("0.39"), D("4")), (D("0.38"), D("1")))
     assert msg.yes_dollars_fp == ((D("0.38"), D("1")), (D("0.40"), D("10")))  # untouched
 
 
