@@ -34,7 +34,7 @@ from __future__ import annotations
 import decimal
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -105,9 +105,8 @@ def _load_side(levels: tuple[Level, ...], flip: bool) -> _Side:
     return prices, tuple([sizes[price] for price in prices])
 
 
-#: One side of a book: its prices, ascending (best bid last), and their sizes. Tuples
-#: when fresh from a snapshot, lists once a delta has changed the side.
-_Side = tuple[Sequence[Decimal], Sequence[Decimal]]
+#: One side of a snapshot: its prices, ascending, and their sizes.
+_Side = tuple[tuple[Decimal, ...], tuple[Decimal, ...]]
 _EMPTY_SIDE: _Side = ((), ())
 
 
@@ -132,6 +131,69 @@ def _is_ladder(levels: object) -> bool:
             return False
         previous = price
     return previous < _ONE
+
+
+#: Changes of a side since its snapshot after which its sizes go into a dict (a new
+#: tuple per change costs a little more than a dict update, a dict more memory).
+_EDITS_BEFORE_DICT = 16
+
+
+def _changed_side(prices: tuple[Decimal, ...],
+                  sizes: tuple[Decimal, ...] | dict[Decimal, Decimal],
+                  price: Decimal, delta: Decimal,
+                  edits: int) -> tuple[tuple[Decimal, ...],
+                                       tuple[Decimal, ...] | dict[Decimal, Decimal]] | None:
+    """One side after adding ``delta`` contracts at ``price`` (validated Decimals);
+    None if nothing changes (a negative change where no level rests).
+
+    A dict of sizes is changed in place; tuples are never changed.
+
+    Raises:
+        ValueError: a new level's price is not strictly between 0 and 1.
+    """
+    if edits >= _EDITS_BEFORE_DICT and not isinstance(sizes, dict):
+        sizes = dict(zip(prices, sizes))
+    if isinstance(sizes, dict):
+        size = sizes.get(price)
+        if size is None:
+            if not delta > _ZERO:
+                return None
+            if not _ZERO < price < _ONE:
+                raise _bad_price(price)
+            sizes[price] = delta
+            if not prices or prices[-1] < price:
+                return (*prices, price), sizes
+            index = bisect_left(prices, price)
+            return (*prices[:index], price, *prices[index:]), sizes
+        size = _add(size, delta)
+        if size > _ZERO:
+            sizes[price] = size
+            return prices, sizes
+        del sizes[price]
+        if prices[-1] == price:
+            return prices[:-1], sizes
+        index = bisect_left(prices, price)
+        return prices[:index] + prices[index + 1:], sizes
+    index = bisect_left(prices, price)
+    if index < len(prices) and prices[index] == price:
+        size = _add(sizes[index], delta)
+        if size > _ZERO:
+            return prices, (*sizes[:index], size, *sizes[index + 1:])
+        return prices[:index] + prices[index + 1:], sizes[:index] + sizes[index + 1:]
+    if not delta > _ZERO:
+        return None
+    if not _ZERO < price < _ONE:
+        raise _bad_price(price)
+    return (*prices[:index], price, *prices[index:]), (*sizes[:index], delta, *sizes[index:])
+
+
+def _bids(prices: tuple[Decimal, ...], sizes: tuple[Decimal, ...] | dict[Decimal, Decimal],
+          n: int | None) -> tuple[Level, ...]:
+    """The best ``n`` (all when None) levels of one side, highest price first."""
+    best = prices[::-1] if n is None else prices[:-n - 1:-1]
+    if isinstance(sizes, dict):
+        return tuple([(price, sizes[price]) for price in best])
+    return tuple(zip(best, sizes[::-1] if n is None else sizes[:-n - 1:-1]))
 
 
 class _BookQueries:
@@ -357,11 +419,13 @@ class BookSnapshot(_BookQueries):
 class OrderBook(_BookQueries):
     """The live order book of one market.
 
-    Each side is a sequence of prices, ascending, and one of their sizes: two tuples
-    when fresh from a snapshot (compact: most books of a large set change rarely), two
-    lists once a delta has changed it. A delta is a bisect and an update in place (an
-    insert or a delete when a level appears or disappears), and the best price of a
-    side is the last element of its list.
+    Each side is a tuple of its prices, ascending (the best bid last), and its sizes:
+    a tuple of them in the same order while the side is quiet (compact: most books of
+    a large set change rarely; a delta makes new tuples), a dict from price to size
+    once it has changed more than a few times since its snapshot (a delta is then a
+    dict update, and a new price tuple when a level appears or disappears). Tuples and
+    dicts of Decimals are not tracked by the garbage collector, so many books do not
+    make its full collections any longer.
 
     Threads:
         Not thread-safe, and no method blocks. Apply updates and run queries from
@@ -383,12 +447,14 @@ class OrderBook(_BookQueries):
         "_last_seq",
         "_market_ticker",
         "_no_bids",
+        "_no_edits",
         "_no_prices",
         "_no_sizes",
         "_snapshot",
         "_updated_at",
         "_use_yes_price",
         "_yes_bids",
+        "_yes_edits",
         "_yes_prices",
         "_yes_sizes",
     )
@@ -403,11 +469,12 @@ class OrderBook(_BookQueries):
         self._market_ticker = market_ticker
         self._use_yes_price = bool(use_yes_price)
         self._clock = clock
-        # Prices ascending (best bid last) and their sizes: tuples, or lists once changed.
-        self._yes_prices: Sequence[Decimal] = ()
-        self._yes_sizes: Sequence[Decimal] = ()
-        self._no_prices: Sequence[Decimal] = ()  # NO terms
-        self._no_sizes: Sequence[Decimal] = ()
+        # Prices ascending (best bid last); sizes in that order, or by price once busy.
+        self._yes_prices: tuple[Decimal, ...] = ()
+        self._yes_sizes: tuple[Decimal, ...] | dict[Decimal, Decimal] = ()
+        self._no_prices: tuple[Decimal, ...] = ()  # NO terms
+        self._no_sizes: tuple[Decimal, ...] | dict[Decimal, Decimal] = ()
+        self._yes_edits = self._no_edits = 0  # changes since the snapshot, per side
         # Caches, None when stale.
         self._yes_bids: tuple[Level, ...] | None = ()
         self._no_bids: tuple[Level, ...] | None = ()
@@ -473,6 +540,7 @@ class OrderBook(_BookQueries):
         no = _load_side(msg.no_levels(), self._use_yes_price)
         self._yes_prices, self._yes_sizes = yes
         self._no_prices, self._no_sizes = no
+        self._yes_edits = self._no_edits = 0
         self._yes_bids = self._no_bids = None
         self._snapshot = None
         if seq is not None:
@@ -538,38 +606,24 @@ class OrderBook(_BookQueries):
         if (type(price) is not Decimal or type(delta) is not Decimal
                 or not price.is_finite() or not delta.is_finite()):
             _check_decimals(price, delta)
-        prices: list[Decimal]
-        sizes: list[Decimal]
         if side == "yes":
-            if self._yes_prices.__class__ is list:
-                prices, sizes = self._yes_prices, self._yes_sizes  # type: ignore[assignment]
-            else:  # fresh from a snapshot: lists from now on
-                prices = self._yes_prices = list(self._yes_prices)
-                sizes = self._yes_sizes = list(self._yes_sizes)
+            changed = _changed_side(self._yes_prices, self._yes_sizes, price, delta,
+                                    self._yes_edits)
             self._yes_bids = None
+            if changed is not None:
+                self._yes_prices, self._yes_sizes = changed
+                self._yes_edits += 1
         elif side == "no":
             if self._use_yes_price:
                 price = _subtract(_ONE, price)
-            if self._no_prices.__class__ is list:
-                prices, sizes = self._no_prices, self._no_sizes  # type: ignore[assignment]
-            else:
-                prices = self._no_prices = list(self._no_prices)
-                sizes = self._no_sizes = list(self._no_sizes)
+            changed = _changed_side(self._no_prices, self._no_sizes, price, delta,
+                                    self._no_edits)
             self._no_bids = None
+            if changed is not None:
+                self._no_prices, self._no_sizes = changed
+                self._no_edits += 1
         else:
             raise ValueError(f"order book side must be 'yes' or 'no', not {side!r}")
-        index = bisect_left(prices, price)
-        if index < len(prices) and prices[index] == price:
-            size = _add(sizes[index], delta)
-            if size > _ZERO:
-                sizes[index] = size
-            else:
-                del prices[index], sizes[index]
-        elif delta > _ZERO:
-            if not _ZERO < price < _ONE:
-                raise _bad_price(price)
-            prices.insert(index, price)
-            sizes.insert(index, delta)
         self._snapshot = None
         if seq is not None:
             self._last_seq = seq
@@ -582,6 +636,7 @@ class OrderBook(_BookQueries):
         until its next snapshot. Call it from the updating thread.
         """
         self._yes_prices = self._yes_sizes = self._no_prices = self._no_sizes = ()
+        self._yes_edits = self._no_edits = 0
         self._yes_bids = self._no_bids = ()
         self._snapshot = None
         self._last_seq = None
@@ -600,7 +655,7 @@ class OrderBook(_BookQueries):
         """YES bids as (price, size), highest price first."""
         bids = self._yes_bids
         if bids is None:
-            bids = self._yes_bids = tuple(zip(self._yes_prices[::-1], self._yes_sizes[::-1]))
+            bids = self._yes_bids = _bids(self._yes_prices, self._yes_sizes, None)
         return bids
 
     @property
@@ -608,26 +663,32 @@ class OrderBook(_BookQueries):
         """NO bids as (price in NO terms, size), highest price first."""
         bids = self._no_bids
         if bids is None:
-            bids = self._no_bids = tuple(zip(self._no_prices[::-1], self._no_sizes[::-1]))
+            bids = self._no_bids = _bids(self._no_prices, self._no_sizes, None)
         return bids
 
     def _best_yes(self) -> Level | None:
         prices = self._yes_prices
-        return (prices[-1], self._yes_sizes[-1]) if prices else None
+        if not prices:
+            return None
+        sizes = self._yes_sizes
+        return prices[-1], sizes[prices[-1]] if isinstance(sizes, dict) else sizes[-1]
 
     def _best_no(self) -> Level | None:
         prices = self._no_prices
-        return (prices[-1], self._no_sizes[-1]) if prices else None
+        if not prices:
+            return None
+        sizes = self._no_sizes
+        return prices[-1], sizes[prices[-1]] if isinstance(sizes, dict) else sizes[-1]
 
     def _top_yes_bids(self, n: int) -> tuple[Level, ...]:
         if self._yes_bids is not None:
             return self._yes_bids[:n]
-        return tuple(zip(self._yes_prices[:-n - 1:-1], self._yes_sizes[:-n - 1:-1]))
+        return _bids(self._yes_prices, self._yes_sizes, n)
 
     def _top_no_bids(self, n: int) -> tuple[Level, ...]:
         if self._no_bids is not None:
             return self._no_bids[:n]
-        return tuple(zip(self._no_prices[:-n - 1:-1], self._no_sizes[:-n - 1:-1]))
+        return _bids(self._no_prices, self._no_sizes, n)
 
     def top(self) -> TopOfBook:
         """The best YES bid and ask with their sizes, and the last sequence number."""
