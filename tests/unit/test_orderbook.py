@@ -615,11 +615,11 @@ KALSHI_LEVELS = st.lists(st.tuples(PRICES, POSITIVE_SIZES), max_size=25,
 
 @settings(max_examples=150, deadline=None)
 @given(data=st.data(), yes=KALSHI_LEVELS, no=KALSHI_LEVELS)
-def test_a_side_kept_as_its_snapshot_levels_answers_like_the_model(
+def test_a_quiet_side_answers_like_the_model(
     data: st.DataObject, yes: Levels, no: Levels
 ) -> None:
-    """Sides fresh from a Kalshi-ordered snapshot (kept as the message's levels) answer
-    every query as the model does, before and after deltas turn them into dicts."""
+    """Sides fresh from a Kalshi-ordered snapshot (kept as tuples) answer every query as
+    the model does, after each of a few deltas (each making new tuples)."""
     book, model = OrderBook("M"), ModelBook()
     for seq in range(1, 2 + data.draw(st.integers(0, 30))):
         if seq == 1 or data.draw(st.integers(0, 5)) == 0:
@@ -668,3 +668,28 @@ def test_a_snapshot_in_any_other_form_is_sorted_added_up_and_cleaned(yes: Any) -
     model = ModelBook()
     model.snapshot(tuple((D(p), D(s)) for p, s in yes), (), None)
     assert book.yes_bids == model.expected()["yes_bids"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), yes=KALSHI_LEVELS, no=LEVELS, use_yes_price=st.booleans())
+def test_a_busy_side_answers_like_the_model(
+    data: st.DataObject, yes: Levels, no: Levels, use_yes_price: bool
+) -> None:
+    """Past 16 changes since its snapshot a side keeps its sizes in a dict: the answers
+    stay the model's all the way through the switch."""
+    book, model = OrderBook("M", use_yes_price=use_yes_price), ModelBook()
+    book.apply_snapshot(OrderbookSnapshot(market_ticker="M", yes_dollars_fp=yes,
+                                          no_dollars_fp=flip(no) if use_yes_price else no))
+    model.snapshot(yes, no, None)
+    side = data.draw(SIDES)
+    for seq in range(1, 40):
+        step = draw_step(data, model)
+        while step[0] != "delta":
+            step = draw_step(data, model)
+        _, other_side, price, change = step
+        if data.draw(st.integers(0, 4)):
+            other_side = side  # mostly one side, so that it gets busy
+        book.apply_change(other_side, ONE - price if use_yes_price and other_side == "no"
+                          else price, change, seq=seq)
+        model.change(other_side, price, change, seq)
+        assert_matches(book, model)
