@@ -17,6 +17,9 @@ TARGETS = (
     ("p99_5000", "(c) p99 < 5 ms at 5,000 msg/s", 5000.0, "<"),
     ("growth", "RSS growth after warm-up < 10 MB", 10 * 1024.0, "<"),
     ("threads", "no thread growth after close", 0.0, "<="),
+    ("scale_flat", "deltas/s, 10k & 100k vs 10 markets >= 0.85", 0.85, ">="),
+    ("scale_synced", "100,000 markets all synced <= 10 s", 10.0, "<="),
+    ("scale_kib", "<= 6 KiB per book at 100,000 markets", 6.0, "<="),
 )
 
 
@@ -39,6 +42,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "growth": memory.get("growth_after_mark_kb"),
         "threads": (memory["threads_after_close"] - memory["threads_before"]
                     if "threads_before" in memory else None),
+        **_scale_measures(results.get("scale", {})),
     }
     rows = []
     for key, text, limit, op in TARGETS:
@@ -54,6 +58,21 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"key": key, "target": text, "limit": limit, "measured": value,
                      "met": met})
     return rows
+
+
+def _scale_measures(scale: dict[str, Any]) -> dict[str, float | None]:
+    """The scale section's numbers that the targets compare (None when not measured)."""
+    def extra(markets: int) -> dict[str, Any]:
+        row = scale.get(str(markets), {})
+        return row.get("extra", {}) if "error" not in row else {}
+
+    ratios = [extra(m).get("vs_smallest") for m in (10_000, 100_000)]
+    return {
+        "scale_flat": None if None in ratios or str(10) not in scale
+        else min(ratios),  # type: ignore[type-var]
+        "scale_synced": extra(100_000).get("synced_s"),
+        "scale_kib": extra(100_000).get("rss_per_book_kib"),
+    }
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -151,6 +170,12 @@ def format_table(results: dict[str, Any]) -> str:
             shown = "-" if value is None else f"{value / 1024:.1f} MiB"
         elif row["key"].startswith("p99"):
             shown = "-" if value is None else f"{value:,.0f} us"
+        elif row["key"] == "scale_flat":
+            shown = "-" if value is None else f"{value:.2f} x"
+        elif row["key"] == "scale_synced":
+            shown = "-" if value is None else f"{value:,.1f} s"
+        elif row["key"] == "scale_kib":
+            shown = "-" if value is None else f"{value:.1f} KiB"
         else:
             shown = "-" if value is None else f"{value:+.0f}"
         add(f"  {row['target']:<40} {shown:>12}  {verdict}")
@@ -203,6 +228,9 @@ def _scale_lines(scale: dict[str, Any], config: dict[str, Any]) -> list[str]:
                          f"{extra.get('deltas_seen', 0):,} deltas seen)")
         if extra.get("error"):
             notes.append(extra["error"])
+        moved = extra.get("rss_per_book_after_deltas_kib") if count >= 1000 else None
+        if moved is not None:
+            notes.append(f"{moved:,.1f} KiB/book after the deltas")
         command = (row.get("server") or {}).get("subscribe_bytes")
         if command:
             size = f"{command / 1e6:,.2f} MB" if command >= 1e6 else f"{command / 1e3:,.1f} kB"

@@ -605,8 +605,8 @@ def scale_books(target: Target) -> Result:
     how long ``client.orderbooks(markets)`` takes (the subscribe), how long until
     ``wait_synced()`` returns, deltas per second into the books (from the command to
     the last delta seen by a callback that runs after the books applied it: reader and
-    dispatcher together), and RSS per book once synced. Everything is bounded by
-    ``scale_timeout``.
+    dispatcher together), and RSS per book once synced and again once the deltas are
+    applied. Everything is bounded by ``scale_timeout``.
     """
     from bench.frames import scale_markets
     from kalshi_ws import StreamUpdate
@@ -656,6 +656,11 @@ def scale_books(target: Target) -> Result:
             go = time.perf_counter()
             client.list_subscriptions(timeout=max(0.1, deadline - go))  # deltas, please
             ended.wait(max(0.0, deadline - time.perf_counter()))
+            if state["deltas"] == deltas:
+                # Every book has now moved past its snapshot (one side or both changed).
+                moved = _settled_memory()
+                extra["rss_per_book_after_deltas_kib"] = (
+                    moved["rss"] - after_connect["rss"]) / len(markets)
             extra["book_levels_first_1000"] = sum(
                 len(books.get(m).yes_bids) + len(books.get(m).no_bids) for m in markets[:1000])
     except Exception as exc:  # noqa: BLE001 - report what the client did

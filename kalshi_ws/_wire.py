@@ -118,38 +118,59 @@ TYPE_CHANNELS: dict[str, Channel | str] = {
 def to_decimal(value: Any) -> Decimal:
     """Convert a wire value to a finite Decimal: from a string, an int, or a Decimal.
 
+    Strings are read through a small cache (see :data:`DECIMAL_CACHE_SIZE`): the same
+    few hundred price and size strings recur millions of times, and a Decimal is
+    immutable, so handing out one object for equal strings is exact.
+
     Raises:
         ValueError: for anything else (float, bool, None, objects), or a non-finite value.
     """
     if type(value) is str:
+        result = _decimals.get(value)
+        if result is not None:
+            return result
         try:
             result = Decimal(value)
         except InvalidOperation:
             raise ValueError(f"not a decimal number: {value!r}") from None
-    elif type(value) is Decimal:
-        result = value
-    elif type(value) is int:
+        _check_range(result, value)
+        _remember(value, result)
+        return result
+    if type(value) is Decimal:
+        _check_range(value, value)
+        return value
+    if type(value) is int:
         return Decimal(value)
-    else:
-        raise ValueError(f"expected a decimal string, got {type(value).__name__}")
-    if not result.is_finite() or not -_MAX_EXPONENT <= result.adjusted() <= _MAX_EXPONENT:
-        raise ValueError(f"not a finite number in range: {value!r}")
-    return result
+    raise ValueError(f"expected a decimal string, got {type(value).__name__}")
 
 
 def to_decimal_or_none(value: Any) -> Decimal | None:
     """:func:`to_decimal`, except that an empty string reads as absent (None)."""
-    if type(value) is str:
-        try:
-            result = Decimal(value)
-        except InvalidOperation:
-            if not value:
-                return None
-            raise ValueError(f"not a decimal number: {value!r}") from None
-        if not result.is_finite() or not -_MAX_EXPONENT <= result.adjusted() <= _MAX_EXPONENT:
-            raise ValueError(f"not a finite number in range: {value!r}")
-        return result
+    if type(value) is str and not value:
+        return None
     return to_decimal(value)
+
+
+def _check_range(result: Decimal, value: Any) -> None:
+    if not result.is_finite() or not -_MAX_EXPONENT <= result.adjusted() <= _MAX_EXPONENT:
+        raise ValueError(f"not a finite number in range: {value!r}")
+
+
+#: At most this many distinct decimal strings are remembered; when the cache is full it
+#: is emptied and fills again with what recurs, so whatever a server sends, it holds at
+#: most this many entries of at most :data:`DECIMAL_CACHE_KEY_LENGTH` characters each
+#: (about 2 MB at worst). Kalshi's prices and sizes are short strings.
+DECIMAL_CACHE_SIZE = 8192
+DECIMAL_CACHE_KEY_LENGTH = 24
+_decimals: dict[str, Decimal] = {}
+
+
+def _remember(text: str, value: Decimal) -> None:
+    """Cache one converted string (any thread: a lost race only costs a miss)."""
+    if len(text) <= DECIMAL_CACHE_KEY_LENGTH:
+        if len(_decimals) >= DECIMAL_CACHE_SIZE:
+            _decimals.clear()
+        _decimals[text] = value
 
 
 # No Kalshi price or count is anywhere near 10**30; refusing absurd exponents keeps a
@@ -399,6 +420,26 @@ def _level(value: Any) -> tuple[Decimal, Decimal]:
     return (to_decimal(value[0]), to_decimal(value[1]))
 
 
+def _ladder(value: Any) -> tuple[tuple[Decimal, Decimal], ...]:
+    """An array of [price, size] pairs (an order-book side): :func:`_level` for each,
+    with the cached strings looked up inline (a snapshot holds dozens of levels)."""
+    if type(value) is not list:
+        return _tuple_of(_level, value)
+    cached = _decimals.get
+    levels: list[tuple[Decimal, Decimal]] = []
+    append = levels.append
+    for pair in value:
+        if type(pair) is list and len(pair) == 2:
+            price, size = pair
+            price = cached(price) if type(price) is str else None
+            size = cached(size) if type(size) is str else None
+            if price is not None and size is not None:
+                append((price, size))
+                continue
+        append(_level(pair))
+    return tuple(levels)
+
+
 _converter = _make_converter()
 
 
@@ -435,6 +476,8 @@ def _converter_for(tp: Any) -> tuple[Callable[[Any], Any] | None, bool]:
         return _LEAVES[tp], False
     if tp == tuple[Decimal, Decimal]:
         return _level, False
+    if tp == tuple[tuple[Decimal, Decimal], ...]:
+        return _ladder, False
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         item, _ = _converter_for(args[0])
         return partial(_tuple_of, item), False

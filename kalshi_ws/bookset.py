@@ -459,8 +459,8 @@ class OrderBookSet:
             book.apply_snapshot(msg, seq=update.seq)
             self._stale.discard(market)
             self._applied[market] = msg
-            top = book.top()
             listeners = self._listeners
+            top = book.top() if listeners else None
             unsynced = self._unsynced
             if market in unsynced:
                 unsynced.discard(market)
@@ -485,12 +485,13 @@ class OrderBookSet:
         with self._lock:
             books = self._books if only is None else \
                 {m: b for m, b in ((only, self._books.get(only)),) if b is not None}
-            stale = [(m, b.top()) for m, b in books.items() if m not in self._stale]
+            listeners = self._listeners
+            stale = [(m, b.top() if listeners else None) for m, b in books.items()
+                     if m not in self._stale]
             self._stale.update(books)
             self._unsynced.update(books)
             if self._waiters:
                 self._changed.notify_all()  # e.g. the client closed: a waiter returns
-            listeners = self._listeners
         if stale:
             logger.info("order books unsynced (%s): %s", why, ", ".join(m for m, _ in stale))
         for market, top in stale:

@@ -33,10 +33,9 @@ from __future__ import annotations
 
 import decimal
 import time
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from itertools import islice
 from typing import TYPE_CHECKING
 
 from .models import Level, OrderbookDelta, OrderbookSnapshot, _frozen
@@ -79,12 +78,18 @@ def _bad_price(price: Decimal) -> ValueError:
     return ValueError(f"order book price must be between 0 and 1 dollar exclusive: {price}")
 
 
-def _load_side(levels: Iterable[Level], flip: bool) -> tuple[dict[Decimal, Decimal], list[Decimal]]:
-    """Validate one side of a snapshot; return its size map and its sorted prices.
+def _load_side(levels: tuple[Level, ...], flip: bool) -> _Side:
+    """Validate one side of a snapshot; return its prices, lowest first, and their sizes.
 
     Levels repeated at one price are added up; levels whose total is not positive
     are left out.
     """
+    if not flip:
+        try:
+            if _is_ladder(levels):  # as Kalshi sends it: only split it
+                return _split(levels) if levels else _EMPTY_SIDE
+        except Exception:  # noqa: BLE001, S110 - odd values: the checks below say what
+            pass
     sizes: dict[Decimal, Decimal] = {}
     for price, size in levels:
         if (type(price) is not Decimal or type(size) is not Decimal
@@ -96,8 +101,99 @@ def _load_side(levels: Iterable[Level], flip: bool) -> tuple[dict[Decimal, Decim
             raise _bad_price(price)
         previous = sizes.get(price)
         sizes[price] = size if previous is None else _add(previous, size)
-    sizes = {price: size for price, size in sizes.items() if size > _ZERO}
-    return sizes, sorted(sizes)
+    prices = tuple([price for price in sorted(sizes) if sizes[price] > _ZERO])
+    return prices, tuple([sizes[price] for price in prices])
+
+
+#: One side of a snapshot: its prices, ascending, and their sizes.
+_Side = tuple[tuple[Decimal, ...], tuple[Decimal, ...]]
+_EMPTY_SIDE: _Side = ((), ())
+
+
+def _split(levels: tuple[Level, ...]) -> _Side:
+    prices, sizes = zip(*levels)
+    return prices, sizes
+
+
+def _is_ladder(levels: object) -> bool:
+    """Whether ``levels`` is a tuple of (Decimal price, Decimal size) tuples with prices
+    rising strictly inside (0, 1) and sizes positive and finite. May raise on odd
+    values (a NaN compared)."""
+    if type(levels) is not tuple:
+        return False
+    previous = _ZERO
+    for level in levels:
+        if type(level) is not tuple or len(level) != 2:
+            return False
+        price, size = level
+        if (type(price) is not Decimal or type(size) is not Decimal or not previous < price
+                or not size > _ZERO or not size.is_finite()):
+            return False
+        previous = price
+    return previous < _ONE
+
+
+#: Changes of a side since its snapshot after which its sizes go into a dict (a new
+#: tuple per change costs a little more than a dict update, a dict more memory).
+_EDITS_BEFORE_DICT = 16
+
+
+def _changed_side(prices: tuple[Decimal, ...],
+                  sizes: tuple[Decimal, ...] | dict[Decimal, Decimal],
+                  price: Decimal, delta: Decimal,
+                  edits: int) -> tuple[tuple[Decimal, ...],
+                                       tuple[Decimal, ...] | dict[Decimal, Decimal]] | None:
+    """One side after adding ``delta`` contracts at ``price`` (validated Decimals);
+    None if nothing changes (a negative change where no level rests).
+
+    A dict of sizes is changed in place; tuples are never changed.
+
+    Raises:
+        ValueError: a new level's price is not strictly between 0 and 1.
+    """
+    if edits >= _EDITS_BEFORE_DICT and not isinstance(sizes, dict):
+        sizes = dict(zip(prices, sizes))
+    if isinstance(sizes, dict):
+        size = sizes.get(price)
+        if size is None:
+            if not delta > _ZERO:
+                return None
+            if not _ZERO < price < _ONE:
+                raise _bad_price(price)
+            sizes[price] = delta
+            if not prices or prices[-1] < price:
+                return (*prices, price), sizes
+            index = bisect_left(prices, price)
+            return (*prices[:index], price, *prices[index:]), sizes
+        size = _add(size, delta)
+        if size > _ZERO:
+            sizes[price] = size
+            return prices, sizes
+        del sizes[price]
+        if prices[-1] == price:
+            return prices[:-1], sizes
+        index = bisect_left(prices, price)
+        return prices[:index] + prices[index + 1:], sizes
+    index = bisect_left(prices, price)
+    if index < len(prices) and prices[index] == price:
+        size = _add(sizes[index], delta)
+        if size > _ZERO:
+            return prices, (*sizes[:index], size, *sizes[index + 1:])
+        return prices[:index] + prices[index + 1:], sizes[:index] + sizes[index + 1:]
+    if not delta > _ZERO:
+        return None
+    if not _ZERO < price < _ONE:
+        raise _bad_price(price)
+    return (*prices[:index], price, *prices[index:]), (*sizes[:index], delta, *sizes[index:])
+
+
+def _bids(prices: tuple[Decimal, ...], sizes: tuple[Decimal, ...] | dict[Decimal, Decimal],
+          n: int | None) -> tuple[Level, ...]:
+    """The best ``n`` (all when None) levels of one side, highest price first."""
+    best = prices[::-1] if n is None else prices[:-n - 1:-1]
+    if isinstance(sizes, dict):
+        return tuple([(price, sizes[price]) for price in best])
+    return tuple(zip(best, sizes[::-1] if n is None else sizes[:-n - 1:-1]))
 
 
 class _BookQueries:
@@ -323,9 +419,13 @@ class BookSnapshot(_BookQueries):
 class OrderBook(_BookQueries):
     """The live order book of one market.
 
-    Each side is a dict from price to size plus a sorted list of its prices, so a
-    delta is a dict update (and a bisect when a level appears or disappears) and
-    the best price of a side is the last element of its list.
+    Each side is a tuple of its prices, ascending (the best bid last), and its sizes:
+    a tuple of them in the same order while the side is quiet (compact: most books of
+    a large set change rarely; a delta makes new tuples), a dict from price to size
+    once it has changed more than a few times since its snapshot (a delta is then a
+    dict update, and a new price tuple when a level appears or disappears). Tuples and
+    dicts of Decimals are not tracked by the garbage collector, so many books do not
+    make its full collections any longer.
 
     Threads:
         Not thread-safe, and no method blocks. Apply updates and run queries from
@@ -347,12 +447,14 @@ class OrderBook(_BookQueries):
         "_last_seq",
         "_market_ticker",
         "_no_bids",
+        "_no_edits",
         "_no_prices",
         "_no_sizes",
         "_snapshot",
         "_updated_at",
         "_use_yes_price",
         "_yes_bids",
+        "_yes_edits",
         "_yes_prices",
         "_yes_sizes",
     )
@@ -367,10 +469,12 @@ class OrderBook(_BookQueries):
         self._market_ticker = market_ticker
         self._use_yes_price = bool(use_yes_price)
         self._clock = clock
-        self._yes_sizes: dict[Decimal, Decimal] = {}
-        self._yes_prices: list[Decimal] = []  # ascending: best bid last
-        self._no_sizes: dict[Decimal, Decimal] = {}  # NO terms
-        self._no_prices: list[Decimal] = []
+        # Prices ascending (best bid last); sizes in that order, or by price once busy.
+        self._yes_prices: tuple[Decimal, ...] = ()
+        self._yes_sizes: tuple[Decimal, ...] | dict[Decimal, Decimal] = ()
+        self._no_prices: tuple[Decimal, ...] = ()  # NO terms
+        self._no_sizes: tuple[Decimal, ...] | dict[Decimal, Decimal] = ()
+        self._yes_edits = self._no_edits = 0  # changes since the snapshot, per side
         # Caches, None when stale.
         self._yes_bids: tuple[Level, ...] | None = ()
         self._no_bids: tuple[Level, ...] | None = ()
@@ -379,8 +483,8 @@ class OrderBook(_BookQueries):
         self._updated_at: float | None = None
 
     def __repr__(self) -> str:
-        return (f"<OrderBook {self._market_ticker} yes={len(self._yes_prices)} levels "
-                f"no={len(self._no_prices)} levels last_seq={self._last_seq}>")
+        return (f"<OrderBook {self._market_ticker} yes={len(self.yes_bids)} levels "
+                f"no={len(self.no_bids)} levels last_seq={self._last_seq}>")
 
     @property
     def market_ticker(self) -> str:
@@ -432,10 +536,11 @@ class OrderBook(_BookQueries):
         """
         if msg.market_ticker != self._market_ticker:
             raise self._wrong_market(msg.market_ticker)
-        yes_sizes, yes_prices = _load_side(msg.yes_levels(), False)
-        no_sizes, no_prices = _load_side(msg.no_levels(), self._use_yes_price)
-        self._yes_sizes, self._yes_prices = yes_sizes, yes_prices
-        self._no_sizes, self._no_prices = no_sizes, no_prices
+        yes = _load_side(msg.yes_levels(), False)
+        no = _load_side(msg.no_levels(), self._use_yes_price)
+        self._yes_prices, self._yes_sizes = yes
+        self._no_prices, self._no_sizes = no
+        self._yes_edits = self._no_edits = 0
         self._yes_bids = self._no_bids = None
         self._snapshot = None
         if seq is not None:
@@ -502,34 +607,23 @@ class OrderBook(_BookQueries):
                 or not price.is_finite() or not delta.is_finite()):
             _check_decimals(price, delta)
         if side == "yes":
-            sizes = self._yes_sizes
-            prices = self._yes_prices
+            changed = _changed_side(self._yes_prices, self._yes_sizes, price, delta,
+                                    self._yes_edits)
             self._yes_bids = None
+            if changed is not None:
+                self._yes_prices, self._yes_sizes = changed
+                self._yes_edits += 1
         elif side == "no":
-            sizes = self._no_sizes
-            prices = self._no_prices
-            self._no_bids = None
             if self._use_yes_price:
                 price = _subtract(_ONE, price)
+            changed = _changed_side(self._no_prices, self._no_sizes, price, delta,
+                                    self._no_edits)
+            self._no_bids = None
+            if changed is not None:
+                self._no_prices, self._no_sizes = changed
+                self._no_edits += 1
         else:
             raise ValueError(f"order book side must be 'yes' or 'no', not {side!r}")
-        size = sizes.get(price)
-        if size is None:
-            if delta > _ZERO:
-                if not _ZERO < price < _ONE:
-                    raise _bad_price(price)
-                sizes[price] = delta
-                insort(prices, price)
-        else:
-            size = _add(size, delta)
-            if size > _ZERO:
-                sizes[price] = size
-            else:
-                del sizes[price]
-                if prices[-1] == price:
-                    prices.pop()
-                else:
-                    del prices[bisect_left(prices, price)]
         self._snapshot = None
         if seq is not None:
             self._last_seq = seq
@@ -541,8 +635,8 @@ class OrderBook(_BookQueries):
         For a book that can no longer be trusted (a sequence gap, a reconnect)
         until its next snapshot. Call it from the updating thread.
         """
-        self._yes_sizes, self._yes_prices = {}, []
-        self._no_sizes, self._no_prices = {}, []
+        self._yes_prices = self._yes_sizes = self._no_prices = self._no_sizes = ()
+        self._yes_edits = self._no_edits = 0
         self._yes_bids = self._no_bids = ()
         self._snapshot = None
         self._last_seq = None
@@ -561,8 +655,7 @@ class OrderBook(_BookQueries):
         """YES bids as (price, size), highest price first."""
         bids = self._yes_bids
         if bids is None:
-            sizes = self._yes_sizes
-            bids = self._yes_bids = tuple([(p, sizes[p]) for p in reversed(self._yes_prices)])
+            bids = self._yes_bids = _bids(self._yes_prices, self._yes_sizes, None)
         return bids
 
     @property
@@ -570,50 +663,47 @@ class OrderBook(_BookQueries):
         """NO bids as (price in NO terms, size), highest price first."""
         bids = self._no_bids
         if bids is None:
-            sizes = self._no_sizes
-            bids = self._no_bids = tuple([(p, sizes[p]) for p in reversed(self._no_prices)])
+            bids = self._no_bids = _bids(self._no_prices, self._no_sizes, None)
         return bids
 
     def _best_yes(self) -> Level | None:
         prices = self._yes_prices
         if not prices:
             return None
-        price = prices[-1]
-        return price, self._yes_sizes[price]
+        sizes = self._yes_sizes
+        return prices[-1], sizes[prices[-1]] if isinstance(sizes, dict) else sizes[-1]
 
     def _best_no(self) -> Level | None:
         prices = self._no_prices
         if not prices:
             return None
-        price = prices[-1]
-        return price, self._no_sizes[price]
+        sizes = self._no_sizes
+        return prices[-1], sizes[prices[-1]] if isinstance(sizes, dict) else sizes[-1]
 
     def _top_yes_bids(self, n: int) -> tuple[Level, ...]:
         if self._yes_bids is not None:
             return self._yes_bids[:n]
-        sizes = self._yes_sizes
-        return tuple([(p, sizes[p]) for p in islice(reversed(self._yes_prices), n)])
+        return _bids(self._yes_prices, self._yes_sizes, n)
 
     def _top_no_bids(self, n: int) -> tuple[Level, ...]:
         if self._no_bids is not None:
             return self._no_bids[:n]
-        sizes = self._no_sizes
-        return tuple([(p, sizes[p]) for p in islice(reversed(self._no_prices), n)])
+        return _bids(self._no_prices, self._no_sizes, n)
 
     def top(self) -> TopOfBook:
         """The best YES bid and ask with their sizes, and the last sequence number."""
         # The same answer as _BookQueries.top, inlined: callers may ask after every delta.
-        yes_prices, no_prices = self._yes_prices, self._no_prices
+        yes, no = self._best_yes(), self._best_no()
         bid: Decimal | None
-        if yes_prices:
-            bid = yes_prices[-1]
-            bid_size: Decimal | None = self._yes_sizes[bid]
+        bid_size: Decimal | None
+        if yes is not None:
+            bid, bid_size = yes
         else:
             bid = bid_size = None
-        if no_prices:
-            no_bid = no_prices[-1]
-            ask: Decimal | None = _subtract(_ONE, no_bid)
-            ask_size: Decimal | None = self._no_sizes[no_bid]
+        ask: Decimal | None
+        ask_size: Decimal | None
+        if no is not None:
+            ask, ask_size = _subtract(_ONE, no[0]), no[1]
         else:
             ask = ask_size = None
         return TopOfBook(market_ticker=self._market_ticker, best_yes_bid=bid,

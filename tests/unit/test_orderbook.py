@@ -604,3 +604,92 @@ def test_a_crossed_book_says_so() -> None:
     assert not book.is_crossed and not book.snapshot().is_crossed
     book.apply_change("yes", Decimal("0.45"), Decimal(2))
     assert book.is_crossed and book.snapshot().is_crossed  # 0.45 + 0.55 = 1: they trade
+
+
+# --------------------------------------------------------------------------- compact sides
+
+# Snapshot sides as Kalshi sends them: prices rising, one level per price, sizes positive.
+KALSHI_LEVELS = st.lists(st.tuples(PRICES, POSITIVE_SIZES), max_size=25,
+                         unique_by=lambda level: level[0]).map(lambda levels: tuple(sorted(levels)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), yes=KALSHI_LEVELS, no=KALSHI_LEVELS)
+def test_a_quiet_side_answers_like_the_model(
+    data: st.DataObject, yes: Levels, no: Levels
+) -> None:
+    """Sides fresh from a Kalshi-ordered snapshot (kept as tuples) answer every query as
+    the model does, after each of a few deltas (each making new tuples)."""
+    book, model = OrderBook("M"), ModelBook()
+    for seq in range(1, 2 + data.draw(st.integers(0, 30))):
+        if seq == 1 or data.draw(st.integers(0, 5)) == 0:
+            if seq > 1:
+                yes, no = data.draw(KALSHI_LEVELS), data.draw(KALSHI_LEVELS)
+            book.apply_snapshot(OrderbookSnapshot(market_ticker="M", yes_dollars_fp=yes,
+                                                  no_dollars_fp=no), seq=seq)
+            model.snapshot(yes, no, seq)
+            if data.draw(st.booleans()):
+                assert_matches(book, model)  # queries first, on the compact sides
+        else:
+            step = draw_step(data, model)
+            if step[0] == "delta":
+                _, side, price, change = step
+                book.apply_change(side, price, change, seq=seq)
+                model.change(side, price, change, seq)
+        assert_matches(book, model)
+        assert book.is_empty == (not model.ladders["yes"] and not model.ladders["no"])
+
+
+def test_a_snapshot_as_kalshi_sends_it_is_kept_as_its_own_values() -> None:
+    """A book fresh from a snapshot holds the message's Decimals (no copies); a delta
+    changes the book, never the message."""
+    msg = snapshot(yes=[("0.38", "1"), ("0.40", "10")], no=[("0.55", "3")])
+    book = OrderBook("M")
+    book.apply_snapshot(msg)
+    assert all(a is b for level, original in zip(book.yes_bids, msg.yes_dollars_fp[::-1])
+               for a, b in zip(level, original))
+    assert book.top().best_yes_bid_size is msg.yes_dollars_fp[-1][1]
+    assert repr(book) == "<OrderBook M yes=2 levels no=1 levels last_seq=None>"
+    book.apply_delta(delta("yes", "0.40", "-10"))
+    book.apply_delta(delta("yes", "0.39", "4"))
+    assert book.yes_bids == ((D("0.39"), D("4")), (D("0.38"), D("1")))
+    assert msg.yes_dollars_fp == ((D("0.38"), D("1")), (D("0.40"), D("10")))  # untouched
+
+
+@pytest.mark.parametrize("yes", [
+    [("0.40", "10"), ("0.38", "1")],  # falling
+    [("0.40", "10"), ("0.4000", "1")],  # one price twice
+    [("0.38", "1"), ("0.40", "0")],  # an empty level
+    [("0.38", "1"), ("0.40", "-2")],  # a negative one
+])
+def test_a_snapshot_in_any_other_form_is_sorted_added_up_and_cleaned(yes: Any) -> None:
+    book = OrderBook("M")
+    book.apply_snapshot(snapshot(yes=yes))
+    model = ModelBook()
+    model.snapshot(tuple((D(p), D(s)) for p, s in yes), (), None)
+    assert book.yes_bids == model.expected()["yes_bids"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), yes=KALSHI_LEVELS, no=LEVELS, use_yes_price=st.booleans())
+def test_a_busy_side_answers_like_the_model(
+    data: st.DataObject, yes: Levels, no: Levels, use_yes_price: bool
+) -> None:
+    """Past 16 changes since its snapshot a side keeps its sizes in a dict: the answers
+    stay the model's all the way through the switch."""
+    book, model = OrderBook("M", use_yes_price=use_yes_price), ModelBook()
+    book.apply_snapshot(OrderbookSnapshot(market_ticker="M", yes_dollars_fp=yes,
+                                          no_dollars_fp=flip(no) if use_yes_price else no))
+    model.snapshot(yes, no, None)
+    side = data.draw(SIDES)
+    for seq in range(1, 40):
+        step = draw_step(data, model)
+        while step[0] != "delta":
+            step = draw_step(data, model)
+        _, other_side, price, change = step
+        if data.draw(st.integers(0, 4)):
+            other_side = side  # mostly one side, so that it gets busy
+        book.apply_change(other_side, ONE - price if use_yes_price and other_side == "no"
+                          else price, change, seq=seq)
+        model.change(other_side, price, change, seq)
+        assert_matches(book, model)

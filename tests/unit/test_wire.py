@@ -454,3 +454,73 @@ def test_decode_rejects_invalid_utf8_and_json() -> None:
 
 def test_data_files_are_where_the_tests_expect() -> None:
     assert Path(DATA / "kalshi-asyncapi-examples.jsonl").stat().st_size > 1000
+
+
+# --------------------------------------------------------------------------- the Decimal cache
+
+
+def test_cached_decimals_keep_their_spelling_and_are_shared() -> None:
+    first, again = _wire.to_decimal("0.30"), _wire.to_decimal("0.30")
+    assert first is again  # one immutable object for one string: exact
+    assert str(first) == "0.30" and str(_wire.to_decimal("0.3")) == "0.3"
+    assert str(_wire.to_decimal("0.3000")) == "0.3000"
+    assert _wire.to_decimal_or_none("") is None
+    assert _wire.to_decimal_or_none("12.00") is _wire.to_decimal("12.00")
+
+
+def test_the_decimal_cache_stays_bounded_whatever_the_server_sends() -> None:
+    """A hostile server sending ever new numbers (or huge ones) cannot grow the cache."""
+    limit = _wire.DECIMAL_CACHE_SIZE
+    for n in range(3 * limit + 7):
+        value = _wire.to_decimal(f"{n}.25")
+        assert value == Decimal(n) + Decimal("0.25")
+        assert len(_wire._decimals) <= limit
+    huge = "0." + "7" * 5000  # a valid, exact, absurdly long number: converted, not kept
+    assert _wire.to_decimal(huge) == Decimal(huge)
+    assert huge not in _wire._decimals
+    assert all(len(text) <= _wire.DECIMAL_CACHE_KEY_LENGTH for text in _wire._decimals)
+
+
+def test_a_cached_string_is_checked_like_any_other() -> None:
+    for _ in range(2):  # the second time, a cached value would be returned
+        with pytest.raises(ValueError, match="not a finite number"):
+            _wire.to_decimal("NaN")
+        with pytest.raises(ValueError, match="not a finite number"):
+            _wire.to_decimal("1e99")
+        with pytest.raises(ValueError, match="not a decimal number"):
+            _wire.to_decimal("0.3x")
+
+
+JSON_LEAVES = st.one_of(
+    st.sampled_from(["0.30", "0.3000", "12.00", "-5.00", "", "x", "NaN", "1e99", "0.01"]),
+    st.integers(-5, 5), st.none(), st.booleans(),
+    st.decimals(allow_nan=False, allow_infinity=False, places=4))
+JSON_PAIRS = st.one_of(
+    st.lists(JSON_LEAVES, min_size=2, max_size=2),
+    st.lists(JSON_LEAVES, max_size=3), JSON_LEAVES,
+    st.tuples(JSON_LEAVES, JSON_LEAVES),
+    st.lists(st.lists(JSON_LEAVES, max_size=2), min_size=2, max_size=2))
+
+
+@given(value=st.one_of(st.lists(JSON_PAIRS, max_size=6), JSON_LEAVES,
+                       st.tuples(JSON_PAIRS, JSON_PAIRS)))
+def test_a_book_side_reads_as_each_of_its_levels_would(value: Any) -> None:
+    """The fast reader of snapshot sides agrees with reading each [price, size] alone."""
+    def one_by_one() -> Any:
+        if type(value) not in (list, tuple):
+            raise ValueError("not an array")
+        return tuple(_wire._level(pair) for pair in value)
+
+    try:
+        expected: Any = one_by_one()
+    except ValueError:
+        expected = ValueError
+    try:
+        got: Any = _wire._ladder(value)
+    except ValueError:
+        got = ValueError
+    assert got == expected
+    if got is not ValueError:
+        assert all(type(x) is Decimal for level in got for x in level)
+        assert [[str(x) for x in level] for level in got] == \
+            [[str(x) for x in level] for level in expected]
