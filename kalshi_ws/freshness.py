@@ -52,17 +52,27 @@ _NOTHING = object()
 class _Track:
     """The freshness state of one channel or one market."""
 
-    __slots__ = ("last", "latencies", "stale", "stale_since", "watched")
+    __slots__ = ("last", "latencies", "stale", "stale_since", "watched", "window")
 
     def __init__(self, window: int) -> None:
         self.last: float | None = None  # monotonic time of the last message
         self.watched: float | None = None  # first seen subscribed by check()
-        self.latencies: deque[int] = deque(maxlen=window)
+        self.window = window
+        # Made at the first sample (see sample()): an empty deque costs 600 bytes, and
+        # most books of a large set are quiet.
+        self.latencies: deque[int] | None = None
         self.stale = False
         self.stale_since: float | None = None  # the silence started (for silent_for)
 
+    def sample(self, latency_ms: int) -> None:
+        """Keep one latency in the window of the latest ones."""
+        latencies = self.latencies
+        if latencies is None:
+            latencies = self.latencies = deque(maxlen=self.window)
+        latencies.append(latency_ms)
+
     def freshness(self, now: float) -> Freshness:
-        samples = sorted(self.latencies)
+        samples = sorted(self.latencies or ())
         count = len(samples)
         return Freshness(
             since_last=None if self.last is None else max(0.0, now - self.last),
@@ -148,7 +158,10 @@ class FreshnessTracker:
             if sent is None and item.msg.__class__ in _TIMED:
                 sent = item.msg.ts_ms  # type: ignore[union-attr]  # _TIMED have it
             if sent.__class__ is int:
-                track.latencies.append(received_ms - sent)  # pyright: ignore[reportOperatorIssue]
+                latencies = track.latencies
+                if latencies is None:
+                    latencies = track.latencies = deque(maxlen=track.window)
+                latencies.append(received_ms - sent)  # pyright: ignore[reportOperatorIssue]
             else:
                 sent = None
             if channel is _BOOK:
@@ -171,7 +184,7 @@ class FreshnessTracker:
             book = self._markets[market] = _Track(MARKET_WINDOW)
         book.last = now
         if sent is not None:
-            book.latencies.append(received_ms - sent)
+            book.sample(received_ms - sent)
 
     @staticmethod
     def _resume(channel: Any, track: _Track, now: float) -> ChannelResumed:

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kalshi_ws import KalshiConfig, KalshiStreamClient
+from kalshi_ws import KalshiConfig, KalshiStreamClient, _wire
 from kalshi_ws.testing import FakeKalshiServer
 from tests.timing import FACTOR, MS, WAIT
 
@@ -100,6 +100,13 @@ def client(connect: Callable[..., KalshiStreamClient]) -> KalshiStreamClient:
 
 def _our_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("kalshi-ws-")]
+
+
+@pytest.fixture(autouse=True)
+def warnings_logged_afresh() -> None:
+    """Each test sees the decoder's once-per-process warnings ("field ... could not be
+    read") as a fresh process would, whatever test ran before it."""
+    _wire._warned_fields.clear()
 
 
 @pytest.fixture(autouse=True)
