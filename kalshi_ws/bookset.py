@@ -65,6 +65,8 @@ class BookSource(Protocol):
     on it is :meth:`~kalshi_ws.client.KalshiStreamClient.add_listener`,
     ``book_state``, ``resync_books``, ``subscription_options``,
     ``on_dispatcher_thread`` and ``report_callback_error``; the rest are its commands.
+    It must be hashable and weakly referenceable, as any plain class instance is (each
+    client's live sets are found through a weak registry).
     """
 
     @property
