@@ -65,6 +65,8 @@ class BookSource(Protocol):
     on it is :meth:`~kalshi_ws.client.KalshiStreamClient.add_listener`,
     ``book_state``, ``resync_books``, ``subscription_options``,
     ``on_dispatcher_thread`` and ``report_callback_error``; the rest are its commands.
+    It must be hashable and weakly referenceable, as any plain class instance is (each
+    client's live sets are found through a weak registry).
     """
 
     @property
@@ -107,7 +109,11 @@ class BookSource(Protocol):
 
 # The live sets of each client, so that closing one set leaves the markets another
 # still uses subscribed (Kalshi keeps one order-book subscription per connection).
-_live_sets: weakref.WeakKeyDictionary[Any, list[OrderBookSet]] = weakref.WeakKeyDictionary()
+# Weak on both sides: a set holds its client, so a strong collection of sets here
+# would keep every client that ever had one alive for ever. A live set is kept alive
+# by its listener, which its client holds until the set is closed.
+_live_sets: weakref.WeakKeyDictionary[Any, weakref.WeakSet[OrderBookSet]] = \
+    weakref.WeakKeyDictionary()
 _live_sets_lock = threading.Lock()
 
 
@@ -188,7 +194,7 @@ class OrderBookSet:
             client.remove_callback(self._handle)
             raise
         with _live_sets_lock:
-            _live_sets.setdefault(client, []).append(self)
+            _live_sets.setdefault(client, weakref.WeakSet()).add(self)
         # Kalshi merges order-book subscriptions: the convention is the subscription's.
         recorded = client.subscription_options(self._sid).get("use_yes_price")
         if recorded is not None and recorded != use_yes_price:
@@ -360,9 +366,9 @@ class OrderBookSet:
         self._closed = True
         self._client.remove_callback(self._handle)
         with _live_sets_lock:
-            live = _live_sets.get(self._client, [])
-            if self in live:
-                live.remove(self)
+            live = _live_sets.get(self._client)
+            if live is not None:
+                live.discard(self)
         if self._client.closed:
             return
         # Kalshi keeps one order-book subscription per connection: leave the markets

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -544,3 +546,17 @@ def test_a_change_listener_that_raises_is_shown_counted_and_passed_to_on_error(
         assert failed.wait(WAIT)
         assert isinstance(seen[0], ZeroDivisionError)
         assert client.stats().callback_errors >= 1
+
+
+def test_a_closed_client_whose_book_set_was_never_closed_is_freed(
+        book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
+    # The registry of live sets (bookset.py) must not keep a client alive: a program
+    # that makes a client per session would otherwise keep every one it ever made.
+    client = KalshiStreamClient.connect(book_config, queue=False, health=QUIET)
+    books = client.orderbooks(MARKETS[:1])
+    assert books.wait_synced(timeout=WAIT)
+    client.close()
+    freed = weakref.ref(client)
+    del client, books
+    gc.collect()
+    assert freed() is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any, NamedTuple
 
 import pytest
@@ -378,6 +379,20 @@ def test_a_gap_is_reported_with_expected_and_received() -> None:
     assert gap == SequenceGap(sid=1, channel=Channel.TRADE, expected=2, received=4)
     assert update.seq == 4
     assert peer.sent() == []  # trades are gone for good: nothing to resync
+
+
+def test_gaps_and_malformed_frames_log_as_kalshi_ws_protocol(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # README (Logging): the protocol's warnings log as "kalshi_ws.protocol", whichever
+    # of its modules does the work.
+    peer = Peer()
+    command_id, _ = peer.subscribe(["trade"])
+    peer.subscribed(command_id, ("trade", 1))
+    with caplog.at_level(logging.WARNING):
+        peer.feed(trade(1, 1), trade(1, 4))
+        peer.p.receive_invalid(b"not json", "Expecting value")
+    warnings = [(r.name, r.getMessage().split(" ")[0]) for r in caplog.records]
+    assert warnings == [("kalshi_ws.protocol", "sequence"), ("kalshi_ws.protocol", "malformed")]
 
 
 def test_control_replies_consume_sequence_numbers() -> None:
