@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 
 __all__ = ["ServerCore", "ServerSession", "abort"]
 
-logger = logging.getLogger(__name__)
-logger.addFilter(RedactSignatures())
+# The fake server's parts log under its public name, as before it was split: users and
+# the CLI configure "kalshi_ws.testing.server".
+logger = logging.getLogger("kalshi_ws.testing.server")
+logger.addFilter(RedactSignatures())  # also set by server.py: the same logger, redacted either way
 
 T = TypeVar("T")
 

@@ -4,6 +4,7 @@ misbehave in ways kalshi_ws never does (raw websocket-client connections here)."
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from typing import Any
@@ -80,6 +81,23 @@ def test_a_client_that_never_pongs_is_dropped(private_key: rsa.RSAPrivateKey) ->
             server.wait_for_sessions(0, timeout=WAIT)
         finally:
             ws.shutdown()
+
+
+def test_the_fake_servers_parts_log_under_its_name(private_key: rsa.RSAPrivateKey,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """The server's parts (split into modules) log as ``kalshi_ws.testing.server``, the
+    name users and the CLI configure."""
+    with caplog.at_level(logging.INFO, logger="kalshi_ws.testing.server"), \
+            FakeKalshiServer(public_key=private_key.public_key(), ping_interval=0.1,
+                             pong_timeout=0.3) as server:
+        ws = raw_connect(server, signed(private_key), suppress_origin=True)
+        try:
+            server.wait_for_sessions(1)
+            server.wait_for_sessions(0, timeout=WAIT)  # dropped: it never answers
+        finally:
+            ws.shutdown()
+    dropped = [r for r in caplog.records if "never answered the heartbeat" in r.getMessage()]
+    assert dropped and {r.name for r in dropped} == {"kalshi_ws.testing.server"}
 
 
 def test_a_client_that_pongs_is_kept(private_key: rsa.RSAPrivateKey) -> None:
