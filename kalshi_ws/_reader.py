@@ -34,7 +34,7 @@ from .exceptions import (
 )
 from .models import Channel
 
-__all__ = ["FRAMES_PER_LOCK", "ConnectionReader", "Liveness", "ReadEnd"]
+__all__ = ["FRAMES_PER_LOCK", "RESTORED", "ConnectionReader", "Liveness", "ReadEnd"]
 
 # The client's parts log under its public name, as websockets names its loggers by
 # role: users configure "kalshi_ws.client" whichever module does the work.
@@ -62,7 +62,8 @@ class ReadEnd:
     restored: bool = False
 
 
-_RESTORED = ReadEnd(None, restored=True)
+#: The end of a restore read once every subscription is restored.
+RESTORED = ReadEnd(None, restored=True)
 
 
 class Liveness:
@@ -112,6 +113,12 @@ class ConnectionReader:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.ticks = 0  # housekeeping ticks so far
+        self.liveness: Liveness | None = None  # of the connection read last
+
+    @property
+    def last_frame(self) -> float:
+        """Monotonic time of the last frame of the connection read last (or of its start)."""
+        return 0.0 if self.liveness is None else self.liveness.last_frame
 
     def read(self, transport: Transport, restore_deadline: float | None = None) -> ReadEnd:
         """Read ``transport`` until it ends; why it ended.
@@ -120,8 +127,7 @@ class ConnectionReader:
         (``ReadEnd.restored``), or fail when that takes past the deadline.
         """
         session = self.session
-        liveness = Liveness(session.options.health, time.monotonic())
-        session.last_frame = liveness.last_frame
+        liveness = self.liveness = Liveness(session.options.health, time.monotonic())
         next_tick = liveness.last_frame
         receive = transport.receive
         while True:
@@ -131,7 +137,7 @@ class ConnectionReader:
                 return self._receive_failed(exc)
             now = time.monotonic()
             if frames:
-                session.last_frame = liveness.last_frame = now
+                liveness.last_frame = now
                 end = self._frames(transport, frames, liveness)
                 if end is None and restore_deadline is not None:
                     end = self._restore_progress(now, None)
@@ -168,7 +174,7 @@ class ConnectionReader:
 
     def _restore_progress(self, now: float, deadline: float | None) -> ReadEnd | None:
         if self.session.protocol.restore_finished():
-            return _RESTORED
+            return RESTORED
         if deadline is not None and now > deadline:
             return ReadEnd(ConnectionLost("Kalshi did not acknowledge the restored "
                                           "subscriptions in time"))

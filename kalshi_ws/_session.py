@@ -108,7 +108,6 @@ class Session:
         self.slow_consumer: SlowConsumerError | None = None  # dispatcher sets, reader reads
         self.reconnects = 0  # reader
         self.connected_at = 0.0  # reader: monotonic time the current connection opened
-        self.last_frame = 0.0  # reader: monotonic time of the last frame
         self.pending_outgoing: list[str] = []
         self.recorder: Recorder | None = None  # any caller thread
         self.dispatcher_deadline: float | None = None  # set by close()

@@ -19,7 +19,7 @@ import time
 
 import attrs
 
-from ._reader import ConnectionReader, ReadEnd
+from ._reader import RESTORED, ConnectionReader, ReadEnd
 from ._session import OPEN, RECONNECTING, Final, Session
 from ._transport import Transport
 from .backoff import (
@@ -107,7 +107,7 @@ class Supervisor:
         session.transport = transport
         session.state = OPEN
         session.open_event.set()
-        session.last_frame = session.connected_at = time.monotonic()
+        session.connected_at = time.monotonic()
         session.reader = threading.Thread(target=self.run, daemon=True,
                                           name=f"kalshi-ws-reader-{session.number}")
         session.reader.start()
@@ -204,7 +204,7 @@ class Supervisor:
             # Unsequenced user channels lose messages unseen from the last frame read.
             outage = _Outage(cause, lost_at,
                              unsequenced_channels(session.protocol.subscriptions()),
-                             time.time() - (lost_at - session.last_frame))
+                             time.time() - (lost_at - self.reader.last_frame))
             failed_ids = session.protocol.connection_lost()
             slots = [session.slots.pop(cid) for cid in failed_ids if cid in session.slots]
             transport, session.transport = session.transport, None
@@ -260,7 +260,7 @@ class Supervisor:
                                    restore_deadline=time.monotonic() + restore_timeout)
             if not session.protocol.restore_finished():
                 return end
-        return ReadEnd(None, restored=True)
+        return RESTORED
 
     def _announce(self, outage: _Outage, attempt: int) -> ReadEnd | None:
         """Reopen the client after a restore and post ``Reconnected``."""

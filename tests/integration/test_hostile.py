@@ -116,6 +116,17 @@ def reader_never_raises(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
         f"{r.name}: {r.getMessage()}" for r in bad)
 
 
+def _ticker_client(hostile: HostileServer, open_client: Callable[..., KalshiStreamClient],
+                   ) -> tuple[KalshiStreamClient, Collector, int, Conn]:
+    """A client subscribed to ``ticker`` on market M, its collector, the sid and the
+    hostile server's side of the connection."""
+    client = open_client()
+    seen = Collector()
+    client.add_callback(seen)
+    sid = client.subscribe(["ticker"], ["M"]).successful[0].sid
+    return client, seen, sid, hostile.connection()
+
+
 class InFlight:
     """Run one command on another thread and keep its outcome."""
 
@@ -177,11 +188,7 @@ def ended(client: KalshiStreamClient, timeout: float = 5_000 * MS) -> BaseExcept
 
 def test_garbage_frames_are_each_reported_and_the_reader_survives(
         hostile: HostileServer, open_client: Callable[..., KalshiStreamClient]) -> None:
-    client = open_client()
-    seen = Collector()
-    client.add_callback(seen)
-    sid = client.subscribe(["ticker"], ["M"]).successful[0].sid
-    conn = hostile.connection()
+    client, seen, sid, conn = _ticker_client(hostile, open_client)
     huge = "9" * 5000
     garbage: list[tuple[bytes, bool]] = [  # (payload, is valid JSON)
         (b"{not json", False),
@@ -222,11 +229,7 @@ def test_garbage_frames_are_each_reported_and_the_reader_survives(
 
 def test_binary_frames_are_reported_or_refused_never_fatal(
         hostile: HostileServer, open_client: Callable[..., KalshiStreamClient]) -> None:
-    client = open_client()
-    seen = Collector()
-    client.add_callback(seen)
-    sid = client.subscribe(["ticker"], ["M"]).successful[0].sid
-    conn = hostile.connection()
+    client, seen, sid, conn = _ticker_client(hostile, open_client)
     conn.send_raw(frame(b"\x00\x01\x02binary", OP_BINARY)
                   + frame(json.dumps({"type": "ticker", "sid": sid,
                                       "msg": ticker_msg()}).encode(), OP_BINARY))
@@ -243,11 +246,7 @@ def test_binary_frames_are_reported_or_refused_never_fatal(
 
 def test_frames_trickled_one_byte_per_write_arrive_whole(
         hostile: HostileServer, open_client: Callable[..., KalshiStreamClient]) -> None:
-    client = open_client()
-    seen = Collector()
-    client.add_callback(seen)
-    sid = client.subscribe(["ticker"], ["M"]).successful[0].sid
-    conn = hostile.connection()
+    _, seen, sid, conn = _ticker_client(hostile, open_client)
     data = b"".join(text_frame({"type": "ticker", "sid": sid, "msg": ticker_msg(price_dollars=p)})
                     for p in ("0.0100", "0.0200", "0.0300"))
     data = frame(b"ping!", OP_PING)[:1] + frame(b"ping!", OP_PING)[1:] + data
@@ -396,11 +395,7 @@ def test_odd_close_frames_end_the_client_with_a_typed_error(
 
 def test_a_ping_flood_is_answered_in_order_and_data_still_flows(
         hostile: HostileServer, open_client: Callable[..., KalshiStreamClient]) -> None:
-    client = open_client()
-    seen = Collector()
-    client.add_callback(seen)
-    sid = client.subscribe(["ticker"], ["M"]).successful[0].sid
-    conn = hostile.connection()
+    client, seen, sid, conn = _ticker_client(hostile, open_client)
     pings = [b"%05d" % n + b"p" * 120 for n in range(5_000)]
     conn.send_raw(b"".join(frame(p, OP_PING) for p in pings)
                   + text_frame({"type": "ticker", "sid": sid, "msg": ticker_msg()}))

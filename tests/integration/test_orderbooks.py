@@ -259,22 +259,35 @@ def test_waiting_for_a_sync_inside_a_callback_fails_instead_of_hanging(
         assert isinstance(outcome[0], ConcurrencyError)
 
 
+class _Stall(threading.Event):
+    """Set it to let a stalled dispatcher go on; ``stalled`` is set once it stopped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stalled = threading.Event()
+
+
+def _stall_dispatcher_at_next_update(client: KalshiStreamClient) -> _Stall:
+    """Stop the dispatcher inside a callback at the next update, until released."""
+    release = _Stall()
+
+    def block_dispatcher(item: Any) -> None:
+        if isinstance(item, StreamUpdate) and not release.stalled.is_set():
+            release.stalled.set()
+            release.wait(WAIT)  # stuck until released
+
+    client.add_callback(block_dispatcher)
+    return release
+
+
 def test_a_gap_marks_books_unsynced_at_once(book_server: FakeKalshiServer,
                                            book_config: KalshiConfig) -> None:
     with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
         books = client.orderbooks(MARKETS[:1])
         assert books.wait_synced(timeout=WAIT)
-        release = threading.Event()
-        blocked = threading.Event()
-
-        def block_dispatcher(item: Any) -> None:
-            if isinstance(item, StreamUpdate) and not blocked.is_set():
-                blocked.set()
-                release.wait(WAIT)  # stuck until released
-
-        client.add_callback(block_dispatcher)
+        release = _stall_dispatcher_at_next_update(client)
         book_server.step_market(MARKETS[0])  # the dispatcher stops in the callback
-        assert blocked.wait(5_000 * MS)
+        assert release.stalled.wait(5_000 * MS)
         book_server.lose_next("orderbook_delta", 1)
         book_server.step_market(MARKETS[0], count=2)  # the reader sees the hole
         # The reader asks for a fresh snapshot once it has flagged the book; the
@@ -489,17 +502,9 @@ def test_wait_synced_notices_a_gap_the_dispatcher_has_not_reached(
     with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
         books = client.orderbooks(MARKETS[:1])
         assert books.wait_synced(timeout=WAIT)
-        release = threading.Event()
-        blocked = threading.Event()
-
-        def block_dispatcher(item: Any) -> None:
-            if isinstance(item, StreamUpdate) and not blocked.is_set():
-                blocked.set()
-                release.wait(WAIT)  # stuck until released
-
-        client.add_callback(block_dispatcher)
+        release = _stall_dispatcher_at_next_update(client)
         book_server.step_market(MARKETS[0])
-        assert blocked.wait(5_000 * MS)
+        assert release.stalled.wait(5_000 * MS)
         book_server.lose_next("orderbook_delta", 1)
         book_server.step_market(MARKETS[0], count=2)
         # The reader flags the hole, then asks for a fresh snapshot; the dispatcher is

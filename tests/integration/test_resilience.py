@@ -750,12 +750,8 @@ def test_the_backoff_does_not_reset_while_connections_keep_failing_at_once(
     client.subscribe(["ticker"])
     with caplog.at_level(logging.INFO, logger="kalshi_ws.client"):
         for flap in range(1, 6):
-            server.drop_connections()
-            collector.wait_for(lambda items, n=flap: len(
-                [i for i in items if isinstance(i, Reconnected)]) == n)
-    ceilings = [float(m.group(1)) for m in (
-        re.search(r"backoff ceiling ([\d.]+) s", r.getMessage()) for r in caplog.records) if m]
-    assert ceilings == [backoff_ceiling(backoff, level) for level in range(5)]
+            _drop_and_await_reconnect(server, collector, flap)
+    assert _logged_ceilings(caplog) == [backoff_ceiling(backoff, level) for level in range(5)]
 
 
 def test_the_backoff_starts_small_again_after_a_healthy_connection(
@@ -769,10 +765,21 @@ def test_the_backoff_starts_small_again_after_a_healthy_connection(
     client.subscribe(["ticker"])
     with caplog.at_level(logging.INFO, logger="kalshi_ws.client"):
         for flap in range(1, 4):
-            server.drop_connections()
-            collector.wait_for(lambda items, n=flap: len(
-                [i for i in items if isinstance(i, Reconnected)]) == n)
+            _drop_and_await_reconnect(server, collector, flap)
             stay_up.wait(20 * MS)  # the rule under test is about time: let the connection age
-    ceilings = [float(m.group(1)) for m in (
+    assert _logged_ceilings(caplog) == [backoff_ceiling(backoff, 0)] * 3
+
+
+def _drop_and_await_reconnect(server: FakeKalshiServer, collector: Collector,
+                              reconnects: int) -> None:
+    """Drop the connection and wait for the client's ``reconnects``-th Reconnected."""
+    server.drop_connections()
+    collector.wait_for(lambda items: len(
+        [i for i in items if isinstance(i, Reconnected)]) == reconnects)
+
+
+def _logged_ceilings(caplog: pytest.LogCaptureFixture) -> list[float]:
+    """The backoff ceilings the client logged before each reconnect attempt, in order."""
+    return [float(m.group(1)) for m in (
         re.search(r"backoff ceiling ([\d.]+) s", r.getMessage()) for r in caplog.records) if m]
-    assert ceilings == [backoff_ceiling(backoff, 0)] * 3
+
