@@ -222,11 +222,12 @@ class ConnectionReader:
             protocol.tick(now)
             outgoing = session.take_outgoing()
             self.ticks += 1
-            if self.ticks % 20 == 0:  # every 10 s: forget the books no longer subscribed
-                freshness.forget_markets(
-                    {m for s in protocol.subscriptions()
-                     if s.channel == Channel.ORDERBOOK_DELTA for m in s.market_tickers})
-            alarms = freshness.check([s.channel for s in protocol.subscriptions()], now) \
+            forget = self.ticks % 20 == 0  # every 10 s: forget books no longer subscribed
+            live = protocol.subscriptions() if forget or freshness.alarms_enabled else []
+            if forget:
+                freshness.forget_markets({m for s in live if s.channel == Channel.ORDERBOOK_DELTA
+                                          for m in s.market_tickers})
+            alarms = freshness.check([s.channel for s in live], now) \
                 if freshness.alarms_enabled else None
         if alarms:
             session.dispatcher.post(alarms)  # system messages always fit
