@@ -22,6 +22,7 @@ import attrs
 
 from . import _wire
 from ._session import TICK, Session
+from ._shapes import ShapeDecoder
 from ._transport import OP_BINARY, OP_CLOSE, OP_PONG, OP_TEXT, Transport, parse_close
 from .backoff import is_end_of_stream
 from .config import HealthConfig
@@ -33,8 +34,9 @@ from .exceptions import (
     SlowConsumerError,
 )
 from .models import Channel
+from .protocol import KalshiProtocol
 
-__all__ = ["FRAMES_PER_LOCK", "RESTORED", "ConnectionReader", "Liveness", "ReadEnd"]
+__all__ = ["FRAMES_PER_LOCK", "RESTORED", "ConnectionReader", "Liveness", "ReadEnd", "feed_frames"]
 
 # The client's parts log under its public name, as websockets names its loggers by
 # role: users configure "kalshi_ws.client" whichever module does the work.
@@ -114,6 +116,7 @@ class ConnectionReader:
         self.session = session
         self.ticks = 0  # housekeeping ticks so far
         self.liveness: Liveness | None = None  # of the connection read last
+        self.shapes = ShapeDecoder()  # learned frame shapes, kept across connections
 
     @property
     def last_frame(self) -> float:
@@ -280,22 +283,8 @@ class ConnectionReader:
                 self._feed_slice(texts[start:start + FRAMES_PER_LOCK])
 
     def _feed_slice(self, texts: list[bytes]) -> None:
-        """Decode frames and give them to the protocol (holding the session lock)."""
-        protocol = self.session.protocol
-        receive = protocol.receive
-        decode = _wire.decode
-        for text in texts:
-            try:
-                frame = decode(text)
-            except (ValueError, RecursionError) as exc:  # RecursionError: absurd nesting
-                protocol.receive_invalid(text, str(exc) or type(exc).__name__)
-                continue
-            try:
-                receive(frame)
-            except Exception as exc:
-                logger.exception("could not process a frame; reporting it as malformed")
-                protocol.receive_invalid(text, f"{type(exc).__name__}: {exc}",
-                                         what="could not process the frame")
+        """Give frames to the protocol (holding the session lock)."""
+        feed_frames(self.session.protocol, self.shapes, texts)
 
     def _drain(self) -> tuple[list[Any], list[Any] | None]:
         """Take the protocol's deliveries (timestamped) and the answered slots."""
@@ -315,3 +304,41 @@ class ConnectionReader:
             return deliveries, [(slots.pop(cid, None), result, error)
                                 for cid, result, error in completions]
 
+
+def feed_frames(protocol: KalshiProtocol, shapes: ShapeDecoder, texts: list[bytes]) -> None:
+    """Decode frames and give them to the protocol, one by one, in order.
+
+    A frame of a learned shape (see :mod:`kalshi_ws._shapes`) goes straight to its
+    message and :meth:`KalshiProtocol.receive_built`; any other, or one the protocol
+    does not take as plain, is decoded and given to :meth:`KalshiProtocol.receive`,
+    and may teach ``shapes`` its shape. Never raises: a frame that cannot be read
+    becomes a MalformedMessage.
+
+    Reader thread only, holding the session lock (or a protocol of the caller's own).
+    """
+    receive, receive_built = protocol.receive, protocol.receive_built
+    decode = _wire.decode
+    parse = shapes.parse
+    for data in texts:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            protocol.receive_invalid(data, str(exc))
+            continue
+        parsed = parse(text)
+        if parsed is not None and receive_built(*parsed):
+            continue
+        try:
+            frame = decode(text)
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurd nesting
+            protocol.receive_invalid(data, str(exc) or type(exc).__name__)
+            continue
+        try:
+            receive(frame)
+        except Exception as exc:
+            logger.exception("could not process a frame; reporting it as malformed")
+            protocol.receive_invalid(data, f"{type(exc).__name__}: {exc}",
+                                     what="could not process the frame")
+            continue
+        if parsed is None:
+            shapes.consider(text, frame)

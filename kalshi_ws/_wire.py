@@ -133,15 +133,20 @@ def to_decimal(value: Any) -> Decimal:
             result = Decimal(value)
         except InvalidOperation:
             raise ValueError(f"not a decimal number: {value!r}") from None
-        _check_range(result, value)
-        _remember(value, result)
-        return result
-    if type(value) is Decimal:
-        _check_range(value, value)
-        return value
-    if type(value) is int:
+    elif type(value) is Decimal:
+        result = value
+    elif type(value) is int:
         return Decimal(value)
-    raise ValueError(f"expected a decimal string, got {type(value).__name__}")
+    else:
+        raise ValueError(f"expected a decimal string, got {type(value).__name__}")
+    if not result.is_finite() or not -_MAX_EXPONENT <= result.adjusted() <= _MAX_EXPONENT:
+        raise ValueError(f"not a finite number in range: {value!r}")
+    # A new string is remembered (any thread: a lost race only costs a miss).
+    if type(value) is str and len(value) <= DECIMAL_CACHE_KEY_LENGTH:
+        if len(_decimals) >= DECIMAL_CACHE_SIZE:
+            _decimals.clear()
+        _decimals[value] = result
+    return result
 
 
 def to_decimal_or_none(value: Any) -> Decimal | None:
@@ -151,11 +156,6 @@ def to_decimal_or_none(value: Any) -> Decimal | None:
     return to_decimal(value)
 
 
-def _check_range(result: Decimal, value: Any) -> None:
-    if not result.is_finite() or not -_MAX_EXPONENT <= result.adjusted() <= _MAX_EXPONENT:
-        raise ValueError(f"not a finite number in range: {value!r}")
-
-
 #: At most this many distinct decimal strings are remembered; when the cache is full it
 #: is emptied and fills again with what recurs, so whatever a server sends, it holds at
 #: most this many entries of at most :data:`DECIMAL_CACHE_KEY_LENGTH` characters each
@@ -163,14 +163,6 @@ def _check_range(result: Decimal, value: Any) -> None:
 DECIMAL_CACHE_SIZE = 8192
 DECIMAL_CACHE_KEY_LENGTH = 24
 _decimals: dict[str, Decimal] = {}
-
-
-def _remember(text: str, value: Decimal) -> None:
-    """Cache one converted string (any thread: a lost race only costs a miss)."""
-    if len(text) <= DECIMAL_CACHE_KEY_LENGTH:
-        if len(_decimals) >= DECIMAL_CACHE_SIZE:
-            _decimals.clear()
-        _decimals[text] = value
 
 
 # No Kalshi price or count is anywhere near 10**30; refusing absurd exponents keeps a

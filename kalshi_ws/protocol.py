@@ -508,6 +508,48 @@ class KalshiProtocol:
         else:
             self._deliveries.append(update)
 
+    def receive_built(self, wire_type: str, sid: int, seq: int | None, msg: Any,
+                      sent: int | None) -> bool:
+        """Take a data frame already read into its message (by a learned shape).
+
+        Only the plain case, the one :meth:`receive` handles without leaving its hot
+        path: a known sid, the next seq (or none on a sid that never numbered its
+        frames), and, on an order-book sid, a complete delta of a snapshotted market.
+
+        Args:
+            wire_type: The frame's ``type`` (a data type, never a reply).
+            sid: The frame's ``sid``.
+            seq: The frame's ``seq``, or None if it had none.
+            msg: The message built from ``msg`` (never a MalformedMessage).
+            sent: The frame's ``sending_ts_ms``, or None.
+
+        Returns:
+            True when the frame was taken. False, having changed nothing, when it is not
+            the plain case: the caller then gives the decoded frame to :meth:`receive`.
+        """
+        sub = self._subs.get(sid)
+        if sub is None:
+            return False
+        if seq is not None:
+            if seq != sub.last_seq + 1:
+                return False
+        elif sub.last_seq or sub.is_book:
+            return False
+        if sub.is_book and (wire_type != "orderbook_delta"
+                            or msg.market_ticker not in sub.snapshotted
+                            or ((msg.price_dollars is None or msg.delta_fp is None)
+                                and incomplete_delta(msg))):
+            return False
+        sub.counters.received += 1  # type: ignore[union-attr]
+        if seq is not None:
+            sub.last_seq = seq
+        update = _new_update(sub.channel, wire_type, sid, seq, msg, sent)
+        if self._holding:
+            self._held.append(update)
+        else:
+            self._deliveries.append(update)
+        return True
+
     def _receive_other(self, frame: Any, wire_type: Any) -> None:
         """Frames off the hot path: not an object, no type, replies, unknown sids."""
         if type(frame) is not dict:
