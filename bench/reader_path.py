@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.frames import CHANNEL_SIDS, build_frames  # noqa: E402
+from bench.frames import CHANNEL_SIDS, build_frames
 
 READ = 128  # frames per read, as the reader's lock slices
 
