@@ -320,6 +320,31 @@ def test_cross_check_against_ticker(book_server: FakeKalshiServer,
         assert "yes bid book" in check.last_disagreement
 
 
+def test_a_ticker_is_not_held_against_a_book_awaiting_its_fresh_snapshot(
+        book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        books = client.orderbooks(MARKETS[:1])
+        client.subscribe([Channel.TICKER], MARKETS[:1])
+        assert books.wait_synced(timeout=WAIT)
+        book = books.get(MARKETS[0])
+        seen = Collector()
+        client.add_callback(seen, channels=[Channel.TICKER])
+        release = _stall_dispatcher_at_next_update(client)
+        book_server.publish("ticker", "ticker", {  # agrees; checked, then the stall
+            "market_ticker": MARKETS[0], "yes_bid_dollars": str(book.best_yes_bid),
+            "yes_ask_dollars": str(book.best_yes_ask)})
+        assert release.stalled.wait(5_000 * MS)
+        book_server.publish("ticker", "ticker", {  # disagrees
+            "market_ticker": MARKETS[0], "yes_bid_dollars": "0.0100",
+            "yes_ask_dollars": str(book.best_yes_ask)})
+        client.list_subscriptions(timeout=WAIT)  # its reply follows the ticker: read
+        client.resync_books(MARKETS[:1])  # the reader now holds the book's deltas back
+        release.set()
+        seen.wait_for(lambda items: len(items) == 2)
+        check = books.cross_check()
+        assert (check.checked, check.disagreements) == (1, 0)
+
+
 def test_a_delta_the_book_refuses_triggers_a_resync(book_server: FakeKalshiServer,
                                                    book_config: KalshiConfig,
                                                    caplog: pytest.LogCaptureFixture) -> None:
