@@ -11,7 +11,9 @@ CPU adds to the reader's, so this reports nanoseconds of CPU per update
   callback, then every update delivered to one callback (the dispatcher takes its
   batches from a long inbox, as when the reader is ahead: row (c) of the benchmark);
 * ``dispatch live``: ``post`` and delivery at the same time (short inbox; thread
-  switches included, so this one is noisier).
+  switches included, so this one is noisier);
+* ``dispatch + queue``: as ``dispatch backlog``, with the updates queue on (it is by
+  default): every update is also put in the queue (never read here).
 
 The updates are decoded by each package's own protocol from :func:`bench.frames.build_frames`
 (deltas, tickers and trades on 8 markets, as the blast server sends them).
@@ -89,7 +91,7 @@ class Subject:
         summary = {k: repr(v) for k, v in {**channels, **books}.items()}
         return elapsed / self.count * 1e9, summary
 
-    def run_dispatch(self, held: bool) -> tuple[float, Any]:
+    def run_dispatch(self, held: bool, queue: bool = False) -> tuple[float, Any]:
         """ns of CPU per update from ``post`` to the callback; what the callback saw."""
         release = threading.Event()
         done = threading.Event()
@@ -107,8 +109,9 @@ class Subject:
 
         dispatcher = self.dispatch.Dispatcher(
             name="kalshi-ws-bench-dispatch", inbox_limit=self.count + 2,
-            policy=lambda channel: "drop_oldest", on_overflow=lambda text: None)
-        dispatcher.queue_enabled = False
+            policy=lambda channel: "drop_oldest", on_overflow=lambda text: None,
+            queue_maxsize=self.count + 2)
+        dispatcher.queue_enabled = queue
         dispatcher.add_callback(callback, None)
         if held:  # the dispatcher waits in the callback while everything is posted
             holder = self.models.Unsubscribed(channel="ticker", sid=-1)
@@ -122,6 +125,8 @@ class Subject:
         assert done.wait(WAIT) and dispatcher.join(WAIT)
         elapsed = time.process_time() - start
         assert len(seen) == self.count
+        if queue:  # filled, never read: the holder, the updates, the final item
+            assert dispatcher.queue.qsize() == self.count + 2
         return elapsed / self.count * 1e9, [id(u) for u in seen] == [
             id(u) for batch in self.batches for u in batch]
 
@@ -133,7 +138,8 @@ def main() -> None:
                         help="updates per read (row (c) posts about 800 at a time)")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--against", type=Path, help="another checkout to compare with")
-    parser.add_argument("--rows", default="freshness,dispatch backlog,dispatch live",
+    parser.add_argument("--rows", default="freshness,dispatch backlog,dispatch live,"
+                        "dispatch + queue",
                         help="comma-separated rows to run (default: all)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -150,7 +156,8 @@ def main() -> None:
             subjects.append(Subject("kalshi_ws_against", payloads, markets, args.batch))
         rows = {"freshness": lambda s: s.run_freshness(),
                 "dispatch backlog": lambda s: s.run_dispatch(held=True),
-                "dispatch live": lambda s: s.run_dispatch(held=False)}
+                "dispatch live": lambda s: s.run_dispatch(held=False),
+                "dispatch + queue": lambda s: s.run_dispatch(held=True, queue=True)}
         rows = {row: rows[row] for row in args.rows.split(",")}
         times: dict[tuple[str, str], list[float]] = {}
         for rep in range(args.repeat):
