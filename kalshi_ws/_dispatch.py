@@ -193,6 +193,11 @@ class UpdatesQueue(queue.Queue[StreamItem]):
         self._lagged: dict[Any, int] = {}
         self.dropped: collections.Counter[Any] = collections.Counter()
         self.was_read = False
+        # The threads waiting in get(): CPython's Condition keeps them in a deque that
+        # it changes only under the mutex. When nobody waits, notify() (two Python calls
+        # per item) has nothing to do. Without it (another Python), always notify.
+        self._getters: collections.deque[Any] | None = getattr(
+            self.not_empty, "_waiters", None)
 
     # queue.Queue's storage hooks, over a DropOldestBuffer (called holding self.mutex)
 
@@ -225,7 +230,9 @@ class UpdatesQueue(queue.Queue[StreamItem]):
             False when the queue is full and ``item`` may not be dropped (the caller
             then ends the client); True otherwise.
         """
-        with self.mutex:
+        mutex = self.mutex
+        mutex.acquire()  # not ``with``: that costs twice as much, for every item
+        try:
             buffer = self._buffer
             if force or self.maxsize <= 0 or len(self._items) - len(self._dead) < self.maxsize:
                 if buffer._index is None:
@@ -244,8 +251,12 @@ class UpdatesQueue(queue.Queue[StreamItem]):
                 else:
                     return False
             self.unfinished_tasks += 1
-            self.not_empty.notify()
+            getters = self._getters
+            if getters is None or getters:
+                self.not_empty.notify()
             return True
+        finally:
+            mutex.release()
 
     def _count_drop(self, channel: Any) -> None:
         if note_drop(self.dropped, self._lagged, channel):

@@ -14,6 +14,7 @@ import pytest
 
 from kalshi_ws import Lagged, StreamUpdate, Ticker
 from kalshi_ws._dispatch import Dispatcher, DropOldestBuffer, UpdatesQueue
+from tests.conftest import poll_public_state
 from tests.timing import WAIT
 
 
@@ -146,6 +147,28 @@ def test_bursts_of_posts_drops_and_batch_takes_match_a_plain_list_model(seed: in
         assert list(taken) == model[:count]
         del model[:count]
         assert len(buffer) == len(model)
+
+
+def test_offer_wakes_a_reader_blocked_in_get() -> None:
+    """offer() skips notify() while no thread waits in get(); one that waits is woken
+    (it waits without a timeout here, so only the notify can wake it)."""
+    queue = UpdatesQueue(10, CountingPolicy())
+    assert queue.offer(update("ticker", 0), lossy=True)  # nobody waiting
+    assert queue.get_nowait().seq == 0
+    got: list[Any] = []
+    reader = threading.Thread(target=lambda: got.append(queue.get()), daemon=True)
+    reader.start()
+    try:
+        # Nothing announces that a thread waits in Queue.get(): look at the Condition.
+        poll_public_state(lambda: queue._getters, what="the reader waiting in get()")
+        assert queue.offer(update("ticker", 1), lossy=True)
+        reader.join(WAIT)
+        assert not reader.is_alive()
+        assert [item.seq for item in got] == [1]
+    finally:
+        if reader.is_alive():
+            queue.put(update("ticker", 2))  # put() always notifies: let the thread end
+            reader.join(WAIT)
 
 
 def test_a_stuck_callback_never_slows_the_poster_or_loses_undroppable_items() -> None:
