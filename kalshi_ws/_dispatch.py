@@ -354,7 +354,9 @@ class Dispatcher:
         self._inbox = DropOldestBuffer(inbox_limit, self._lossy)
         self.queue = UpdatesQueue(queue_maxsize, self._lossy)
         self.queue_enabled = True
-        self.delivered: collections.Counter[Any] = collections.Counter()
+        # Updates delivered per channel. A plain dict: a Counter's += costs three times
+        # as much (its Python __delitem__ puts every item assignment through Python).
+        self.delivered: dict[Any, int] = {}
         self.dropped: collections.Counter[Any] = collections.Counter()
         self._deadline: float | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -535,7 +537,7 @@ class Dispatcher:
                 if not self.queue.offer(item, self._lossy(channel) if lossy is None else lossy):
                     self._on_overflow(self._queue_overflow_text())
                     continue
-            delivered[channel] += 1
+            delivered[channel] = delivered.get(channel, 0) + 1
         self._batch_left = 0
         return False
 
@@ -583,7 +585,7 @@ class Dispatcher:
                 self._on_overflow(self._queue_overflow_text())
                 return
         if is_update:
-            self.delivered[channel] += 1
+            self.delivered[channel] = self.delivered.get(channel, 0) + 1
 
     def callback_failed(self, fn: Any, item: Any, exc: BaseException) -> None:
         """Count a callback's exception and show it (or hand it to ``on_error``).
