@@ -513,6 +513,7 @@ class Dispatcher:
         left = len(batch)
         delivered = self.delivered
         lossy_cache = self._lossy_cache
+        offer = self.queue.offer
         for item in batch:
             self._batch_left = left
             left -= 1
@@ -534,7 +535,7 @@ class Dispatcher:
                     self.callback_failed(callback.fn, item, exc)
             if self.queue_enabled:
                 lossy = lossy_cache.get(channel)
-                if not self.queue.offer(item, self._lossy(channel) if lossy is None else lossy):
+                if not offer(item, self._lossy(channel) if lossy is None else lossy):
                     self._on_overflow(self._queue_overflow_text())
                     continue
             delivered[channel] = delivered.get(channel, 0) + 1
