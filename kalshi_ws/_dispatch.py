@@ -538,7 +538,10 @@ class Dispatcher:
                 if not offer(item, self._lossy(channel) if lossy is None else lossy):
                     self._on_overflow(self._queue_overflow_text())
                     continue
-            delivered[channel] = delivered.get(channel, 0) + 1
+            try:
+                delivered[channel] += 1
+            except KeyError:  # the channel's first update
+                delivered[channel] = 1
         self._batch_left = 0
         return False
 
