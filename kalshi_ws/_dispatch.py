@@ -355,7 +355,8 @@ class Dispatcher:
         self.queue = UpdatesQueue(queue_maxsize, self._lossy)
         self.queue_enabled = True
         # Updates delivered per channel. A plain dict: a Counter's += costs three times
-        # as much (its Python __delitem__ puts every item assignment through Python).
+        # as much (Counter defines __delitem__ in Python, so every item assignment goes
+        # through a method lookup and call).
         self.delivered: dict[Any, int] = {}
         self.dropped: collections.Counter[Any] = collections.Counter()
         self._deadline: float | None = None
