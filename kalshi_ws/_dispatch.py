@@ -146,12 +146,30 @@ class DropOldestBuffer:
     def take(self, count: int) -> collections.deque[Any] | list[Any]:
         """Remove and return up to ``count`` live items, oldest first."""
         items = self.items
-        if self._index is None and len(items) <= count:  # nothing dead: hand it all over
-            self.items = collections.deque()
-            return items
+        if self._index is None:  # nothing was dropped (a drop makes the index first)
+            if len(items) <= count:  # hand it all over
+                self.items = collections.deque()
+                return items
+            popleft = items.popleft
+            return [popleft() for _ in range(count)]
+        return self._take_live(count)
+
+    def _take_live(self, count: int) -> list[Any]:
+        """take() since a drop: skip the dead items, keep the index in step."""
+        items = self.items
+        dead = self._dead
+        index = self._index
         taken: list[Any] = []
-        while len(taken) < count and len(self) > 0:
-            taken.append(self.popleft())
+        while items and len(taken) < count:
+            item = items.popleft()
+            if dead and id(item) in dead:
+                dead.discard(id(item))
+                continue
+            if index and index[0] is item:
+                index.popleft()
+            taken.append(item)
+        if not dead and 2 * len(items) < self.limit:
+            self._index = None  # the backlog is low again
         return taken
 
     def clear(self) -> None:
@@ -175,6 +193,11 @@ class UpdatesQueue(queue.Queue[StreamItem]):
         self._lagged: dict[Any, int] = {}
         self.dropped: collections.Counter[Any] = collections.Counter()
         self.was_read = False
+        # The threads waiting in get(): CPython's Condition keeps them in a deque that
+        # it changes only under the mutex. When nobody waits, notify() (two Python calls
+        # per item) has nothing to do. Without it (another Python), always notify.
+        self._getters: collections.deque[Any] | None = getattr(
+            self.not_empty, "_waiters", None)
 
     # queue.Queue's storage hooks, over a DropOldestBuffer (called holding self.mutex)
 
@@ -207,7 +230,9 @@ class UpdatesQueue(queue.Queue[StreamItem]):
             False when the queue is full and ``item`` may not be dropped (the caller
             then ends the client); True otherwise.
         """
-        with self.mutex:
+        mutex = self.mutex
+        mutex.acquire()  # not ``with``: that costs twice as much, for every item
+        try:
             buffer = self._buffer
             if force or self.maxsize <= 0 or len(self._items) - len(self._dead) < self.maxsize:
                 if buffer._index is None:
@@ -226,8 +251,12 @@ class UpdatesQueue(queue.Queue[StreamItem]):
                 else:
                     return False
             self.unfinished_tasks += 1
-            self.not_empty.notify()
+            getters = self._getters
+            if getters is None or getters:
+                self.not_empty.notify()
             return True
+        finally:
+            mutex.release()
 
     def _count_drop(self, channel: Any) -> None:
         if note_drop(self.dropped, self._lagged, channel):
@@ -325,7 +354,10 @@ class Dispatcher:
         self._inbox = DropOldestBuffer(inbox_limit, self._lossy)
         self.queue = UpdatesQueue(queue_maxsize, self._lossy)
         self.queue_enabled = True
-        self.delivered: collections.Counter[Any] = collections.Counter()
+        # Updates delivered per channel. A plain dict: a Counter's += costs three times
+        # as much (Counter defines __delitem__ in Python, so every item assignment goes
+        # through a method lookup and call).
+        self.delivered: dict[Any, int] = {}
         self.dropped: collections.Counter[Any] = collections.Counter()
         self._deadline: float | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -461,7 +493,6 @@ class Dispatcher:
 
     def _run(self) -> None:
         wake = self._wake
-        deliver = self._deliver
         while True:
             batch = self._take()
             if not batch:
@@ -470,26 +501,69 @@ class Dispatcher:
                     continue
                 wake.wait(1.0)
                 continue
-            left = len(batch)
-            for item in batch:
-                self._batch_left = left
-                left -= 1
-                if self._deadline is not None and time.monotonic() > self._deadline and \
-                        not (isinstance(item, SystemMessage) and item.final):
-                    self._discard(item)
-                    continue
-                if type(item) is _LagMarker:
-                    with self._inbox_lock:
-                        dropped = self._lagged.pop(item.channel)
-                    item = Lagged(dropped=dropped, channel=item.channel, consumer="callbacks")
-                deliver(item)
-                if type(item) is not StreamUpdate and item.final:
+            if self._run_batch(batch):
+                return
+
+    def _run_batch(self, batch: list[Any] | collections.deque[Any]) -> bool:
+        """Deliver a batch taken from the inbox; True once the final item is delivered.
+
+        An update is delivered inline (the common case: no call but the callbacks'),
+        as :meth:`_deliver` would; anything else, and every item once a close deadline
+        is set, takes :meth:`_deliver_other`.
+        """
+        left = len(batch)
+        delivered = self.delivered
+        lossy_cache = self._lossy_cache
+        offer = self.queue.offer
+        for item in batch:
+            self._batch_left = left
+            left -= 1
+            if type(item) is not StreamUpdate or self._deadline is not None:
+                if self._deliver_other(item):
                     self._batch_left = 0
-                    if self._discarded:
-                        logger.warning("close deadline reached: %d update(s) were not "
-                                       "delivered", self._discarded)
-                    return
-            self._batch_left = 0
+                    return True
+                continue
+            channel = item.channel
+            for callback in self._callbacks:
+                wanted = callback.channels
+                if wanted is not None and channel not in wanted:
+                    continue
+                if self._stopped:  # close() returned while this item was being delivered
+                    break
+                try:
+                    callback.fn(item)
+                except BaseException as exc:  # noqa: BLE001 - even sys.exit() must not stop delivery
+                    self.callback_failed(callback.fn, item, exc)
+            if self.queue_enabled:
+                lossy = lossy_cache.get(channel)
+                if not offer(item, self._lossy(channel) if lossy is None else lossy):
+                    self._on_overflow(self._queue_overflow_text())
+                    continue
+            try:
+                delivered[channel] += 1
+            except KeyError:  # the channel's first update
+                delivered[channel] = 1
+        self._batch_left = 0
+        return False
+
+    def _deliver_other(self, item: Any) -> bool:
+        """Deliver a system message or Lagged marker, or any item once a close deadline
+        is set (past it, updates are discarded). True once the final item is delivered."""
+        if self._deadline is not None and time.monotonic() > self._deadline and \
+                not (isinstance(item, SystemMessage) and item.final):
+            self._discard(item)
+            return False
+        if type(item) is _LagMarker:
+            with self._inbox_lock:
+                dropped = self._lagged.pop(item.channel)
+            item = Lagged(dropped=dropped, channel=item.channel, consumer="callbacks")
+        self._deliver(item)
+        if type(item) is not StreamUpdate and item.final:
+            if self._discarded:
+                logger.warning("close deadline reached: %d update(s) were not "
+                               "delivered", self._discarded)
+            return True
+        return False
 
     def _discard(self, item: Any) -> None:
         """Past the close deadline: an undelivered update is dropped (counted, logged)."""
@@ -516,7 +590,7 @@ class Dispatcher:
                 self._on_overflow(self._queue_overflow_text())
                 return
         if is_update:
-            self.delivered[channel] += 1
+            self.delivered[channel] = self.delivered.get(channel, 0) + 1
 
     def callback_failed(self, fn: Any, item: Any, exc: BaseException) -> None:
         """Count a callback's exception and show it (or hand it to ``on_error``).

@@ -58,18 +58,11 @@ class _Track:
         self.last: float | None = None  # monotonic time of the last message
         self.watched: float | None = None  # first seen subscribed by check()
         self.window = window
-        # Made at the first sample (see sample()): an empty deque costs 600 bytes, and
-        # most books of a large set are quiet.
+        # Made at the first sample (see FreshnessTracker.observe): an empty deque costs
+        # 600 bytes, and most books of a large set are quiet.
         self.latencies: deque[int] | None = None
         self.stale = False
         self.stale_since: float | None = None  # the silence started (for silent_for)
-
-    def sample(self, latency_ms: int) -> None:
-        """Keep one latency in the window of the latest ones."""
-        latencies = self.latencies
-        if latencies is None:
-            latencies = self.latencies = deque(maxlen=self.window)
-        latencies.append(latency_ms)
 
     def freshness(self, now: float) -> Freshness:
         samples = sorted(self.latencies or ())
@@ -141,31 +134,50 @@ class FreshnessTracker:
         resumed = None
         channel: Any = _NOTHING
         track: Any = None
+        latencies: Any = None
+        channels = self._channels
+        books = self._markets
+        timed, update, book_channel = _TIMED, _UPDATE, _BOOK
+        # type(x) rather than x.__class__: the message classes' __getattr__ makes every
+        # attribute lookup on them slower, and type() with one argument is fast.
         for item in items:
-            if item.__class__ is not _UPDATE:
+            if type(item) is not update:
                 continue
             if item.channel is not channel:  # batches mostly hold runs of one channel
                 channel = item.channel
                 if not channel:  # an unreadable frame belongs to no channel
                     channel = _NOTHING
                     continue
-                track = self._track_of(channel)
-            if track.stale:
-                resumed = resumed or []
-                resumed.append((item, self._resume(channel, track, now)))
-            track.last = now
-            sent = item.sending_ts_ms
-            if sent is None and item.msg.__class__ in _TIMED:
-                sent = item.msg.ts_ms  # type: ignore[union-attr]  # _TIMED have it
-            if sent.__class__ is int:
+                # Once per run: every item of the batch has the same times, and a stale
+                # channel resumes at its first item.
+                track = channels.get(channel) or self._track_of(channel)
+                if track.stale:
+                    resumed = resumed or []
+                    resumed.append((item, self._resume(channel, track, now)))
+                track.last = now
                 latencies = track.latencies
+            msg = item.msg
+            sent = item.sending_ts_ms
+            if sent is None and type(msg) in timed:
+                sent = msg.ts_ms  # type: ignore[union-attr]  # _TIMED have it
+            latency = None
+            if type(sent) is int:
+                latency = received_ms - sent  # pyright: ignore[reportOperatorIssue]
                 if latencies is None:
                     latencies = track.latencies = deque(maxlen=track.window)
-                latencies.append(received_ms - sent)  # pyright: ignore[reportOperatorIssue]
-            else:
-                sent = None
-            if channel is _BOOK:
-                self._observe_book(item.msg, sent, received_ms, now)
+                latencies.append(latency)
+            if channel is not book_channel:
+                continue
+            # Per book market: inlined (a call per delta would cost more than the work).
+            market = getattr(msg, "market_ticker", None)
+            if type(market) is not str and not isinstance(market, str):
+                continue
+            book = books.get(market) or self._book_of(market)
+            book.last = now
+            if latency is not None:
+                if book.latencies is None:
+                    book.latencies = deque(maxlen=MARKET_WINDOW)
+                book.latencies.append(latency)
         return None if resumed is None else _insert_resumed(items, resumed)
 
     def _track_of(self, channel: Any) -> _Track:
@@ -175,16 +187,10 @@ class FreshnessTracker:
             track = self._channels[channel] = _Track(CHANNEL_WINDOW)
         return track
 
-    def _observe_book(self, msg: Any, sent: int | None, received_ms: int, now: float) -> None:
-        market = getattr(msg, "market_ticker", None)
-        if not isinstance(market, str):
-            return
-        book = self._markets.get(market)
-        if book is None:
-            book = self._markets[market] = _Track(MARKET_WINDOW)
-        book.last = now
-        if sent is not None:
-            book.sample(received_ms - sent)
+    def _book_of(self, market: str) -> _Track:
+        """A new book market's track."""
+        book = self._markets[market] = _Track(MARKET_WINDOW)
+        return book
 
     @staticmethod
     def _resume(channel: Any, track: _Track, now: float) -> ChannelResumed:

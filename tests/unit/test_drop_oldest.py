@@ -14,6 +14,7 @@ import pytest
 
 from kalshi_ws import Lagged, StreamUpdate, Ticker
 from kalshi_ws._dispatch import Dispatcher, DropOldestBuffer, UpdatesQueue
+from tests.conftest import poll_public_state
 from tests.timing import WAIT
 
 
@@ -96,6 +97,78 @@ def test_the_buffer_matches_a_plain_list_model(seed: int) -> None:
             del model[:count]
         assert len(buffer) == len(model)
         assert len(buffer.items) <= 2 * max(len(model), 64) + 1  # dead items are compacted
+
+
+def test_take_hands_over_the_oldest_items_whether_or_not_some_were_dropped() -> None:
+    """take() has a fast path while nothing was dropped (no dead items, no index) and a
+    slow one after a drop; both give the oldest live items, in order."""
+    buffer = DropOldestBuffer(1_000, lambda channel: channel == "ticker")
+    items = [update("ticker" if n % 3 else "trade", n) for n in range(1_200)]
+    buffer.extend(items)
+    first = buffer.take(512)  # fast path: more waiting than taken
+    assert list(first) == items[:512] and len(buffer) == 688
+    buffer.extend(update("ticker", n) for n in range(1_200, 1_400))
+    victims = [buffer.drop_oldest_lossy() for _ in range(100)]  # now the slow path
+    assert victims == [i for i in items[512:] if i.channel == "ticker"][:100]
+    kept = [i for i in items[512:] if i not in victims] + list(buffer.items)[-200:]
+    assert list(buffer.take(512)) == kept[:512]
+    assert list(buffer.take(10_000)) == kept[512:] and len(buffer) == 0
+    assert buffer._index is None and not buffer._dead  # low again: back to the fast path
+    buffer.extend(items[:3])
+    whole = buffer.take(512)
+    assert list(whole) == items[:3] and len(buffer) == 0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_bursts_of_posts_drops_and_batch_takes_match_a_plain_list_model(seed: int) -> None:
+    """As the dispatcher uses the inbox: bursts of appends, drops when over the limit,
+    takes of up to 512 items; every take equals the model's oldest items."""
+    rng = random.Random(seed)
+    limit = rng.choice([0, 64, 700])
+    buffer = DropOldestBuffer(limit, lambda channel: channel == "ticker")
+    model: list[Any] = []
+    n = 0
+    for _ in range(300):
+        for _ in range(rng.choice([0, 1, 50, 400])):
+            n += 1
+            item = update(rng.choice(["ticker", "ticker", "ticker", "trade"]), n)
+            if limit and len(model) >= limit:
+                victim = buffer.drop_oldest_lossy()
+                expected = next((i for i in model if i.channel == "ticker"), None)
+                assert victim is expected
+                if expected is not None:
+                    model.remove(expected)
+                    dead = len(buffer._dead)  # compacted once dead items are half of it
+                    assert dead <= 64 or 2 * dead <= len(buffer.items)
+            buffer.append(item)
+            model.append(item)
+        count = rng.choice([1, 100, 512])
+        taken = buffer.take(count)
+        assert list(taken) == model[:count]
+        del model[:count]
+        assert len(buffer) == len(model)
+
+
+def test_offer_wakes_a_reader_blocked_in_get() -> None:
+    """offer() skips notify() while no thread waits in get(); one that waits is woken
+    (it waits without a timeout here, so only the notify can wake it)."""
+    queue = UpdatesQueue(10, CountingPolicy())
+    assert queue.offer(update("ticker", 0), lossy=True)  # nobody waiting
+    assert queue.get_nowait().seq == 0
+    got: list[Any] = []
+    reader = threading.Thread(target=lambda: got.append(queue.get()), daemon=True)
+    reader.start()
+    try:
+        # Nothing announces that a thread waits in Queue.get(): look at the Condition.
+        poll_public_state(lambda: queue._getters, what="the reader waiting in get()")
+        assert queue.offer(update("ticker", 1), lossy=True)
+        reader.join(WAIT)
+        assert not reader.is_alive()
+        assert [item.seq for item in got] == [1]
+    finally:
+        if reader.is_alive():
+            queue.put(update("ticker", 2))  # put() always notifies: let the thread end
+            reader.join(WAIT)
 
 
 def test_a_stuck_callback_never_slows_the_poster_or_loses_undroppable_items() -> None:

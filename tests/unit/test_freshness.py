@@ -216,3 +216,97 @@ def _delta(market: str) -> Any:
     from kalshi_ws import OrderbookDelta
     return OrderbookDelta(market_ticker=market, market_id="i",  # type: ignore[call-arg]
                           price_dollars=Decimal("0.5"), delta_fp=Decimal(1), side="yes")
+
+
+class _Model:
+    """The freshness rules item by item, written plainly: what observe() must match."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, float] = {}
+        self.latencies: dict[str, list[int]] = {}
+        self.stale: set[str] = set()
+
+    def observe(self, items: list[Any], received_ms: int, now: float) -> list[Any]:
+        out: list[Any] = []
+        for item in items:
+            if type(item) is StreamUpdate and item.channel:
+                keys = [str(item.channel)]
+                market = getattr(item.msg, "market_ticker", None)
+                if item.channel == Channel.ORDERBOOK_DELTA and isinstance(market, str):
+                    keys.append("book " + market)
+                if keys[0] in self.stale:
+                    self.stale.discard(keys[0])
+                    out.append(("resumed", keys[0]))
+                sent = item.sending_ts_ms
+                if sent is None:
+                    sent = getattr(item.msg, "ts_ms", None)
+                for key in keys:
+                    self.last[key] = now
+                    if isinstance(sent, int):
+                        window = MARKET_WINDOW if key.startswith("book ") else CHANNEL_WINDOW
+                        samples = self.latencies.setdefault(key, [])
+                        samples.append(received_ms - sent)
+                        del samples[:-window]
+            out.append(item)
+        return out
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_observe_matches_a_plain_model_of_its_rules(seed: int) -> None:
+    """Per run of a channel in a batch, observe() looks the channel up once: the times,
+    latency windows, book markets and ChannelResumed places stay those of the rules
+    applied item by item (runs, aliases of a channel, frames of no channel, stale
+    channels resuming in the middle of a batch)."""
+    import random
+
+    from kalshi_ws import MalformedMessage, Trade
+
+    rng = random.Random(seed)
+    tracker = FreshnessTracker(stale_after=0.5)
+    model = _Model()
+    now = 10.0
+
+    def item() -> Any:
+        kind = rng.choice(["delta", "delta", "ticker", "trade", "bad", "system", "alias"])
+        sending = rng.choice([None, None, rng.randint(0, 5_000)])
+        ts = rng.choice([None, rng.randint(0, 5_000)])
+        if kind == "delta":
+            update = delta(rng.choice(["A", "B", "C"]), rng.randint(0, 5_000))
+            return StreamUpdate(channel=update.channel, type=update.type, sid=2, seq=1,
+                                msg=update.msg, sending_ts_ms=sending)
+        if kind in ("ticker", "alias"):  # "ticker" as a plain string is the same channel
+            return StreamUpdate(channel=Channel.TICKER if kind == "ticker" else "ticker",
+                                type="ticker", sid=1, seq=None,
+                                msg=Ticker(market_ticker="M", ts_ms=ts), sending_ts_ms=sending)
+        if kind == "trade":
+            return StreamUpdate(channel=Channel.TRADE, type="trade", sid=3, seq=1,
+                                msg=Trade(market_ticker="M", ts_ms=ts),  # type: ignore[call-arg]
+                                sending_ts_ms=sending)
+        if kind == "bad":
+            return StreamUpdate(channel="", type="", sid=None, seq=None,
+                                msg=MalformedMessage(type="", raw={}, error="x"))
+        return SequenceGap(sid=1, channel=Channel.TICKER, expected=1, received=2)
+
+    for _ in range(200):
+        now += rng.choice([0.1, 0.1, 0.7])
+        if rng.random() < 0.3:
+            live = [Channel.TICKER, Channel.TRADE, Channel.ORDERBOOK_DELTA]
+            for alarm in tracker.check(live, now):
+                model.stale.add(str(alarm.channel))
+        batch = [item() for _ in range(rng.randint(0, 30))]
+        received_ms = rng.randint(5_000, 6_000)
+        got = tracker.observe(batch, received_ms, now)
+        expected = model.observe(batch, received_ms, now)
+        shown = [("resumed", str(i.channel)) if isinstance(i, ChannelResumed) else i
+                 for i in (batch if got is None else got)]
+        assert shown == expected
+        channels, books = tracker.snapshot(now + 1.0)
+        seen = {**channels, **{"book " + m: f for m, f in books.items()}}
+        assert set(seen) == set(model.last)
+        for key, fresh in seen.items():
+            samples = sorted(model.latencies.get(key, []))
+            assert fresh.since_last == pytest.approx(now + 1.0 - model.last[key])
+            assert fresh.samples == len(samples)
+            if samples:
+                assert fresh.latency_median_ms == samples[(len(samples) - 1) // 2]
+                assert fresh.latency_p99_ms == samples[max(0, -(-99 * len(samples) // 100) - 1)]
