@@ -162,11 +162,8 @@ class _ShapeBuilder:
             parts.append(_key(name) + ":" + _value_pattern(kind, value, variable))
             if name not in known:
                 unknown.append(name)
-        counted = 0
         for index, rule in enumerate(_wire._rules(self.cls)):
             present = rule.name in payload
-            counted += rule.required or (present and (
-                payload[rule.name] is not None or rule.default is not None))
             setter = f"_set{index}"
             self.namespace[setter] = getattr(self.cls, rule.name).__set__
             if not present or _kind(payload[rule.name]) == "literal":
@@ -178,7 +175,7 @@ class _ShapeBuilder:
         if unknown:
             items = ", ".join(f"{name!r}: {values[name]}" for name in unknown)
             self.lines.append(f"    _set_extra(o, _wrap({{{items}}}))")
-        elif counted != len(payload):
+        else:
             self.lines.append("    _set_extra(o, _NO_EXTRA)")
         return r"\{" + ",".join(parts) + r"\}"
 

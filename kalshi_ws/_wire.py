@@ -594,10 +594,11 @@ def _build_fast_structure(cls: type) -> Callable[[dict[str, Any]], Any]:
         namespace[f"_default{index}"] = rule.default
         lines.extend(_field_lines(index, repr(rule.name), rule.convert, rule.optional,
                                   required=rule.required, none_default=rule.default is None))
-    # Keys the class does not know: when every key was counted as known there are none,
-    # and ``extra`` stays unset (it then reads NO_EXTRA, see models._unset_extra). A key
-    # present with null is not counted: _extra_of then finds nothing, returns NO_EXTRA.
-    lines.append("    if _len(m) != n: _set_extra(o, _extra_of(m, n))")
+    # Keys the class does not know: when every key was counted as known there are none.
+    # A key present with null is not counted: _extra_of then finds nothing (NO_EXTRA).
+    # The slot is always set: a class with a __getattr__ for an unset slot would make
+    # every attribute read slower (about 30 ns instead of 6).
+    lines.append("    _set_extra(o, _extra_of(m, n) if _len(m) != n else _NO_EXTRA)")
     lines.append("    return o")
     exec("\n".join(lines), namespace)  # noqa: S102 - generated from our own class fields
     builder: Callable[[dict[str, Any]], Any] = namespace["build"]

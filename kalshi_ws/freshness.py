@@ -138,8 +138,7 @@ class FreshnessTracker:
         channels = self._channels
         books = self._markets
         timed, update, book_channel = _TIMED, _UPDATE, _BOOK
-        # type(x) rather than x.__class__: the message classes' __getattr__ makes every
-        # attribute lookup on them slower, and type() with one argument is fast.
+        # type(x) rather than x.__class__: type() with one argument is a fast builtin.
         for item in items:
             if type(item) is not update:
                 continue

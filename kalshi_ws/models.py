@@ -874,21 +874,6 @@ class MalformedMessage:
     error: str
 
 
-def _unset_extra(self: Any, name: str) -> Any:
-    """``extra`` of a message built without it: the decoder leaves the slot unset when
-    the payload holds only known fields, so the hot path pays nothing for them."""
-    if name == "extra":
-        return NO_EXTRA
-    raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-
-for _cls in list(globals().values()):
-    if isinstance(_cls, type) and attrs.has(_cls) and \
-            any(f.name == "extra" for f in attrs.fields(_cls)):
-        _cls.__getattr__ = _unset_extra  # type: ignore[attr-defined]
-del _cls  # pyright: ignore[reportPossiblyUnboundVariable]
-
-
 Message = (
     OrderbookSnapshot
     | OrderbookDelta
