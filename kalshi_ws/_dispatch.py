@@ -198,6 +198,8 @@ class UpdatesQueue(queue.Queue[StreamItem]):
         # per item) has nothing to do. Without it (another Python), always notify.
         self._getters: collections.deque[Any] | None = getattr(
             self.not_empty, "_waiters", None)
+        self._putters: collections.deque[Any] | None = getattr(  # in put(), the same way
+            self.not_full, "_waiters", None)
 
     # queue.Queue's storage hooks, over a DropOldestBuffer (called holding self.mutex)
 
@@ -222,6 +224,29 @@ class UpdatesQueue(queue.Queue[StreamItem]):
         if type(item) is _LagMarker:
             return Lagged(dropped=self._lagged.pop(item.channel), channel=item.channel)
         return item
+
+    def get(self, block: bool = True, timeout: float | None = None) -> StreamItem:
+        """Remove and return the oldest item, as :meth:`queue.Queue.get` does. Any thread.
+
+        When an item is there, it is taken holding only the mutex: queue.Queue's own
+        ``get`` also enters a Condition and wakes ``put`` callers, of which this queue
+        has none (the dispatcher only ever offers without blocking).
+
+        Raises:
+            queue.Empty: no item came (``block=False``, or ``timeout`` passed).
+        """
+        mutex = self.mutex
+        mutex.acquire()
+        if len(self._items) - len(self._dead):
+            try:
+                item: StreamItem = self._get()
+                if self._putters is None or self._putters:
+                    self.not_full.notify()  # a put() blocked on a full queue
+            finally:
+                mutex.release()
+            return item
+        mutex.release()
+        return super().get(block, timeout)  # empty: wait as queue.Queue does
 
     def offer(self, item: Any, lossy: bool, force: bool = False) -> bool:
         """Put ``item`` without blocking. Called by the dispatcher only.

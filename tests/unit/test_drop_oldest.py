@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+from queue import Empty
 from typing import Any
 
 import pytest
@@ -169,6 +170,29 @@ def test_offer_wakes_a_reader_blocked_in_get() -> None:
         if reader.is_alive():
             queue.put(update("ticker", 2))  # put() always notifies: let the thread end
             reader.join(WAIT)
+
+
+def test_get_takes_items_in_order_and_wakes_a_put_blocked_on_a_full_queue() -> None:
+    """get() takes a waiting item holding only the mutex; a thread blocked in put() on a
+    full queue (not the dispatcher: it never blocks) is still woken by it."""
+    queue = UpdatesQueue(1, CountingPolicy())
+    assert queue.offer(update("ticker", 0), lossy=False)
+    putter = threading.Thread(target=lambda: queue.put(update("ticker", 1)), daemon=True)
+    putter.start()
+    try:
+        poll_public_state(lambda: queue._putters, what="the putter waiting in put()")
+        assert queue.get().seq == 0  # the notify is the only thing that wakes the putter
+        putter.join(WAIT)
+        assert not putter.is_alive()
+        assert queue.get(timeout=WAIT).seq == 1
+        with pytest.raises(Empty):
+            queue.get_nowait()
+        with pytest.raises(Empty):
+            queue.get(timeout=0.01)
+    finally:
+        if putter.is_alive():
+            queue.get_nowait()
+            putter.join(WAIT)
 
 
 def test_a_stuck_callback_never_slows_the_poster_or_loses_undroppable_items() -> None:
