@@ -14,6 +14,7 @@ thread and :meth:`snapshot` from any thread, always holding its ``_lock``.
 from __future__ import annotations
 
 import logging
+import struct
 from collections import deque
 from collections.abc import Container, Iterable, Mapping
 from typing import Any
@@ -74,6 +75,46 @@ class _Track:
             samples=count, stale=self.stale)
 
 
+#: A book's latency samples are signed 64-bit integers in a bytearray (the collector
+#: does not track a bytearray); a hostile timestamp is clamped to that range.
+_SAMPLE = struct.Struct("q")
+_SAMPLE_LIMIT = 2**63 - 1
+
+
+class _BookTimes:
+    """Per order-book market: the time of its last message and its recent latencies.
+
+    Held in flat dicts of floats, ints and bytearrays, none of which the garbage
+    collector tracks: 100,000 books add no 100,000 objects that each full collection
+    must walk (an object and a deque per market made a full collection cost the whole
+    heap). Each market's window is a bytearray of 64-bit samples, used as a ring once
+    it holds ``MARKET_WINDOW`` of them; ``count`` says how many were ever taken, so
+    where the next one goes.
+    """
+
+    __slots__ = ("count", "last", "samples")
+
+    def __init__(self) -> None:
+        self.last: dict[str, float] = {}
+        self.samples: dict[str, bytearray] = {}
+        self.count: dict[str, int] = {}
+
+    def freshness(self, market: str, now: float) -> Freshness:
+        samples = sorted(memoryview(self.samples.get(market, b"")).cast("q"))
+        count = len(samples)
+        return Freshness(
+            since_last=max(0.0, now - self.last[market]),
+            latency_median_ms=samples[(count - 1) // 2] if count else None,  # median_low
+            latency_p99_ms=samples[max(0, -(-99 * count // 100) - 1)] if count else None,
+            samples=count, stale=False)
+
+    def forget(self, keep: Container[str]) -> None:
+        for market in [m for m in self.last if m not in keep]:
+            del self.last[market]
+            self.samples.pop(market, None)
+            self.count.pop(market, None)
+
+
 def stale_after_table(value: Any) -> tuple[dict[str, float], float | None]:
     """Validate ``stale_after``: seconds for every channel, or a channel -> seconds mapping.
 
@@ -113,7 +154,7 @@ class FreshnessTracker:
         self._stale_after, self._stale_default = stale_after_table(stale_after)
         self.alarms_enabled = bool(self._stale_after) or self._stale_default is not None
         self._channels: dict[Any, _Track] = {}
-        self._markets: dict[str, _Track] = {}
+        self._books = _BookTimes()
 
     def threshold(self, channel: Any) -> float | None:
         """Seconds of silence after which ``channel`` is stale, or None (no alarm)."""
@@ -136,7 +177,9 @@ class FreshnessTracker:
         track: Any = None
         latencies: Any = None
         channels = self._channels
-        books = self._markets
+        book_last, book_samples, book_count = \
+            self._books.last, self._books.samples, self._books.count
+        pack, pack_into = _SAMPLE.pack, _SAMPLE.pack_into
         timed, update, book_channel = _TIMED, _UPDATE, _BOOK
         # type(x) rather than x.__class__: type() with one argument is a fast builtin.
         for item in items:
@@ -171,12 +214,21 @@ class FreshnessTracker:
             market = getattr(msg, "market_ticker", None)
             if type(market) is not str and not isinstance(market, str):
                 continue
-            book = books.get(market) or self._book_of(market)
-            book.last = now
+            book_last[market] = now
             if latency is not None:
-                if book.latencies is None:
-                    book.latencies = deque(maxlen=MARKET_WINDOW)
-                book.latencies.append(latency)
+                if not -_SAMPLE_LIMIT <= latency <= _SAMPLE_LIMIT:
+                    latency = _SAMPLE_LIMIT if latency > 0 else -_SAMPLE_LIMIT
+                samples = book_samples.get(market)
+                if samples is None:
+                    book_samples[market] = bytearray(pack(latency))
+                    book_count[market] = 1
+                else:
+                    taken = book_count[market]
+                    if taken < MARKET_WINDOW:
+                        samples += pack(latency)
+                    else:  # over the oldest
+                        pack_into(samples, taken % MARKET_WINDOW * 8, latency)
+                    book_count[market] = taken + 1
         return None if resumed is None else _insert_resumed(items, resumed)
 
     def _track_of(self, channel: Any) -> _Track:
@@ -185,11 +237,6 @@ class FreshnessTracker:
         if track is None:
             track = self._channels[channel] = _Track(CHANNEL_WINDOW)
         return track
-
-    def _book_of(self, market: str) -> _Track:
-        """A new book market's track."""
-        book = self._markets[market] = _Track(MARKET_WINDOW)
-        return book
 
     @staticmethod
     def _resume(channel: Any, track: _Track, now: float) -> ChannelResumed:
@@ -247,9 +294,7 @@ class FreshnessTracker:
 
     def forget_markets(self, keep: Container[str]) -> None:
         """Drop the per-market records of books no longer subscribed (bounded memory)."""
-        gone = [market for market in self._markets if market not in keep]
-        for market in gone:
-            del self._markets[market]
+        self._books.forget(keep)
 
     def snapshot(self, now: float, channels: Container[str] | None = None,
                  markets: Container[str] | None = None,
@@ -265,7 +310,8 @@ class FreshnessTracker:
                        for name, track in self._channels.items()
                        if (track.last is not None or track.latencies)
                        and (channels is None or str(name) in channels)}
-        per_market = {name: track.freshness(now) for name, track in self._markets.items()
+        books = self._books
+        per_market = {name: books.freshness(name, now) for name in books.last
                       if markets is None or name in markets}
         return dict(sorted(per_channel.items())), dict(sorted(per_market.items()))
 

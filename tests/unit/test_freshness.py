@@ -310,3 +310,23 @@ def test_observe_matches_a_plain_model_of_its_rules(seed: int) -> None:
             if samples:
                 assert fresh.latency_median_ms == samples[(len(samples) - 1) // 2]
                 assert fresh.latency_p99_ms == samples[max(0, -(-99 * len(samples) // 100) - 1)]
+
+
+def test_new_book_markets_add_no_objects_the_garbage_collector_walks() -> None:
+    """100,000 books must not mean 100,000 more objects for every full collection to
+    walk (that made deltas over many markets pay for collections of the whole heap):
+    a book's time and latency window live in flat dicts of floats, ints and arrays."""
+    import gc
+
+    tracker = FreshnessTracker()
+    first = [delta(f"M{i}", 1_000 + i) for i in range(2_000)]
+    again = [delta(f"M{i}", 2_000 + i) for i in range(2_000)]
+    tracker.observe(first[:10], 10_000, 1.0)  # the dicts exist
+    gc.collect()
+    before = len(gc.get_objects())
+    tracker.observe(first, 10_000, 1.0)
+    tracker.observe(again, 10_000, 2.0)
+    added = len(gc.get_objects()) - before
+    assert added < 50, added  # was 4,000 (a track and a deque per market)
+    books = tracker.snapshot(3.0)[1]
+    assert len(books) == 2_000 and books["M500"].samples == 2
