@@ -320,7 +320,11 @@ class OrderBookSet:
     def cross_check(self) -> CrossCheck:
         """Agreement of the books' top with Kalshi's ``ticker`` messages so far.
 
-        Counted only while the ``ticker`` channel is subscribed for these markets.
+        Counted only while the ``ticker`` channel is subscribed for these markets. Each
+        ticker is compared with its book as it stood at the ticker's place in the
+        stream, if that book was in sync there; a ticker that disagrees while the
+        reader already knows the book is out of date (a gap it has seen, a resync it
+        asked for) is not counted at all. Any thread.
         """
         return CrossCheck(checked=self._checked, disagreements=self._disagreements,
                           last_disagreement=self._last_disagreement)
