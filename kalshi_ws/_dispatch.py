@@ -234,7 +234,10 @@ class UpdatesQueue(queue.Queue[StreamItem]):
 
         Raises:
             queue.Empty: no item came (``block=False``, or ``timeout`` passed).
+            ValueError: ``timeout`` is negative (with ``block``), item or not.
         """
+        if timeout is not None and block and timeout < 0:
+            return super().get(block, timeout)  # ValueError, as queue.Queue says
         mutex = self.mutex
         mutex.acquire()
         if len(self._items) - len(self._dead):

@@ -268,7 +268,8 @@ class Tables:
         for pending in list(self.pending.values()):
             if pending.deadline is None or pending.deadline > now:
                 continue
-            del self.pending[pending.id]
+            if self.pending.pop(pending.id, None) is None:
+                continue  # an earlier one's on_timeout settled it (a resubscription)
             if pending.abandoned:
                 logger.info("%s command %d, abandoned by its caller, was never answered; "
                             "forgotten", pending.family.cmd, pending.id)
