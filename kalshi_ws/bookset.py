@@ -128,7 +128,11 @@ class CrossCheck:
     """How often the books' top agreed with Kalshi's ``ticker`` messages.
 
     Attributes:
-        checked: Ticker messages compared with a synced book.
+        checked: Ticker messages compared with their book, where the stream shows the
+            book in sync at the ticker's place (its snapshot applied, no gap since).
+            A ticker that disagrees counts only if the reader too still has the book in
+            sync: not one that disagrees with a book waiting for a fresh snapshot
+            (after ``resync_books``, say), whose deltas the reader holds back.
         disagreements: Of those, how many disagreed on the best bid/ask or their sizes.
         last_disagreement: A description of the latest disagreement, if any.
 
@@ -322,9 +326,9 @@ class OrderBookSet:
 
         Counted only while the ``ticker`` channel is subscribed for these markets. Each
         ticker is compared with its book as it stood at the ticker's place in the
-        stream, if that book was in sync there; a ticker that disagrees while the
-        reader already knows the book is out of date (a gap it has seen, a resync it
-        asked for) is not counted at all. Any thread.
+        stream, if the stream shows that book in sync there (see :class:`CrossCheck`);
+        a ticker that disagrees while the reader already knows the book is out of date
+        (a gap it has seen, a resync it asked for) is not counted at all. Any thread.
         """
         return CrossCheck(checked=self._checked, disagreements=self._disagreements,
                           last_disagreement=self._last_disagreement)
@@ -359,6 +363,7 @@ class OrderBookSet:
             for market in gone:
                 self._markets.pop(market, None)
                 self._books.pop(market, None)
+                self._applied.pop(market, None)  # added again: in sync at its next snapshot
                 self._stale.discard(market)
                 self._unsynced.discard(market)
             self._changed.notify_all()  # a waiter may wait for these no longer

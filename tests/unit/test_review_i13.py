@@ -101,12 +101,11 @@ class _Books:
         return self.state
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 13's OrderBookSet._on_ticker counts an agreeing ticker without asking "
-    "is_synced(); CrossCheck.checked is documented as 'Ticker messages compared with a "
-    "synced book'. Fixing it means confirming every ticker again (the lock the change "
-    "avoids) or changing the documented meaning: the lead's call"))
-def test_a_ticker_compared_with_a_book_the_reader_distrusts_is_not_counted() -> None:
+def test_a_ticker_is_compared_as_the_stream_shows_its_book_and_confirmed_if_it_disagrees(
+        ) -> None:
+    """CrossCheck.checked counts tickers compared with a book the stream shows in sync at
+    the ticker's place; a disagreement counts only if the reader agrees the book is in
+    sync (the set asks it under the client's lock only then). Review of issue 13."""
     source = _Books()
     books = OrderBookSet(source, ["M"])  # type: ignore[arg-type]  # the seam's protocol
     snapshot = OrderbookSnapshot(market_ticker="M", yes_dollars_fp=(
@@ -127,7 +126,37 @@ def test_a_ticker_compared_with_a_book_the_reader_distrusts_is_not_counted() -> 
     assert not books.is_synced("M")
     source.listener(StreamUpdate(channel=Channel.TICKER, type="ticker", sid=2, seq=None,
                                  msg=ticker))
-    assert books.cross_check().checked == 1  # not a synced book: not counted
+    assert books.cross_check().checked == 2  # in sync as far as the stream shows
+    wrong = Ticker(market_ticker="M", yes_bid_dollars=Decimal("0.01"),
+                   yes_ask_dollars=top.best_yes_ask)
+    source.listener(StreamUpdate(channel=Channel.TICKER, type="ticker", sid=2, seq=None,
+                                 msg=wrong))
+    check = books.cross_check()
+    assert (check.checked, check.disagreements) == (2, 0)  # the reader distrusts it
+    source.state = BookState(synced=True, snapshot=snapshot)
+    source.listener(StreamUpdate(channel=Channel.TICKER, type="ticker", sid=2, seq=None,
+                                 msg=wrong))
+    check = books.cross_check()
+    assert (check.checked, check.disagreements) == (3, 1)
+
+
+def test_a_removed_and_added_again_market_is_compared_only_after_its_new_snapshot() -> None:
+    source = _Books()
+    source.add_markets = lambda sid, markets, timeout=None: list(markets)  # type: ignore
+    source.remove_markets = lambda sid, markets, timeout=None: list(markets)  # type: ignore
+    books = OrderBookSet(source, ["M"])  # type: ignore[arg-type]  # the seam's protocol
+    snapshot = OrderbookSnapshot(market_ticker="M", yes_dollars_fp=(
+        (Decimal("0.40"), Decimal("5.00")),), no_dollars_fp=((Decimal("0.55"), Decimal("3.00")),))
+    source.listener(StreamUpdate(channel=Channel.ORDERBOOK_DELTA, type="orderbook_snapshot",
+                                 sid=1, seq=1, msg=snapshot))
+    books.remove_markets(["M"])
+    books.add_markets(["M"])
+    empty = books.get("M")  # an empty book, until the new snapshot
+    source.state = BookState(synced=True, snapshot=snapshot)  # whatever the reader says
+    source.listener(StreamUpdate(channel=Channel.TICKER, type="ticker", sid=2, seq=None,
+                                 msg=Ticker(market_ticker="M", yes_bid_dollars=empty.best_yes_bid,
+                                            yes_ask_dollars=empty.best_yes_ask)))
+    assert books.cross_check().checked == 0
 
 
 # ---------------------------------------------------------------------- the fast path in every state
