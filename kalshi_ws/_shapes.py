@@ -282,6 +282,7 @@ class ShapeDecoder:
             raise _Refused(f"the parser failed on its own frame: {exc!r}") from None
         expected = (wire_type, frame["sid"], frame.get("seq"), message,
                     frame.get("sending_ts_ms"))
-        if parsed is None or parsed != expected:
+        # repr as well: == takes Decimal('1.0') for Decimal('1.00'), and 1 for True.
+        if parsed is None or parsed != expected or repr(parsed) != repr(expected):
             raise _Refused("the parser disagrees with the general path")
         return parse

@@ -141,6 +141,9 @@ def to_decimal(value: Any) -> Decimal:
         raise ValueError(f"expected a decimal string, got {type(value).__name__}")
     if not result.is_finite() or not -_MAX_EXPONENT <= result.adjusted() <= _MAX_EXPONENT:
         raise ValueError(f"not a finite number in range: {value!r}")
+    if type(value) is str and _DECIMAL_TEXT.fullmatch(value) is None:
+        # Decimal() also reads "1_000", " 0.5 " and non-ASCII digits: not money here.
+        raise ValueError(f"not a decimal number: {value!r}")
     # A new string is remembered (any thread: a lost race only costs a miss).
     if type(value) is str and len(value) <= DECIMAL_CACHE_KEY_LENGTH:
         if len(_decimals) >= DECIMAL_CACHE_SIZE:
@@ -168,6 +171,9 @@ _decimals: dict[str, Decimal] = {}
 # No Kalshi price or count is anywhere near 10**30; refusing absurd exponents keeps a
 # hostile frame from turning later arithmetic into a memory bomb.
 _MAX_EXPONENT = 30
+#: How a decimal string may be spelled: ASCII digits, an optional sign, fraction and
+#: exponent (no spaces, underscores or other scripts' digits, which Decimal() accepts).
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _MAX_DIGITS = 40  # a numeric string for an int field: refuse absurd lengths
 
 

@@ -491,6 +491,18 @@ def test_a_cached_string_is_checked_like_any_other() -> None:
             _wire.to_decimal("0.3x")
 
 
+def test_decimal_strings_are_ascii_numbers_only() -> None:
+    """Decimal() reads "1_000", " 0.5 " and Arabic-Indic digits; money does not (review
+    of issue 13)."""
+    for text in ("1_000", " 0.5", "0.5 ", "\u0661\u0662", "0.\uff15", "1 000", "--1"):
+        for _ in range(2):  # never cached either
+            with pytest.raises(ValueError, match="not a decimal number"):
+                _wire.to_decimal(text)
+    for text, value in (("12", "12"), ("-0.50", "-0.50"), ("+1.5", "1.5"), (".5", "0.5"),
+                        ("5.", "5"), ("1E+2", "1E+2"), ("0.0100", "0.0100")):
+        assert _wire.to_decimal(text) == Decimal(value)
+
+
 JSON_LEAVES = st.one_of(
     st.sampled_from(["0.30", "0.3000", "12.00", "-5.00", "", "x", "NaN", "1e99", "0.01"]),
     st.integers(-5, 5), st.none(), st.booleans(),
