@@ -79,6 +79,7 @@ class _Track:
 #: does not track a bytearray); a hostile timestamp is clamped to that range.
 _SAMPLE = struct.Struct("q")
 _SAMPLE_LIMIT = 2**63 - 1
+_RING_BYTES = MARKET_WINDOW * _SAMPLE.size
 
 
 class _BookTimes:
@@ -87,20 +88,19 @@ class _BookTimes:
     Held in flat dicts of floats, ints and bytearrays, none of which the garbage
     collector tracks: 100,000 books add no 100,000 objects that each full collection
     must walk (an object and a deque per market made a full collection cost the whole
-    heap). Each market's window is a bytearray of 64-bit samples, used as a ring once
-    it holds ``MARKET_WINDOW`` of them; ``count`` says how many were ever taken, so
-    where the next one goes.
+    heap). Each market's samples are 64-bit integers appended to a bytearray; once it
+    holds two windows' worth, the older window is cut off (one move per
+    ``MARKET_WINDOW`` samples), and the window is its last ``MARKET_WINDOW`` samples.
     """
 
-    __slots__ = ("count", "last", "samples")
+    __slots__ = ("last", "samples")
 
     def __init__(self) -> None:
         self.last: dict[str, float] = {}
         self.samples: dict[str, bytearray] = {}
-        self.count: dict[str, int] = {}
 
     def freshness(self, market: str, now: float) -> Freshness:
-        samples = sorted(memoryview(self.samples.get(market, b"")).cast("q"))
+        samples = sorted(memoryview(self.samples.get(market, b""))[-_RING_BYTES:].cast("q"))
         count = len(samples)
         return Freshness(
             since_last=max(0.0, now - self.last[market]),
@@ -112,7 +112,6 @@ class _BookTimes:
         for market in [m for m in self.last if m not in keep]:
             del self.last[market]
             self.samples.pop(market, None)
-            self.count.pop(market, None)
 
 
 def stale_after_table(value: Any) -> tuple[dict[str, float], float | None]:
@@ -177,9 +176,8 @@ class FreshnessTracker:
         track: Any = None
         latencies: Any = None
         channels = self._channels
-        book_last, book_samples, book_count = \
-            self._books.last, self._books.samples, self._books.count
-        pack, pack_into = _SAMPLE.pack, _SAMPLE.pack_into
+        book_last, book_samples = self._books.last, self._books.samples
+        pack, two_windows = _SAMPLE.pack, 2 * _RING_BYTES
         timed, update, book_channel = _TIMED, _UPDATE, _BOOK
         # type(x) rather than x.__class__: type() with one argument is a fast builtin.
         for item in items:
@@ -216,19 +214,17 @@ class FreshnessTracker:
                 continue
             book_last[market] = now
             if latency is not None:
-                if not -_SAMPLE_LIMIT <= latency <= _SAMPLE_LIMIT:
-                    latency = _SAMPLE_LIMIT if latency > 0 else -_SAMPLE_LIMIT
+                try:
+                    sample = pack(latency)
+                except struct.error:  # a hostile timestamp: clamped
+                    sample = pack(_SAMPLE_LIMIT if latency > 0 else -_SAMPLE_LIMIT)
                 samples = book_samples.get(market)
                 if samples is None:
-                    book_samples[market] = bytearray(pack(latency))
-                    book_count[market] = 1
+                    book_samples[market] = bytearray(sample)
                 else:
-                    taken = book_count[market]
-                    if taken < MARKET_WINDOW:
-                        samples += pack(latency)
-                    else:  # over the oldest
-                        pack_into(samples, taken % MARKET_WINDOW * 8, latency)
-                    book_count[market] = taken + 1
+                    samples += sample
+                    if len(samples) >= two_windows:
+                        del samples[:_RING_BYTES]
         return None if resumed is None else _insert_resumed(items, resumed)
 
     def _track_of(self, channel: Any) -> _Track:
