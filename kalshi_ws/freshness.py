@@ -79,13 +79,13 @@ class _Track:
 #: does not track a bytearray); a hostile timestamp is clamped to that range.
 _SAMPLE = struct.Struct("q")
 _SAMPLE_LIMIT = 2**63 - 1
-_RING_BYTES = MARKET_WINDOW * _SAMPLE.size
+_WINDOW_BYTES = MARKET_WINDOW * _SAMPLE.size
 
 
 class _BookTimes:
     """Per order-book market: the time of its last message and its recent latencies.
 
-    Held in flat dicts of floats, ints and bytearrays, none of which the garbage
+    Held in flat dicts of floats and bytearrays, neither of which the garbage
     collector tracks: 100,000 books add no 100,000 objects that each full collection
     must walk (an object and a deque per market made a full collection cost the whole
     heap). Each market's samples are 64-bit integers appended to a bytearray; once it
@@ -100,7 +100,7 @@ class _BookTimes:
         self.samples: dict[str, bytearray] = {}
 
     def freshness(self, market: str, now: float) -> Freshness:
-        samples = sorted(memoryview(self.samples.get(market, b""))[-_RING_BYTES:].cast("q"))
+        samples = sorted(memoryview(self.samples.get(market, b""))[-_WINDOW_BYTES:].cast("q"))
         count = len(samples)
         return Freshness(
             since_last=max(0.0, now - self.last[market]),
@@ -177,7 +177,7 @@ class FreshnessTracker:
         latencies: Any = None
         channels = self._channels
         book_last, book_samples = self._books.last, self._books.samples
-        pack, two_windows = _SAMPLE.pack, 2 * _RING_BYTES
+        pack, two_windows = _SAMPLE.pack, 2 * _WINDOW_BYTES
         timed, update, book_channel = _TIMED, _UPDATE, _BOOK
         # type(x) rather than x.__class__: type() with one argument is a fast builtin.
         for item in items:
@@ -224,7 +224,7 @@ class FreshnessTracker:
                 else:
                     samples += sample
                     if len(samples) >= two_windows:
-                        del samples[:_RING_BYTES]
+                        del samples[:_WINDOW_BYTES]
         return None if resumed is None else _insert_resumed(items, resumed)
 
     def _track_of(self, channel: Any) -> _Track:
