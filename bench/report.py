@@ -107,7 +107,8 @@ def format_table(results: dict[str, Any]) -> str:
     add("")
     add(f"Throughput, messages/s (median of {config['rounds']} round(s), min-max; "
         "each run in a fresh process)")
-    add(f"  {'row':<4} {'client':<52} {'median':>10} {'min-max':>21} {'vs (a)':>7}")
+    add(f"  {'row':<4} {'client':<52} {'median':>10} {'min-max':>21} {'vs (a)':>7} "
+        f"{'CPU us/msg':>11}")
     for key, row in results["throughput"].items():
         label = row["label"]
         if row.get("skipped"):
@@ -119,7 +120,9 @@ def format_table(results: dict[str, Any]) -> str:
             ratio = _num(row.get("ratio"), 2)
         span = f"{_num(row['min'])}-{_num(row['max'])}"
         flag = "" if row.get("complete", True) else "  (incomplete: see JSON)"
-        add(f"  ({key}) {label:<52} {_num(row['median']):>10} {span:>21} {ratio:>7}{flag}")
+        cpu = _num(row.get("cpu_us_per_msg"), 1)
+        add(f"  ({key}) {label:<52} {_num(row['median']):>10} {span:>21} {ratio:>7} "
+            f"{cpu:>11}{flag}")
     if results.get("peer_hint"):
         add(f"  note: {results['peer_hint']}")
     latency = results.get("latency", {})

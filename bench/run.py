@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -268,6 +269,11 @@ class Bench:
                 row["ratio"] = None if math.isnan(ceiling) else stats["median"] / ceiling
                 row["complete"] = complete[runner.key]
                 row["extra"] = extras[runner.key]
+                # CPU of the client's process per message (all its threads): the
+                # machine's noise moves it less than the rate.
+                cpu = [e["cpu_s"] / max(1, self.frames) * 1e6
+                       for e in extras[runner.key] if e.get("cpu_s")]
+                row["cpu_us_per_msg"] = statistics.median(cpu) if cpu else None
             rows[runner.key] = row
         return rows
 

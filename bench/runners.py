@@ -135,15 +135,15 @@ def run_websocket_client(target: Target) -> Result:
 
     ws = websocket.create_connection(target["url"], skip_utf8_validation=True,
                                      suppress_origin=True)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     ws.send(_subscribe_command(target))
     received = 0
     recv = ws.recv
     while recv():  # "" once the server's close frame arrives
         received += 1
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     ws.close()
-    return Result(received - len(target["channels"]), elapsed)
+    return Result(received - len(target["channels"]), elapsed, {"cpu_s": cpu})
 
 
 def run_websockets_sync(target: Target) -> Result:
@@ -152,7 +152,7 @@ def run_websockets_sync(target: Target) -> Result:
     from websockets.sync.client import connect
 
     ws = connect(target["url"], compression=None, max_size=None)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     ws.send(_subscribe_command(target))
     received = 0
     recv = ws.recv
@@ -162,9 +162,9 @@ def run_websockets_sync(target: Target) -> Result:
             received += 1
     except ConnectionClosed:
         pass
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     ws.close()
-    return Result(received - len(target["channels"]), elapsed)
+    return Result(received - len(target["channels"]), elapsed, {"cpu_s": cpu})
 
 
 # ---------------------------------------------------------------------- kalshi_ws
@@ -191,6 +191,7 @@ class _Counter:
         self.update_type = StreamUpdate
         self.count = 0
         self.ended_at = 0.0
+        self.cpu_at_end = 0.0
         self.final: Any = None
         self.done = threading.Event()
         self.peak_backlog = 0
@@ -211,6 +212,7 @@ class _Counter:
                 self._sample()
         elif getattr(item, "final", False):
             self.ended_at = time.perf_counter()
+            self.cpu_at_end = time.process_time()  # every thread of this process
             self.final = item
             self.done.set()
 
@@ -233,13 +235,13 @@ def run_kalshi_callback(target: Target) -> Result:
     client = _kalshi_connect(target, queue=False, max_pending=target["max_pending"])
     counter = _Counter(client)
     client.add_callback(counter)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     client.subscribe(target["channels"], target["markets"])
     counter.done.wait(STREAM_TIMEOUT)
     client.close()
     return Result(counter.count, counter.ended_at - started,
                   {"final": _final_text(counter.final), "peak_backlog": counter.peak_backlog,
-                   "max_pending": target["max_pending"]})
+                   "max_pending": target["max_pending"], "cpu_s": counter.cpu_at_end - cpu})
 
 
 def run_kalshi_queue(target: Target) -> Result:
@@ -264,19 +266,21 @@ def run_kalshi_queue(target: Target) -> Result:
                     state["peak_queue"] = max(state["peak_queue"], qsize())
             elif getattr(item, "final", False):
                 state["ended_at"] = time.perf_counter()
+                state["cpu_at_end"] = time.process_time()
                 state["final"] = item
                 break
         state["count"] = count
 
     consumer = threading.Thread(target=consume, name="bench-consumer")
     consumer.start()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     client.subscribe(target["channels"], target["markets"])
     consumer.join(STREAM_TIMEOUT)
     client.close()
     return Result(state["count"], state["ended_at"] - started,
                   {"final": _final_text(state["final"]), "peak_queue": state["peak_queue"],
-                   "queue_maxsize": size, "max_pending": size})
+                   "queue_maxsize": size, "max_pending": size,
+                   "cpu_s": state.get("cpu_at_end", cpu) - cpu})
 
 
 def _orderbooks_missing() -> str | None:
@@ -300,7 +304,7 @@ def run_kalshi_orderbooks(target: Target) -> Result:
     client = _kalshi_connect(target, queue=False, max_pending=target["max_pending"])
     counter = _Counter(client)
     client.add_callback(counter)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     books = client.orderbooks(target["markets"])
     others = [c for c in target["channels"] if c != Channel.ORDERBOOK_DELTA.value]
     if others:
@@ -314,6 +318,7 @@ def run_kalshi_orderbooks(target: Target) -> Result:
     return Result(counter.count, ended - started,
                   {"final": _final_text(counter.final), "peak_backlog": counter.peak_backlog,
                    "max_pending": target["max_pending"], "book_levels_at_end": levels,
+                   "cpu_s": counter.cpu_at_end - cpu,
                    "resyncs": books.resyncs, "ticker_checks": cross.checked,
                    "ticker_disagreements": cross.disagreements})
 

@@ -22,6 +22,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(out.read_text())
     assert all(results["throughput"][row]["complete"] for row in "abcde")
+    # The client process's CPU per message (all its threads), beside the rate.
+    assert all(results["throughput"][row]["cpu_us_per_msg"] > 0 for row in "abcde")
     assert results["memory"]["messages"] == results["config"]["memory_messages"]
     slow = results["slow_consumer"]  # row (g): the whole blast read past a stuck callback
     assert slow["messages"] == results["config"]["frames"] and slow["extra"]["finished"]
