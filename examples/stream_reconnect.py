@@ -66,9 +66,11 @@ def simulate(updates_each_side: int) -> int:
             with FakeKalshiServer(public_key=key, port=port) as restarted:
                 restarted.start_simulation(interval=0.02, trades=0.4)
                 seen = 0
-                for item in updates:
+                reconnected = False
+                for item in updates:  # updates queued before the kill come first
                     show(item)
-                    seen += isinstance(item, StreamUpdate)
+                    reconnected = reconnected or isinstance(item, Reconnected)
+                    seen += reconnected and isinstance(item, StreamUpdate)
                     if seen >= updates_each_side:
                         break
                 print(f"subscriptions before: {[(Channel(s.channel).value, s.sid) for s in before]}")
