@@ -535,42 +535,19 @@ class Dispatcher:
     def _run_batch(self, batch: list[Any] | collections.deque[Any]) -> bool:
         """Deliver a batch taken from the inbox; True once the final item is delivered.
 
-        An update is delivered inline (the common case: no call but the callbacks'),
-        as :meth:`_deliver` would; anything else, and every item once a close deadline
-        is set, takes :meth:`_deliver_other`.
+        An update goes straight to :meth:`_deliver_update`; anything else, and every
+        item once a close deadline is set, takes :meth:`_deliver_other`.
         """
         left = len(batch)
-        delivered = self.delivered
-        lossy_cache = self._lossy_cache
-        offer = self.queue.offer
+        deliver_update = self._deliver_update
         for item in batch:
             self._batch_left = left
             left -= 1
-            if type(item) is not StreamUpdate or self._deadline is not None:
-                if self._deliver_other(item):
-                    self._batch_left = 0
-                    return True
-                continue
-            channel = item.channel
-            for callback in self._callbacks:
-                wanted = callback.channels
-                if wanted is not None and channel not in wanted:
-                    continue
-                if self._stopped:  # close() returned while this item was being delivered
-                    break
-                try:
-                    callback.fn(item)
-                except BaseException as exc:  # noqa: BLE001 - even sys.exit() must not stop delivery
-                    self.callback_failed(callback.fn, item, exc)
-            if self.queue_enabled:
-                lossy = lossy_cache.get(channel)
-                if not offer(item, self._lossy(channel) if lossy is None else lossy):
-                    self._on_overflow(self._queue_overflow_text())
-                    continue
-            try:
-                delivered[channel] += 1
-            except KeyError:  # the channel's first update
-                delivered[channel] = 1
+            if type(item) is StreamUpdate and self._deadline is None:
+                deliver_update(item)
+            elif self._deliver_other(item):
+                self._batch_left = 0
+                return True
         self._batch_left = 0
         return False
 
@@ -598,12 +575,15 @@ class Dispatcher:
         self._discarded += 1
 
     def _deliver(self, item: Any) -> None:
-        is_update = type(item) is StreamUpdate
-        channel = item.channel if is_update else getattr(item, "channel", None)
+        """Deliver one item: an update, a system message or a Lagged message."""
+        if type(item) is StreamUpdate:
+            self._deliver_update(item)
+            return
+        # A system message goes to the callbacks of its channel, or to all if it has none.
+        channel = getattr(item, "channel", None)
         for callback in self._callbacks:
             wanted = callback.channels
-            if wanted is not None and channel not in wanted and (
-                    is_update or channel is not None):
+            if wanted is not None and channel is not None and channel not in wanted:
                 continue
             if self._stopped:  # close() returned while this item was being delivered
                 break
@@ -612,13 +592,31 @@ class Dispatcher:
             except BaseException as exc:  # noqa: BLE001 - even sys.exit() must not stop delivery
                 self.callback_failed(callback.fn, item, exc)
         if self.queue_enabled:
-            final = not is_update and item.final
-            if not self.queue.offer(item, is_update and self._lossy(channel), force=not is_update
-                                    or final):
+            self.queue.offer(item, False, force=True)  # system messages always fit
+
+    def _deliver_update(self, item: StreamUpdate) -> None:
+        """Deliver one update: its channel's callbacks, then the queue, then the count."""
+        channel = item.channel
+        for callback in self._callbacks:
+            wanted = callback.channels
+            if wanted is not None and channel not in wanted:
+                continue
+            if self._stopped:  # close() returned while this item was being delivered
+                break
+            try:
+                callback.fn(item)
+            except BaseException as exc:  # noqa: BLE001 - even sys.exit() must not stop delivery
+                self.callback_failed(callback.fn, item, exc)
+        if self.queue_enabled:
+            lossy = self._lossy_cache.get(channel)
+            if not self.queue.offer(item, self._lossy(channel) if lossy is None else lossy):
                 self._on_overflow(self._queue_overflow_text())
                 return
-        if is_update:
-            self.delivered[channel] = self.delivered.get(channel, 0) + 1
+        delivered = self.delivered
+        try:
+            delivered[channel] += 1
+        except KeyError:  # the channel's first update
+            delivered[channel] = 1
 
     def callback_failed(self, fn: Any, item: Any, exc: BaseException) -> None:
         """Count a callback's exception and show it (or hand it to ``on_error``).
