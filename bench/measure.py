@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import statistics
-from collections.abc import Sequence
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-__all__ = ["memory_kb", "percentile", "spread", "summarize_latency"]
+__all__ = ["compare_checkouts", "memory_kb", "percentile", "spread", "summarize_latency"]
 
 
 def memory_kb() -> dict[str, int]:
@@ -49,3 +54,30 @@ def spread(values: Sequence[float]) -> dict[str, float]:
         nan = float("nan")
         return {"median": nan, "min": nan, "max": nan}
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def compare_checkouts(subject: Callable[[str], Any], against: Path | None, repeat: int,
+                      unit: str, run_size: str) -> None:
+    """Time this checkout's package and, with ``against``, another checkout's, and print
+    the best and median of each.
+
+    ``subject(package)`` makes an object with ``name`` and ``run()`` (nanoseconds of
+    CPU per ``unit``, over ``run_size``) for the package named ``package``. The other checkout's
+    ``kalshi_ws`` is copied under the name ``kalshi_ws_against``, so both live in one
+    process, and the runs alternate, so drift of the machine hits both alike.
+    """
+    subjects = [subject("kalshi_ws")]
+    with tempfile.TemporaryDirectory() as scratch:
+        if against is not None:
+            shutil.copytree(against / "kalshi_ws", Path(scratch) / "kalshi_ws_against")
+            sys.path.insert(0, scratch)
+            subjects.append(subject("kalshi_ws_against"))
+        times: dict[str, list[float]] = {s.name: [] for s in subjects}
+        for rep in range(repeat):
+            for one in subjects if rep % 2 == 0 else subjects[::-1]:
+                times[one.name].append(one.run())
+    for one in subjects:
+        runs = times[one.name]
+        label = "this checkout" if one.name == "kalshi_ws" else str(against)
+        print(f"{label}: best {min(runs):.0f} ns/{unit}, median {statistics.median(runs):.0f} "
+              f"({len(runs)} runs of {run_size})")

@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import shutil
-import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.frames import CHANNEL_SIDS, build_frames
+from bench.measure import compare_checkouts
 
 READ = 128  # frames per read, as the reader's lock slices
 
@@ -94,22 +92,8 @@ def main() -> None:
     frames = build_frames(args.frames)
     texts = list(frames.payloads())
     markets = list(frames.markets)
-    subjects = [Subject("kalshi_ws", texts, markets)]
-    with tempfile.TemporaryDirectory() as scratch:
-        if args.against is not None:
-            shutil.copytree(args.against / "kalshi_ws", Path(scratch) / "kalshi_ws_against")
-            sys.path.insert(0, scratch)
-            subjects.append(Subject("kalshi_ws_against", texts, markets))
-        times: dict[str, list[float]] = {s.name: [] for s in subjects}
-        for rep in range(args.repeat):
-            for subject in subjects if rep % 2 == 0 else subjects[::-1]:
-                times[subject.name].append(subject.run())
-    for subject in subjects:
-        runs = times[subject.name]
-        label = "this checkout" if subject.name == "kalshi_ws" else str(args.against)
-        print(f"{label}: best {min(runs):.0f} ns/frame, median {statistics.median(runs):.0f} "
-              f"({len(runs)} runs of {len(texts)} frames)")
-
+    compare_checkouts(lambda package: Subject(package, texts, markets), args.against,
+                      args.repeat, "frame", f"{len(texts)} frames")
 
 if __name__ == "__main__":
     main()
