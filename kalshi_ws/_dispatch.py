@@ -581,32 +581,14 @@ class Dispatcher:
             return
         # A system message goes to the callbacks of its channel, or to all if it has none.
         channel = getattr(item, "channel", None)
-        for callback in self._callbacks:
-            wanted = callback.channels
-            if wanted is not None and channel is not None and channel not in wanted:
-                continue
-            if self._stopped:  # close() returned while this item was being delivered
-                break
-            try:
-                callback.fn(item)
-            except BaseException as exc:  # noqa: BLE001 - even sys.exit() must not stop delivery
-                self.callback_failed(callback.fn, item, exc)
+        self._call_callbacks(item, channel, channel is None)
         if self.queue_enabled:
             self.queue.offer(item, False, force=True)  # system messages always fit
 
     def _deliver_update(self, item: StreamUpdate) -> None:
         """Deliver one update: its channel's callbacks, then the queue, then the count."""
         channel = item.channel
-        for callback in self._callbacks:
-            wanted = callback.channels
-            if wanted is not None and channel not in wanted:
-                continue
-            if self._stopped:  # close() returned while this item was being delivered
-                break
-            try:
-                callback.fn(item)
-            except BaseException as exc:  # noqa: BLE001 - even sys.exit() must not stop delivery
-                self.callback_failed(callback.fn, item, exc)
+        self._call_callbacks(item, channel, False)
         if self.queue_enabled:
             lossy = self._lossy_cache.get(channel)
             if not self.queue.offer(item, self._lossy(channel) if lossy is None else lossy):
@@ -617,6 +599,19 @@ class Dispatcher:
             delivered[channel] += 1
         except KeyError:  # the channel's first update
             delivered[channel] = 1
+
+    def _call_callbacks(self, item: Any, channel: Any, everyone: bool) -> None:
+        """Run the callbacks registered for ``channel`` (``everyone``: all of them)."""
+        for callback in self._callbacks:
+            wanted = callback.channels
+            if wanted is not None and not everyone and channel not in wanted:
+                continue
+            if self._stopped:  # close() returned while this item was being delivered
+                break
+            try:
+                callback.fn(item)
+            except BaseException as exc:  # noqa: BLE001 - even sys.exit() must not stop delivery
+                self.callback_failed(callback.fn, item, exc)
 
     def callback_failed(self, fn: Any, item: Any, exc: BaseException) -> None:
         """Count a callback's exception and show it (or hand it to ``on_error``).
