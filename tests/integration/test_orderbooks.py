@@ -299,21 +299,29 @@ def test_a_gap_marks_books_unsynced_at_once(book_server: FakeKalshiServer,
         assert books.resyncs == 1
 
 
+def _synced_book_and_tickers(client: KalshiStreamClient) -> tuple[Any, Any, Collector]:
+    """One market's synced book set, its book, and a collector of its ticker messages."""
+    books = client.orderbooks(MARKETS[:1])
+    client.subscribe([Channel.TICKER], MARKETS[:1])
+    assert books.wait_synced(timeout=WAIT)
+    seen = Collector()
+    client.add_callback(seen, channels=[Channel.TICKER])
+    return books, books.get(MARKETS[0]), seen
+
+
+def _publish_ticker(server: FakeKalshiServer, book: Any, yes_bid: str | None = None) -> None:
+    """A ticker of the book's best prices; with ``yes_bid``, one that disagrees."""
+    server.publish("ticker", "ticker", {
+        "market_ticker": MARKETS[0], "yes_bid_dollars": yes_bid or str(book.best_yes_bid),
+        "yes_ask_dollars": str(book.best_yes_ask)})
+
+
 def test_cross_check_against_ticker(book_server: FakeKalshiServer,
                                     book_config: KalshiConfig) -> None:
     with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
-        books = client.orderbooks(MARKETS[:1])
-        client.subscribe([Channel.TICKER], MARKETS[:1])
-        assert books.wait_synced(timeout=WAIT)
-        book = books.get(MARKETS[0])
-        seen = Collector()
-        client.add_callback(seen, channels=[Channel.TICKER])
-        book_server.publish("ticker", "ticker", {
-            "market_ticker": MARKETS[0], "yes_bid_dollars": str(book.best_yes_bid),
-            "yes_ask_dollars": str(book.best_yes_ask)})
-        book_server.publish("ticker", "ticker", {
-            "market_ticker": MARKETS[0], "yes_bid_dollars": "0.0100",
-            "yes_ask_dollars": str(book.best_yes_ask)})
+        books, book, seen = _synced_book_and_tickers(client)
+        _publish_ticker(book_server, book)
+        _publish_ticker(book_server, book, yes_bid="0.0100")
         seen.wait_for(lambda items: len(items) == 2)
         check = books.cross_check()
         assert (check.checked, check.disagreements) == (2, 1)
@@ -323,20 +331,11 @@ def test_cross_check_against_ticker(book_server: FakeKalshiServer,
 def test_a_ticker_is_not_held_against_a_book_awaiting_its_fresh_snapshot(
         book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
     with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
-        books = client.orderbooks(MARKETS[:1])
-        client.subscribe([Channel.TICKER], MARKETS[:1])
-        assert books.wait_synced(timeout=WAIT)
-        book = books.get(MARKETS[0])
-        seen = Collector()
-        client.add_callback(seen, channels=[Channel.TICKER])
+        books, book, seen = _synced_book_and_tickers(client)
         release = _stall_dispatcher_at_next_update(client)
-        book_server.publish("ticker", "ticker", {  # agrees; checked, then the stall
-            "market_ticker": MARKETS[0], "yes_bid_dollars": str(book.best_yes_bid),
-            "yes_ask_dollars": str(book.best_yes_ask)})
+        _publish_ticker(book_server, book)  # agrees; checked, then the stall
         assert release.stalled.wait(5_000 * MS)
-        book_server.publish("ticker", "ticker", {  # disagrees
-            "market_ticker": MARKETS[0], "yes_bid_dollars": "0.0100",
-            "yes_ask_dollars": str(book.best_yes_ask)})
+        _publish_ticker(book_server, book, yes_bid="0.0100")  # disagrees
         client.list_subscriptions(timeout=WAIT)  # its reply follows the ticker: read
         client.resync_books(MARKETS[:1])  # the reader now holds the book's deltas back
         release.set()
