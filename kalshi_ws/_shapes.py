@@ -64,6 +64,8 @@ _LITERALS = {True: "true", False: "false", None: "null"}
 _HEADER_INTS = ("sid", "seq", "sending_ts_ms")
 _NOT_LEARNED = frozenset({"subscribed", "unsubscribed", "ok", "error"})
 _DECIMAL_CONVERTERS = (_wire.to_decimal, _wire.to_decimal_or_none)
+# The type check (in _wire._TYPE_CHECKS) that a value of each kind passes as it is.
+_CHECK_OF = {str: "_str", int: "_int", bool: "_bool"}
 
 
 class _Refused(Exception):
@@ -111,8 +113,8 @@ class _ShapeBuilder:
         self.groups += 1
         return f"g[{self.groups - 1}]"
 
-    def build(self) -> tuple[re.Pattern[str], Callable[[str], Parsed | None]]:
-        """The expression and its parser.
+    def build(self) -> Callable[[str], Parsed | None]:
+        """The parser (its expression inside it).
 
         Raises:
             _Refused: the frame's shape cannot be learned.
@@ -141,7 +143,7 @@ class _ShapeBuilder:
         self.namespace["_type"] = self.frame["type"]
         exec("\n".join(self.lines), self.namespace)  # noqa: S102 - from our own field rules
         parse: Callable[[str], Parsed | None] = self.namespace["parse"]
-        return pattern, parse
+        return parse
 
     def _payload(self, payload: Any) -> str:
         """The ``msg`` object's pattern; generates the lines that fill the message."""
@@ -183,8 +185,7 @@ class _ShapeBuilder:
         """Lines reading one field whose value varies: its rule's converter, as always."""
         setter, convert = f"_set{index}", rule.convert
         self.namespace[f"_conv{index}"] = convert
-        if convert is None or _wire._TYPE_CHECKS.get(convert) == {
-                str: "_str", int: "_int", bool: "_bool"}.get(type(sample)):
+        if convert is None or _wire._TYPE_CHECKS.get(convert) == _CHECK_OF.get(type(sample)):
             return [f"    {setter}(o, {source})"]  # the converter would return it as is
         if convert in _DECIMAL_CONVERTERS and type(sample) is str:
             # The cache first (a zero, being falsy, takes the converter: the same value).
@@ -275,7 +276,7 @@ class ShapeDecoder:
         message = _wire.build_message(wire_type, frame.get("msg"), frame)
         if type(message) is not _wire.MESSAGE_CLASSES[wire_type]:
             raise _Refused("the general path did not read it into its class")
-        _, parse = _ShapeBuilder(frame, message).build()
+        parse = _ShapeBuilder(frame, message).build()
         try:
             parsed = parse(text)
         except Exception as exc:  # noqa: BLE001
