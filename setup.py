@@ -1,5 +1,20 @@
-"""Shim for tools that still call setup.py; all metadata lives in setup.cfg."""
+"""Shim for tools that still call setup.py; all metadata lives in setup.cfg.
 
-from setuptools import setup
+The one thing setup.cfg cannot say: the optional C parser of learned frame shapes,
+``kalshi_ws._speedups`` (see kalshi_ws/_shapes.py). It is built where a C compiler and
+Python's headers are found; where the build fails, the install goes on without it and
+the same shapes are read in Python, with the same results. Set KALSHI_WS_NO_EXTENSIONS
+to anything but "" or "0" to skip the build.
+"""
 
-setup()
+import os
+
+from setuptools import Extension, setup
+
+SKIP = os.environ.get("KALSHI_WS_NO_EXTENSIONS", "") not in ("", "0")
+
+setup(
+    ext_modules=[] if SKIP else [
+        Extension("kalshi_ws._speedups", ["kalshi_ws/_speedups.c"], optional=True),
+    ],
+)

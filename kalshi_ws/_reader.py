@@ -320,13 +320,13 @@ def feed_frames(protocol: KalshiProtocol, shapes: ShapeDecoder, texts: list[byte
     decode = _wire.decode
     parse = shapes.parse
     for data in texts:
+        parsed = parse(data)
+        if parsed is not None and receive_built(*parsed):
+            continue
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             protocol.receive_invalid(data, str(exc))
-            continue
-        parsed = parse(text)
-        if parsed is not None and receive_built(*parsed):
             continue
         try:
             frame = decode(text)
@@ -341,4 +341,4 @@ def feed_frames(protocol: KalshiProtocol, shapes: ShapeDecoder, texts: list[byte
                                      what="could not process the frame")
             continue
         if parsed is None:
-            shapes.consider(text, frame)
+            shapes.consider(data, frame)

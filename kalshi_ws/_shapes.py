@@ -40,6 +40,7 @@ Used by the reader thread only (under the session lock); nothing here is shared.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -57,7 +58,7 @@ SHAPES_PER_TYPE = 4
 #: (wire type, sid, seq or None, message, sending_ts_ms or None)
 Parsed = tuple[str, int, "int | None", Any, "int | None"]
 
-_PREFIX = '{"type":"'  # every learned frame starts so
+_PREFIX = b'{"type":"'  # every learned frame starts so
 _STRING = r'"([^"\\\x00-\x1f]*)"'
 _INTEGER = r"(-?(?:0|[1-9][0-9]{0,17}))"
 _LITERALS = {True: "true", False: "false", None: "null"}
@@ -66,6 +67,34 @@ _NOT_LEARNED = frozenset({"subscribed", "unsubscribed", "ok", "error"})
 _DECIMAL_CONVERTERS = (_wire.to_decimal, _wire.to_decimal_or_none)
 # The type check (in _wire._TYPE_CHECKS) that a value of each kind passes as it is.
 _CHECK_OF = {str: "_str", int: "_int", bool: "_bool"}
+
+# The C parser's codes (the same numbers as in _speedups.c; a test compares them).
+_KINDS = {"string": 0, "integer": 1}
+_TO_NOTHING, _TO_SID, _TO_SEQ, _TO_SENT, _TO_SLOT, _TO_EXTRA = range(6)
+_HEADER_TARGETS = {"sid": _TO_SID, "seq": _TO_SEQ, "sending_ts_ms": _TO_SENT}
+_CONV_NONE, _CONV_DECIMAL, _CONV_CALL = range(3)
+
+#: Set this environment variable (to anything but "" or "0") to read learned shapes in
+#: Python even where the C parser is built.
+PURE_PYTHON_VARIABLE = "KALSHI_WS_PURE_PYTHON"
+
+
+def _import_speedups() -> Any:
+    """The C parser's module, or None where it is not built."""
+    try:
+        from . import _speedups  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _speedups
+
+
+_speedups = _import_speedups()
+
+
+def compiled_by_default() -> bool:
+    """Whether a :class:`ShapeDecoder` reads learned shapes in C unless told otherwise:
+    the ``_speedups`` module is built and :data:`PURE_PYTHON_VARIABLE` is not set."""
+    return _speedups is not None and os.environ.get(PURE_PYTHON_VARIABLE, "") in ("", "0")
 
 
 class _Refused(Exception):
@@ -83,24 +112,42 @@ def _kind(value: Any) -> str:
     raise _Refused(f"a {type(value).__name__} value")
 
 
-def _value_pattern(kind: str, value: Any, group: bool) -> str:
-    if kind == "literal":
-        return _LITERALS[value]
+def _value_pattern(kind: str, group: bool) -> str:
     pattern = _STRING if kind == "string" else _INTEGER
     return pattern if group else pattern.replace("(", "(?:", 1)
 
 
-def _key(name: str) -> str:
-    return re.escape(_wire.encode({name: 0})[1:-3])  # the key as compact JSON spells it
+class _Value:
+    """One value of a shape: its kind, its group, and (for the C parser) where it goes."""
+
+    def __init__(self, kind: str, group: int, step: int) -> None:
+        self.kind = kind
+        self.group = group  # the expression's group
+        self.step = step  # the C parser's step
+        self.target = _TO_NOTHING
+        self.conv = _CONV_NONE
+        self.descr: Any = None
+        self.convert: Any = None
+
+    @property
+    def source(self) -> str:
+        """The Python parser's expression of the value as JSON reads it."""
+        return f"_int(g[{self.group}])" if self.kind == "integer" else f"g[{self.group}]"
 
 
 class _ShapeBuilder:
-    """Generates one shape's expression and parser from a frame read by the general path."""
+    """Generates one shape's parsers from a frame read by the general path.
+
+    The shape is a run of literal texts and values (:attr:`tokens`); the expression and
+    the C parser's steps are both made from it, so they match the same texts.
+    """
 
     def __init__(self, frame: dict[str, Any], message: Any) -> None:
         self.frame = frame
         self.message = message
         self.cls = type(message)
+        self.tokens: list[str | _Value] = []
+        self.values: list[_Value] = []
         self.groups = 0
         self.namespace: dict[str, Any] = {
             "_new": object.__new__, "_cls": self.cls, "_int": int, "_dget": _wire._decimals.get,
@@ -108,33 +155,54 @@ class _ShapeBuilder:
             "_set_extra": self.cls.extra.__set__,
         }
         self.lines: list[str] = []
+        self.constants: list[tuple[Any, Any]] = []  # (descriptor, value) of fixed fields
+        self.extra_items: list[tuple[str, int, Any]] = []  # (key, step or -1, constant)
 
-    def _group(self) -> str:
-        self.groups += 1
-        return f"g[{self.groups - 1}]"
+    def _literal(self, text: str) -> None:
+        self.tokens.append(text)
 
-    def build(self) -> Callable[[str], Parsed | None]:
-        """The parser (its expression inside it).
+    def _key(self, name: str) -> None:
+        self._literal(_wire.encode({name: 0})[1:-2])  # '"name":' as compact JSON spells it
+
+    def _value(self, kind: str, captured: bool) -> _Value:
+        value = _Value(kind, self.groups if captured else -1, len(self.values))
+        self.groups += captured
+        self.values.append(value)
+        self.tokens.append(value)
+        return value
+
+    def build(self) -> tuple[Callable[[bytes], Parsed | None], Any]:
+        """The Python parser, and the arguments of the C parser (``_speedups.Shape``).
 
         Raises:
             _Refused: the frame's shape cannot be learned.
         """
         header: dict[str, str] = {}
-        parts = []
-        for name, value in self.frame.items():
-            if name == "msg":
-                parts.append(_key(name) + ":" + self._payload(value))
-                continue
+        self._literal("{")
+        for position, (name, value) in enumerate(self.frame.items()):
+            if position:
+                self._literal(",")
             if name == "type":  # its value is part of the shape
-                parts.append(re.escape(_wire.encode({name: value})[1:-1]))
+                self._literal(_wire.encode({name: value})[1:-1])
+                continue
+            self._key(name)
+            if name == "msg":
+                self._payload(value)
                 continue
             kind = _kind(value)
+            if kind == "literal":
+                self._literal(_LITERALS[value])
+                continue
             wanted = name in _HEADER_INTS and kind == "integer"
+            token = self._value(kind, wanted)
             if wanted:
-                header[name] = f"_int({self._group()})"
-            parts.append(_key(name) + ":" + _value_pattern(kind, value, wanted))
-        pattern = re.compile("{" + ",".join(parts) + "}")
-        self.lines[:0] = ["def parse(text):", "    m = _match(text)",
+                header[name] = token.source
+                token.target = _HEADER_TARGETS[name]
+        self._literal("}")
+        pattern = re.compile("".join(
+            re.escape(t) if isinstance(t, str) else _value_pattern(t.kind, t.group >= 0)
+            for t in self.tokens))
+        self.lines[:0] = ["def parse(data):", "    m = _match(data.decode())",
                           "    if m is None: return None", "    g = m.groups()",
                           "    o = _new(_cls)"]
         self.lines.append(f"    return (_type, {header['sid']}, {header.get('seq', 'None')}, "
@@ -142,63 +210,94 @@ class _ShapeBuilder:
         self.namespace["_match"] = pattern.fullmatch
         self.namespace["_type"] = self.frame["type"]
         exec("\n".join(self.lines), self.namespace)  # noqa: S102 - from our own field rules
-        parse: Callable[[str], Parsed | None] = self.namespace["parse"]
-        return parse
+        parse: Callable[[bytes], Parsed | None] = self.namespace["parse"]
+        return parse, self._description()
 
-    def _payload(self, payload: Any) -> str:
-        """The ``msg`` object's pattern; generates the lines that fill the message."""
+    def _description(self) -> tuple[Any, ...]:
+        """The arguments of ``_speedups.Shape``: the tokens as steps (each value with the
+        literal before it), then the literal after the last value."""
+        steps, literal = [], ""
+        for token in self.tokens:
+            if isinstance(token, str):
+                literal += token
+                continue
+            steps.append((literal.encode(), _KINDS[token.kind], token.target, token.conv,
+                          token.descr, token.convert, None))
+            literal = ""
+        return (self.frame["type"], self.cls, tuple(steps), literal.encode(),
+                tuple(self.constants), self.cls.extra, tuple(self.extra_items), NO_EXTRA,
+                _wire._wrap_extra, _wire._decimals)
+
+    def _payload(self, payload: Any) -> None:
+        """The ``msg`` object's tokens; generates the lines that fill the message."""
         if type(payload) is not dict:
             raise _Refused("msg is not an object")
-        parts = []
         values: dict[str, str] = {}
+        tokens: dict[str, _Value] = {}
         unknown: list[str] = []
         known = _wire._known_fields(self.cls)
-        for name, value in payload.items():
+        self._literal("{")
+        for position, (name, value) in enumerate(payload.items()):
+            if position:
+                self._literal(",")
+            self._key(name)
             kind = _kind(value)
-            variable = kind != "literal"
-            if variable:
-                group = self._group()
-                values[name] = f"_int({group})" if kind == "integer" else group
-            else:
+            if kind == "literal":
+                self._literal(_LITERALS[value])
                 values[name] = repr(value)
-            parts.append(_key(name) + ":" + _value_pattern(kind, value, variable))
+            else:
+                tokens[name] = token = self._value(kind, True)
+                values[name] = token.source
             if name not in known:
                 unknown.append(name)
+        self._literal("}")
         for index, rule in enumerate(_wire._rules(self.cls)):
             present = rule.name in payload
             setter = f"_set{index}"
             self.namespace[setter] = getattr(self.cls, rule.name).__set__
             if not present or _kind(payload[rule.name]) == "literal":
                 # The same in every frame of the shape: what the general path made of it.
-                self.namespace[f"_const{index}"] = getattr(self.message, rule.name)
+                constant = getattr(self.message, rule.name)
+                self.namespace[f"_const{index}"] = constant
                 self.lines.append(f"    {setter}(o, _const{index})")
+                self.constants.append((getattr(self.cls, rule.name), constant))
                 continue
-            self.lines.extend(self._read(index, rule, values[rule.name], payload[rule.name]))
+            token = tokens[rule.name]
+            token.target, token.descr = _TO_SLOT, getattr(self.cls, rule.name)
+            self.lines.extend(self._read(index, rule, token, payload[rule.name]))
         if unknown:
             items = ", ".join(f"{name!r}: {values[name]}" for name in unknown)
             self.lines.append(f"    _set_extra(o, _wrap({{{items}}}))")
+            for name in unknown:
+                if name in tokens:
+                    tokens[name].target = _TO_EXTRA
+                    self.extra_items.append((name, tokens[name].step, None))
+                else:  # a literal: the same in every frame
+                    self.extra_items.append((name, -1, payload[name]))
         else:
             self.lines.append("    _set_extra(o, _NO_EXTRA)")
-        return r"\{" + ",".join(parts) + r"\}"
 
-    def _read(self, index: int, rule: Any, source: str, sample: Any) -> list[str]:
+    def _read(self, index: int, rule: Any, token: _Value, sample: Any) -> list[str]:
         """Lines reading one field whose value varies: its rule's converter, as always."""
-        setter, convert = f"_set{index}", rule.convert
+        setter, convert, source = f"_set{index}", rule.convert, token.source
         self.namespace[f"_conv{index}"] = convert
         if convert is None or _wire._TYPE_CHECKS.get(convert) == _CHECK_OF.get(type(sample)):
             return [f"    {setter}(o, {source})"]  # the converter would return it as is
+        token.convert = convert
         if convert in _DECIMAL_CONVERTERS and type(sample) is str:
             # The cache first (a zero, being falsy, takes the converter: the same value).
+            token.conv = _CONV_DECIMAL
             return [f"    {setter}(o, _dget({source}) or _conv{index}({source}))"]
+        token.conv = _CONV_CALL
         return [f"    {setter}(o, _conv{index}({source}))"]
 
 
-def _first_of(parsers: tuple[Callable[[str], Parsed | None], ...]
-              ) -> Callable[[str], Parsed | None]:
+def _first_of(parsers: tuple[Callable[[bytes], Parsed | None], ...]
+              ) -> Callable[[bytes], Parsed | None]:
     """One parser trying several shapes, the newest first."""
-    def parse(text: str) -> Parsed | None:
+    def parse(data: bytes) -> Parsed | None:
         for one in parsers:
-            parsed = one(text)
+            parsed = one(data)
             if parsed is not None:
                 return parsed
         return None
@@ -207,36 +306,50 @@ def _first_of(parsers: tuple[Callable[[str], Parsed | None], ...]
 
 
 class ShapeDecoder:
-    """The learned shapes of one client's frames (reader thread only)."""
+    """The learned shapes of one client's frames (reader thread only).
 
-    def __init__(self) -> None:
-        self._shapes: dict[str, list[Callable[[str], Parsed | None]]] = {}
-        self._parsers: dict[str, Callable[[str], Parsed | None]] = {}  # per type, all in one
+    Args:
+        compiled: Read learned shapes with the C parser (``kalshi_ws._speedups``).
+            None (the default): wherever it is built and not turned off by
+            :data:`PURE_PYTHON_VARIABLE`. Either way the results are the same.
+
+    Raises:
+        ImportError: ``compiled=True`` where the C parser is not built.
+    """
+
+    def __init__(self, compiled: bool | None = None) -> None:
+        if compiled and _speedups is None:
+            raise ImportError("kalshi_ws._speedups is not built (it needs a C compiler "
+                              "at install time): learned shapes can be read in Python only")
+        #: Whether learned shapes are read in C.
+        self.compiled = compiled_by_default() if compiled is None else compiled
+        self._shapes: dict[bytes, list[Callable[[bytes], Parsed | None]]] = {}
+        self._parsers: dict[bytes, Callable[[bytes], Parsed | None]] = {}  # per type, in one
         self._misses: dict[str, int] = {}
 
     def learned(self) -> dict[str, int]:
         """How many shapes are known, per message type."""
-        return {wire_type: len(parsers) for wire_type, parsers in self._shapes.items()}
+        return {wire_type.decode(): len(parsers) for wire_type, parsers in self._shapes.items()}
 
-    def parse(self, text: str) -> Parsed | None:
-        """Read a frame by a learned shape.
+    def parse(self, data: bytes) -> Parsed | None:
+        """Read a frame's bytes by a learned shape.
 
         Returns:
             (wire type, sid, seq, message, sending_ts_ms), or None when no learned shape
-            matches or one of its converters refuses a value: the frame then needs the
-            general path.
+            matches, the frame is not UTF-8, or one of its converters refuses a value:
+            the frame then needs the general path.
         """
-        # The type's parsers, by what follows '{"type":"' (each expression checks the
-        # whole text, that prefix included).
-        parse = self._parsers.get(text[9:text.find('"', 9)])
+        # The type's parsers, by what follows '{"type":"' (each parser checks the whole
+        # frame, that prefix included).
+        parse = self._parsers.get(data[9:data.find(b'"', 9)])
         if parse is None:
             return None
         try:
-            return parse(text)
+            return parse(data)
         except Exception:  # noqa: BLE001 - a value its converter refuses: the general path
             return None
 
-    def consider(self, text: str, frame: Any) -> None:
+    def consider(self, data: bytes, frame: Any) -> None:
         """Called with each frame the general path read: learn its shape now and then."""
         if type(frame) is not dict:
             return
@@ -248,25 +361,34 @@ class ShapeDecoder:
         if misses & (misses - 1) and (misses <= 1024 or misses % 1024):
             return  # learn at the 1st, 2nd, 4th... miss, then every 1,024th
         try:
-            parse = self.learn(text, frame)
+            parse = self.learn(data, frame, compiled=self.compiled)
         except Exception as why:  # noqa: BLE001 - _Refused, or a bug: the general path stays
             logger.debug("frame shape of %s not learned: %s", wire_type, why)
             return
-        parsers = self._shapes.setdefault(wire_type, [])
+        key = wire_type.encode()
+        parsers = self._shapes.setdefault(key, [])
         parsers.insert(0, parse)
         del parsers[SHAPES_PER_TYPE:]
-        self._parsers[wire_type] = parsers[0] if len(parsers) == 1 else _first_of(tuple(parsers))
+        self._parsers[key] = parsers[0] if len(parsers) == 1 else _first_of(tuple(parsers))
 
     @staticmethod
-    def learn(text: str, frame: dict[str, Any]) -> Callable[[str], Parsed | None]:
-        """The parser of ``frame``'s shape, checked against the general path on ``text``.
+    def learn(data: bytes, frame: dict[str, Any], *, compiled: bool = False
+              ) -> Callable[[bytes], Parsed | None]:
+        """The parser of ``frame``'s shape, checked against the general path on ``data``.
+
+        Args:
+            data: The frame's bytes.
+            frame: What JSON made of them.
+            compiled: Return the C parser where it is built. It is checked as the
+                Python parser is; the Python parser is returned when the C parser
+                cannot be made or disagrees.
 
         Raises:
             _Refused: the shape cannot be learned.
         """
         wire_type = frame.get("type")
         if type(wire_type) is not str or next(iter(frame)) != "type" or \
-                not text.startswith(_PREFIX):
+                not data.startswith(_PREFIX):
             raise _Refused("'type' is not the first key")
         if wire_type in _NOT_LEARNED or "id" in frame or type(frame.get("sid")) is not int:
             raise _Refused("not a data frame")
@@ -276,14 +398,27 @@ class ShapeDecoder:
         message = _wire.build_message(wire_type, frame.get("msg"), frame)
         if type(message) is not _wire.MESSAGE_CLASSES[wire_type]:
             raise _Refused("the general path did not read it into its class")
-        parse = _ShapeBuilder(frame, message).build()
-        try:
-            parsed = parse(text)
-        except Exception as exc:  # noqa: BLE001
-            raise _Refused(f"the parser failed on its own frame: {exc!r}") from None
+        parse, description = _ShapeBuilder(frame, message).build()
         expected = (wire_type, frame["sid"], frame.get("seq"), message,
                     frame.get("sending_ts_ms"))
-        # repr as well: == takes Decimal('1.0') for Decimal('1.00'), and 1 for True.
-        if parsed is None or parsed != expected or repr(parsed) != repr(expected):
-            raise _Refused("the parser disagrees with the general path")
+        _check(parse, data, expected)
+        if compiled and _speedups is not None:
+            try:
+                shape = _speedups.Shape(*description)
+                _check(shape.parse, data, expected)
+            except Exception as why:  # noqa: BLE001 - the Python parser stays
+                logger.debug("frame shape of %s not compiled: %s", wire_type, why)
+            else:
+                return shape.parse  # type: ignore[no-any-return]
         return parse
+
+
+def _check(parse: Callable[[bytes], Parsed | None], data: bytes, expected: Parsed) -> None:
+    """Raise _Refused unless ``parse`` reads ``data`` into ``expected``."""
+    try:
+        parsed = parse(data)
+    except Exception as exc:  # noqa: BLE001
+        raise _Refused(f"the parser failed on its own frame: {exc!r}") from None
+    # repr as well: == takes Decimal('1.0') for Decimal('1.00'), and 1 for True.
+    if parsed is None or parsed != expected or repr(parsed) != repr(expected):
+        raise _Refused("the parser disagrees with the general path")

@@ -80,27 +80,43 @@ def general(text: str) -> tuple[Any, ...]:
             build_message(frame["type"], frame.get("msg"), frame), frame.get("sending_ts_ms"))
 
 
-def learned(text: str) -> ShapeDecoder | None:
+#: Both readers of learned shapes: Python, and C where ``kalshi_ws._speedups`` is built.
+BACKENDS = [pytest.param(False, id="python"),
+            pytest.param(True, id="C", marks=pytest.mark.skipif(
+                _shapes._speedups is None, reason="kalshi_ws._speedups is not built"))]
+
+
+def learned(text: str, compiled: bool = False) -> ShapeDecoder | None:
     """A decoder that has learned the shape of ``text``, or None if it cannot."""
-    decoder = ShapeDecoder()
-    decoder.consider(text, decode(text))
+    decoder = ShapeDecoder(compiled)
+    decoder.consider(text.encode(), decode(text))
     return decoder if decoder.learned() else None
 
 
 # ---------------------------------------------------------------------- example frames
 
 
+@pytest.mark.parametrize("compiled", BACKENDS)
 @pytest.mark.parametrize("frame", EXAMPLES, ids=lambda f: f"{f['type']}")
-def test_an_example_frame_reads_alike_once_its_shape_is_learned(frame: dict[str, Any]) -> None:
+def test_an_example_frame_reads_alike_once_its_shape_is_learned(
+        frame: dict[str, Any], compiled: bool) -> None:
     text = _compact(frame)
-    decoder = learned(text)
+    decoder = learned(text, compiled)
     if decoder is None:  # refused: nested values, a reply, no sid... the general path stays
         return
-    assert exact(decoder.parse(text)) == exact(general(text))
+    assert exact(decoder.parse(text.encode())) == exact(general(text))
+    assert _in_c(decoder) == [compiled]  # never the other reader in silence
 
 
-def test_the_flat_data_frames_of_the_spec_are_learned() -> None:
-    kinds = {f["type"] for f in EXAMPLES if learned(_compact(f)) is not None}
+def _in_c(decoder: ShapeDecoder) -> list[bool]:
+    """Whether each learned shape is read by the C parser."""
+    return [type(getattr(parse, "__self__", None)).__name__ == "Shape"
+            for parsers in decoder._shapes.values() for parse in parsers]
+
+
+@pytest.mark.parametrize("compiled", BACKENDS)
+def test_the_flat_data_frames_of_the_spec_are_learned(compiled: bool) -> None:
+    kinds = {f["type"] for f in EXAMPLES if learned(_compact(f), compiled) is not None}
     assert {"orderbook_delta", "ticker", "trade", "fill"} <= kinds
     assert "orderbook_snapshot" not in kinds  # its sides are arrays: never a shape
 
@@ -192,30 +208,33 @@ def _numbers(value: Any) -> Any:
     return value
 
 
+@pytest.mark.parametrize("compiled", BACKENDS)
 @FUZZ
 @given(st.data())
-def test_mutated_frames_are_refused_or_read_exactly_alike(data: st.DataObject) -> None:
+def test_mutated_frames_are_refused_or_read_exactly_alike(
+        compiled: bool, data: st.DataObject) -> None:
     template = _template(data)
-    decoder = ShapeDecoder()
-    decoder.consider(_compact(template), template)
+    decoder = ShapeDecoder(compiled)
+    decoder.consider(_compact(template).encode(), template)
     for _ in range(6):
         frame = _mutate(data, template)
         text = _dumps(data, frame)
+        raw = text.encode("utf-8", "surrogatepass")  # a lone surrogate: not UTF-8
         try:
-            reference = general(text)
+            reference = general(raw.decode())  # UnicodeDecodeError is a ValueError
         except (ValueError, KeyError, TypeError, AttributeError):
             reference = None  # not a data frame the general path reads: must be refused
-        parsed = decoder.parse(text)
+        parsed = decoder.parse(raw)
         if parsed is not None:
             assert reference is not None, text
             assert type(reference[3]) is MESSAGE_CLASSES[reference[0]], text
             assert exact(parsed) == exact(reference), text
         try:
-            decoder.consider(text, decode(text))  # learn the mutated shapes too
+            decoder.consider(raw, decode(raw.decode()))  # learn the mutated shapes too
         except ValueError:
             pass
-        if decoder.parse(text) is not None:  # a shape just learned reads its own frame
-            assert exact(decoder.parse(text)) == exact(reference), text
+        if decoder.parse(raw) is not None:  # a shape just learned reads its own frame
+            assert exact(decoder.parse(raw)) == exact(reference), text
 
 
 _TOKEN = re.compile(r':("(?:[^"\\]|\\.)*"|-?[0-9]+|true|false|null)(?=[,}])')
@@ -231,22 +250,24 @@ _EDITS: list[Callable[[str], str]] = [
 EDITS = settings(FUZZ, max_examples=int(os.environ.get("KALSHI_WS_FUZZ_EXAMPLES", "0")) or 300)
 
 
+@pytest.mark.parametrize("compiled", BACKENDS)
 @EDITS
 @given(st.data())
-def test_edited_texts_are_refused_or_read_exactly_alike(data: st.DataObject) -> None:
+def test_edited_texts_are_refused_or_read_exactly_alike(
+        compiled: bool, data: st.DataObject) -> None:
     """Edits of the values in a learned frame's text (leading zeros, fractions, exponents,
     escapes, spaces, other kinds, broken JSON): a shape reads a text only as the
     general path does."""
     template = _template(data)
     text = _compact(template)
-    decoder = ShapeDecoder()
-    decoder.consider(text, template)
+    decoder = ShapeDecoder(compiled)
+    decoder.consider(text.encode(), template)
     for _ in range(data.draw(st.integers(1, 2))):
         tokens = list(_TOKEN.finditer(text))
         token = data.draw(st.sampled_from(tokens))
         value = data.draw(st.sampled_from(_EDITS))(token.group(1))
         text = text[:token.start(1)] + value + text[token.end(1):]
-    parsed = decoder.parse(text)
+    parsed = decoder.parse(text.encode())
     if parsed is None:
         return
     reference = general(text)  # a text the shape reads is valid JSON of its data frame
@@ -313,14 +334,15 @@ def _frame(data: st.DataObject, seqs: dict[int, int]) -> str:
     return _compact(frame)
 
 
+@pytest.mark.parametrize("compiled", BACKENDS)
 @FUZZ
 @given(st.data())
 def test_the_fast_path_delivers_counts_and_asks_exactly_as_the_general_path(
-        data: st.DataObject) -> None:
+        compiled: bool, data: st.DataObject) -> None:
     seqs: dict[int, int] = {}
     texts = [_frame(data, seqs).encode() for _ in range(data.draw(st.integers(1, 60)))]
     reference, fast = _ready(), _ready()
-    decoder = ShapeDecoder()
+    decoder = ShapeDecoder(compiled)
     for text in texts:
         reference.receive(decode(text))
     for start in range(0, len(texts), 7):
@@ -331,8 +353,9 @@ def test_the_fast_path_delivers_counts_and_asks_exactly_as_the_general_path(
     assert fast.subscriptions() == reference.subscriptions()
 
 
-def test_the_fast_path_is_taken_for_plain_frames() -> None:
-    protocol, decoder = _ready(), ShapeDecoder()
+@pytest.mark.parametrize("compiled", BACKENDS)
+def test_the_fast_path_is_taken_for_plain_frames(compiled: bool) -> None:
+    protocol, decoder = _ready(), ShapeDecoder(compiled)
     texts = [_compact({"type": "ticker", "sid": 2, "seq": seq,
                        "msg": {"market_ticker": "MKT-A", "price_dollars": "0.41",
                                "ts": 1764482400}}).encode() for seq in range(1, 101)]
@@ -356,8 +379,9 @@ def test_the_fast_path_is_taken_for_plain_frames() -> None:
     assert decoder.learned() == {"ticker": 1}
 
 
-def test_a_gap_on_the_fast_path_is_still_seen_and_resynced() -> None:
-    protocol, decoder = _ready(), ShapeDecoder()
+@pytest.mark.parametrize("compiled", BACKENDS)
+def test_a_gap_on_the_fast_path_is_still_seen_and_resynced(compiled: bool) -> None:
+    protocol, decoder = _ready(), ShapeDecoder(compiled)
 
     def delta(seq: int) -> bytes:
         return _compact({"type": "orderbook_delta", "sid": 1, "seq": seq,
@@ -375,13 +399,14 @@ def test_a_gap_on_the_fast_path_is_still_seen_and_resynced() -> None:
 # ---------------------------------------------------------------------- bounds
 
 
-def test_at_most_a_few_shapes_per_type_are_kept() -> None:
-    decoder = ShapeDecoder()
+@pytest.mark.parametrize("compiled", BACKENDS)
+def test_at_most_a_few_shapes_per_type_are_kept(compiled: bool) -> None:
+    decoder = ShapeDecoder(compiled)
     for i in range(40):
         frame = {"type": "ticker", "sid": 2, "seq": i + 1,
                  "msg": {"market_ticker": "M", f"new_field_{i}": i}}
         for _ in range(1100):  # enough misses to reach a learning turn again
-            decoder.consider(_compact(frame), frame)
+            decoder.consider(_compact(frame).encode(), frame)
     assert decoder.learned() == {"ticker": SHAPES_PER_TYPE}
 
 
@@ -390,16 +415,16 @@ def test_learning_is_tried_rarely_for_frames_that_cannot_be_learned() -> None:
 
     class Counting(ShapeDecoder):
         @staticmethod
-        def learn(text: str, frame: dict[str, Any]) -> Any:
+        def learn(data: bytes, frame: dict[str, Any], *, compiled: bool = False) -> Any:
             nonlocal attempts
             attempts += 1
-            return ShapeDecoder.learn(text, frame)
+            return ShapeDecoder.learn(data, frame, compiled=compiled)
 
     decoder = Counting()
     snapshot = {"type": "orderbook_snapshot", "sid": 1, "seq": 1,
                 "msg": {"market_ticker": "M", "yes_dollars_fp": [["0.30", "5.00"]]}}
     for _ in range(5000):
-        decoder.consider(_compact(snapshot), snapshot)
+        decoder.consider(_compact(snapshot).encode(), snapshot)
     # 1, 2, 4, ..., 1024 (11 turns), then 2048, 3072, 4096 (every 1,024th past 1,024)
     assert attempts == 14
     assert decoder.learned() == {}

@@ -1,0 +1,585 @@
+/* kalshi_ws._speedups: the learned shapes' parser in C (optional; see _shapes.py).
+ *
+ * A Shape reads a frame's bytes by one learned shape: the same rules as the shape's
+ * regular expression and generated Python parser in kalshi_ws/_shapes.py, which
+ * builds each Shape from the same description and keeps it only if it reads its own
+ * frame into what the general path made of it.
+ *
+ * The frame is one run of literal bytes and values. A string value matches only
+ * without escapes or control characters (so its bytes, decoded strictly as UTF-8,
+ * are the decoded string); an integer only as a JSON integer of at most 18 digits
+ * with no leading zero. The literals are compared byte for byte, and the frame must
+ * end with the last one. Nothing is converted until the whole frame has matched.
+ *
+ * parse() returns (type, sid, seq, message, sending_ts_ms) or None: None when the
+ * frame does not match, and when a string is not valid UTF-8 or a converter raises an
+ * Exception (the frame then takes the general path, which reports it as always).
+ *
+ * Called by the reader thread only, holding the GIL throughout. The message is made
+ * as the Python parser makes it: object.__new__(cls), then each slot through its
+ * member descriptor's __set__, then `extra`.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#define MAX_STEPS 256
+#define MAX_DIGITS 18
+
+enum { KIND_STRING = 0, KIND_INTEGER = 1 };
+enum { TO_NOTHING = 0, TO_SID = 1, TO_SEQ = 2, TO_SENT = 3, TO_SLOT = 4, TO_EXTRA = 5 };
+enum { CONV_NONE = 0, CONV_DECIMAL = 1, CONV_CALL = 2 };
+
+typedef struct {
+    const char *literal; /* the bytes before the value (owned by Shape.literals) */
+    Py_ssize_t literal_len;
+    int kind;
+    int target;
+    int conv;
+    PyObject *descr;   /* TO_SLOT: the slot's member descriptor */
+    PyObject *convert; /* CONV_DECIMAL, CONV_CALL: the converter */
+    PyObject *key;     /* TO_EXTRA: the unknown key */
+} Step;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *wire_type;   /* str */
+    PyObject *cls;         /* the message class */
+    PyObject *literals;    /* tuple of bytes: one per step, then the tail */
+    PyObject *steps;       /* the description's tuple (keeps descr/convert/key alive) */
+    PyObject *constants;   /* tuple of (descriptor, value) */
+    PyObject *extra_descr; /* the `extra` slot's descriptor */
+    PyObject *extra_items; /* tuple of (key, step index or -1, constant) */
+    PyObject *no_extra;    /* `extra` when extra_items is empty */
+    PyObject *wrap;        /* callable(dict) -> ExtraFields */
+    PyObject *decimals;    /* dict: the decimal cache, str -> Decimal */
+    Step *step;
+    Py_ssize_t nsteps;
+    const char *tail;
+    Py_ssize_t tail_len;
+} Shape;
+
+typedef struct {
+    Py_ssize_t start;
+    Py_ssize_t len;
+    long long integer;
+} Span;
+
+static PyObject *empty_tuple;
+
+static int
+Shape_traverse(Shape *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->wire_type);
+    Py_VISIT(self->cls);
+    Py_VISIT(self->literals);
+    Py_VISIT(self->steps);
+    Py_VISIT(self->constants);
+    Py_VISIT(self->extra_descr);
+    Py_VISIT(self->extra_items);
+    Py_VISIT(self->no_extra);
+    Py_VISIT(self->wrap);
+    Py_VISIT(self->decimals);
+    return 0;
+}
+
+static int
+Shape_clear(Shape *self)
+{
+    self->nsteps = 0; /* the steps point into the objects cleared below */
+    self->tail_len = 0;
+    Py_CLEAR(self->wire_type);
+    Py_CLEAR(self->cls);
+    Py_CLEAR(self->literals);
+    Py_CLEAR(self->steps);
+    Py_CLEAR(self->constants);
+    Py_CLEAR(self->extra_descr);
+    Py_CLEAR(self->extra_items);
+    Py_CLEAR(self->no_extra);
+    Py_CLEAR(self->wrap);
+    Py_CLEAR(self->decimals);
+    return 0;
+}
+
+static void
+Shape_dealloc(Shape *self)
+{
+    PyObject_GC_UnTrack(self);
+    Shape_clear(self);
+    PyMem_Free(self->step);
+    self->step = NULL;
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+check_descriptor(PyObject *descr, const char *what)
+{
+    if (Py_TYPE(descr)->tp_descr_set == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s is not a data descriptor", what);
+        return -1;
+    }
+    return 0;
+}
+
+/* Shape(wire_type, cls, steps, tail, constants, extra_descr, extra_items, no_extra,
+ *       wrap, decimals)
+ *
+ * steps: a tuple of (literal: bytes, kind: int, target: int, conv: int,
+ *        descr or None, convert or None, key or None)
+ */
+static int
+Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *wire_type, *cls, *steps, *tail, *constants, *extra_descr, *extra_items;
+    PyObject *no_extra, *wrap, *decimals;
+    static char *names[] = {"wire_type", "cls", "steps", "tail", "constants",
+                            "extra_descr", "extra_items", "no_extra", "wrap", "decimals",
+                            NULL};
+    if (self->step != NULL) {
+        PyErr_SetString(PyExc_TypeError, "a Shape is initialised once");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwargs, "UO!O!SO!OO!OOO!:Shape", names, &wire_type, &PyType_Type, &cls,
+            &PyTuple_Type, &steps, &tail, &PyTuple_Type, &constants, &extra_descr,
+            &PyTuple_Type, &extra_items, &no_extra, &wrap, &PyDict_Type, &decimals)) {
+        return -1;
+    }
+    Py_ssize_t nsteps = PyTuple_GET_SIZE(steps);
+    if (nsteps > MAX_STEPS) {
+        PyErr_Format(PyExc_ValueError, "more than %d values", MAX_STEPS);
+        return -1;
+    }
+    if (check_descriptor(extra_descr, "extra_descr") < 0) {
+        return -1;
+    }
+    if (!PyCallable_Check(wrap)) {
+        PyErr_SetString(PyExc_TypeError, "wrap is not callable");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(constants); i++) {
+        PyObject *item = PyTuple_GET_ITEM(constants, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
+            check_descriptor(PyTuple_GET_ITEM(item, 0), "a constant's descriptor") < 0) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "constants: (descriptor, value) pairs");
+            }
+            return -1;
+        }
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(extra_items); i++) {
+        PyObject *item = PyTuple_GET_ITEM(extra_items, i);
+        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3 ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(item, 0)) ||
+            !PyLong_Check(PyTuple_GET_ITEM(item, 1))) {
+            PyErr_SetString(PyExc_TypeError, "extra_items: (key, step index, constant)");
+            return -1;
+        }
+        Py_ssize_t index = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 1));
+        if (index == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (index < -1 || index >= nsteps) {
+            PyErr_SetString(PyExc_ValueError, "extra_items: step index out of range");
+            return -1;
+        }
+    }
+    Step *step = PyMem_Calloc(nsteps ? (size_t)nsteps : 1, sizeof(Step));
+    if (step == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyObject *literals = PyTuple_New(nsteps + 1);
+    if (literals == NULL) {
+        PyMem_Free(step);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nsteps; i++) {
+        PyObject *item = PyTuple_GET_ITEM(steps, i);
+        PyObject *literal, *descr, *convert, *key;
+        int kind, target, conv;
+        if (!PyTuple_Check(item) ||
+            !PyArg_ParseTuple(item, "SiiiOOO:step", &literal, &kind, &target, &conv,
+                              &descr, &convert, &key)) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "a step is a tuple");
+            }
+            goto fail;
+        }
+        if ((kind != KIND_STRING && kind != KIND_INTEGER) || target < TO_NOTHING ||
+            target > TO_EXTRA || conv < CONV_NONE || conv > CONV_CALL ||
+            (conv == CONV_DECIMAL && kind != KIND_STRING) ||
+            ((target == TO_SID || target == TO_SEQ || target == TO_SENT) &&
+             kind != KIND_INTEGER)) {
+            PyErr_SetString(PyExc_ValueError, "a step's kind, target or conversion is invalid");
+            goto fail;
+        }
+        if (target == TO_SLOT && check_descriptor(descr, "a slot's descriptor") < 0) {
+            goto fail;
+        }
+        if (conv != CONV_NONE && (target != TO_SLOT || !PyCallable_Check(convert))) {
+            PyErr_SetString(PyExc_TypeError, "a converted step needs a slot and a converter");
+            goto fail;
+        }
+        Py_INCREF(literal);
+        PyTuple_SET_ITEM(literals, i, literal);
+        step[i].literal = PyBytes_AS_STRING(literal);
+        step[i].literal_len = PyBytes_GET_SIZE(literal);
+        step[i].kind = kind;
+        step[i].target = target;
+        step[i].conv = conv;
+        step[i].descr = descr;
+        step[i].convert = convert;
+        step[i].key = key;
+    }
+    Py_INCREF(tail);
+    PyTuple_SET_ITEM(literals, nsteps, tail);
+
+    Py_INCREF(wire_type);
+    self->wire_type = wire_type;
+    Py_INCREF(cls);
+    self->cls = cls;
+    self->literals = literals;
+    Py_INCREF(steps);
+    self->steps = steps;
+    Py_INCREF(constants);
+    self->constants = constants;
+    Py_INCREF(extra_descr);
+    self->extra_descr = extra_descr;
+    Py_INCREF(extra_items);
+    self->extra_items = extra_items;
+    Py_INCREF(no_extra);
+    self->no_extra = no_extra;
+    Py_INCREF(wrap);
+    self->wrap = wrap;
+    Py_INCREF(decimals);
+    self->decimals = decimals;
+    self->step = step;
+    self->nsteps = nsteps;
+    self->tail = PyBytes_AS_STRING(tail);
+    self->tail_len = PyBytes_GET_SIZE(tail);
+    return 0;
+
+fail:
+    Py_DECREF(literals);
+    PyMem_Free(step);
+    return -1;
+}
+
+/* Match the frame; fill spans. 1 on a match, 0 otherwise. No Python calls. */
+static int
+scan(const Shape *self, const char *text, Py_ssize_t size, Span *spans)
+{
+    const char *p = text;
+    const char *end = text + size;
+    for (Py_ssize_t i = 0; i < self->nsteps; i++) {
+        const Step *s = &self->step[i];
+        if (end - p < s->literal_len || memcmp(p, s->literal, (size_t)s->literal_len) != 0) {
+            return 0;
+        }
+        p += s->literal_len;
+        if (s->kind == KIND_STRING) {
+            if (p >= end || *p != '"') {
+                return 0;
+            }
+            const char *start = ++p;
+            while (p < end) {
+                unsigned char c = (unsigned char)*p;
+                if (c == '"') {
+                    break;
+                }
+                if (c == '\\' || c < 0x20) {
+                    return 0;
+                }
+                p++;
+            }
+            if (p >= end) {
+                return 0;
+            }
+            spans[i].start = start - text;
+            spans[i].len = p - start;
+            p++; /* the closing quote */
+        }
+        else {
+            int negative = 0;
+            long long value = 0;
+            if (p < end && *p == '-') {
+                negative = 1;
+                p++;
+            }
+            if (p >= end) {
+                return 0;
+            }
+            if (*p == '0') {
+                p++;
+            }
+            else if (*p >= '1' && *p <= '9') {
+                int digits = 0;
+                while (p < end && *p >= '0' && *p <= '9' && digits < MAX_DIGITS) {
+                    value = value * 10 + (*p - '0');
+                    p++;
+                    digits++;
+                }
+            }
+            else {
+                return 0;
+            }
+            spans[i].integer = negative ? -value : value;
+        }
+    }
+    return end - p == self->tail_len &&
+           memcmp(p, self->tail, (size_t)self->tail_len) == 0;
+}
+
+/* The raw value of step i: a new reference, or NULL with an exception set. */
+static PyObject *
+raw_value(const Step *s, const Span *span, const char *text)
+{
+    if (s->kind == KIND_INTEGER) {
+        return PyLong_FromLongLong(span->integer);
+    }
+    return PyUnicode_DecodeUTF8(text + span->start, span->len, NULL);
+}
+
+static int
+set_slot(PyObject *descr, PyObject *obj, PyObject *value)
+{
+    return Py_TYPE(descr)->tp_descr_set(descr, obj, value);
+}
+
+static PyObject *
+build(Shape *self, const char *text, const Span *spans)
+{
+    PyObject *header[3] = {NULL, NULL, NULL}; /* sid, seq, sent */
+    PyObject *values[MAX_STEPS];              /* raw values of extra items */
+    PyObject *obj = NULL, *result = NULL;
+    Py_ssize_t nsteps = self->nsteps;
+    Py_ssize_t i;
+
+    for (i = 0; i < nsteps; i++) {
+        values[i] = NULL;
+    }
+    obj = PyBaseObject_Type.tp_new((PyTypeObject *)self->cls, empty_tuple, NULL);
+    if (obj == NULL) {
+        goto done;
+    }
+    for (i = 0; i < nsteps; i++) {
+        const Step *s = &self->step[i];
+        PyObject *value;
+        if (s->target == TO_NOTHING) {
+            if (s->kind == KIND_STRING) { /* still valid UTF-8, as the whole text must be */
+                value = raw_value(s, &spans[i], text);
+                if (value == NULL) {
+                    goto done;
+                }
+                Py_DECREF(value);
+            }
+            continue;
+        }
+        value = raw_value(s, &spans[i], text);
+        if (value == NULL) {
+            goto done;
+        }
+        switch (s->target) {
+        case TO_SID:
+        case TO_SEQ:
+        case TO_SENT:
+            Py_XSETREF(header[s->target - TO_SID], value);
+            break;
+        case TO_EXTRA:
+            Py_XSETREF(values[i], value);
+            break;
+        default: { /* TO_SLOT */
+            PyObject *converted = NULL;
+            if (s->conv == CONV_NONE) {
+                converted = value;
+                Py_INCREF(converted);
+            }
+            else if (s->conv == CONV_DECIMAL) {
+                converted = PyDict_GetItemWithError(self->decimals, value); /* borrowed */
+                if (converted != NULL) {
+                    Py_INCREF(converted);
+                }
+                else if (!PyErr_Occurred()) {
+                    converted = PyObject_CallOneArg(s->convert, value);
+                }
+            }
+            else {
+                converted = PyObject_CallOneArg(s->convert, value);
+            }
+            Py_DECREF(value);
+            if (converted == NULL) {
+                goto done;
+            }
+            int failed = set_slot(s->descr, obj, converted);
+            Py_DECREF(converted);
+            if (failed) {
+                goto done;
+            }
+        }
+        }
+    }
+    for (i = 0; i < PyTuple_GET_SIZE(self->constants); i++) {
+        PyObject *pair = PyTuple_GET_ITEM(self->constants, i);
+        if (set_slot(PyTuple_GET_ITEM(pair, 0), obj, PyTuple_GET_ITEM(pair, 1)) < 0) {
+            goto done;
+        }
+    }
+    if (PyTuple_GET_SIZE(self->extra_items) == 0) {
+        if (set_slot(self->extra_descr, obj, self->no_extra) < 0) {
+            goto done;
+        }
+    }
+    else {
+        PyObject *data = PyDict_New();
+        if (data == NULL) {
+            goto done;
+        }
+        for (i = 0; i < PyTuple_GET_SIZE(self->extra_items); i++) {
+            PyObject *item = PyTuple_GET_ITEM(self->extra_items, i);
+            Py_ssize_t index = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 1));
+            PyObject *value = index >= 0 ? values[index] : PyTuple_GET_ITEM(item, 2);
+            if (value == NULL) {
+                if (!PyErr_Occurred()) {
+                    PyErr_SetString(PyExc_ValueError, "an extra item's step has no value");
+                }
+                Py_DECREF(data);
+                goto done;
+            }
+            if (PyDict_SetItem(data, PyTuple_GET_ITEM(item, 0), value) < 0) {
+                Py_DECREF(data);
+                goto done;
+            }
+        }
+        PyObject *extra = PyObject_CallOneArg(self->wrap, data);
+        Py_DECREF(data);
+        if (extra == NULL) {
+            goto done;
+        }
+        int failed = set_slot(self->extra_descr, obj, extra);
+        Py_DECREF(extra);
+        if (failed) {
+            goto done;
+        }
+    }
+    if (header[0] == NULL) {
+        PyErr_SetString(PyExc_ValueError, "the shape has no sid");
+        goto done;
+    }
+    result = PyTuple_Pack(5, self->wire_type, header[0], header[1] ? header[1] : Py_None,
+                          obj, header[2] ? header[2] : Py_None);
+
+done:
+    Py_XDECREF(obj);
+    for (i = 0; i < 3; i++) {
+        Py_XDECREF(header[i]);
+    }
+    for (i = 0; i < nsteps; i++) {
+        Py_XDECREF(values[i]);
+    }
+    return result;
+}
+
+static PyObject *
+Shape_parse(Shape *self, PyObject *data)
+{
+    Span spans[MAX_STEPS];
+    if (self->step == NULL) {
+        PyErr_SetString(PyExc_TypeError, "the Shape is not initialised");
+        return NULL;
+    }
+    if (!PyBytes_Check(data)) {
+        Py_RETURN_NONE;
+    }
+    const char *text = PyBytes_AS_STRING(data);
+    if (!scan(self, text, PyBytes_GET_SIZE(data), spans)) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(data); /* the spans point into it */
+    PyObject *result = build(self, text, spans);
+    Py_DECREF(data);
+    if (result == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return NULL; /* KeyboardInterrupt and the like propagate, as in Python */
+        }
+        PyErr_Clear(); /* a value its converter refuses: the general path */
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
+static PyObject *
+Shape_repr(Shape *self)
+{
+    return PyUnicode_FromFormat("<kalshi_ws._speedups.Shape of %R, %zd values>",
+                                self->wire_type ? self->wire_type : Py_None, self->nsteps);
+}
+
+static PyMethodDef Shape_methods[] = {
+    {"parse", (PyCFunction)Shape_parse, METH_O,
+     "parse(data: bytes) -> (type, sid, seq, message, sending_ts_ms) | None\n\n"
+     "Read a frame's bytes by this shape; None when it does not match, a string is not\n"
+     "valid UTF-8, or a converter refuses a value."},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject ShapeType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kalshi_ws._speedups.Shape",
+    .tp_doc = "One learned frame shape, read in C (see kalshi_ws._shapes).",
+    .tp_basicsize = sizeof(Shape),
+    .tp_itemsize = 0,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Shape_init,
+    .tp_dealloc = (destructor)Shape_dealloc,
+    .tp_traverse = (traverseproc)Shape_traverse,
+    .tp_clear = (inquiry)Shape_clear,
+    .tp_repr = (reprfunc)Shape_repr,
+    .tp_methods = Shape_methods,
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "kalshi_ws._speedups",
+    .m_doc = "The learned shapes' parser in C (optional; see kalshi_ws._shapes).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    if (PyType_Ready(&ShapeType) < 0) {
+        return NULL;
+    }
+    empty_tuple = PyTuple_New(0);
+    if (empty_tuple == NULL) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&ShapeType);
+    if (PyModule_AddObject(module, "Shape", (PyObject *)&ShapeType) < 0) {
+        Py_DECREF(&ShapeType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(module, "KIND_STRING", KIND_STRING) < 0 ||
+        PyModule_AddIntConstant(module, "KIND_INTEGER", KIND_INTEGER) < 0 ||
+        PyModule_AddIntConstant(module, "TO_NOTHING", TO_NOTHING) < 0 ||
+        PyModule_AddIntConstant(module, "TO_SID", TO_SID) < 0 ||
+        PyModule_AddIntConstant(module, "TO_SEQ", TO_SEQ) < 0 ||
+        PyModule_AddIntConstant(module, "TO_SENT", TO_SENT) < 0 ||
+        PyModule_AddIntConstant(module, "TO_SLOT", TO_SLOT) < 0 ||
+        PyModule_AddIntConstant(module, "TO_EXTRA", TO_EXTRA) < 0 ||
+        PyModule_AddIntConstant(module, "CONV_NONE", CONV_NONE) < 0 ||
+        PyModule_AddIntConstant(module, "CONV_DECIMAL", CONV_DECIMAL) < 0 ||
+        PyModule_AddIntConstant(module, "CONV_CALL", CONV_CALL) < 0 ||
+        PyModule_AddIntConstant(module, "MAX_STEPS", MAX_STEPS) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
