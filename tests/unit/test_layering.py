@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -10,15 +11,18 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "kalshi_ws"
 
 # Modules in layer order: a module may import only modules listed before it.
-LAYERS = ["exceptions", "models", "_wire", "_shapes", "_protocol_params", "_protocol_tables",
+LAYERS = ["exceptions", "models", "_wire", "_speedups", "_shapes", "_protocol_params", "_protocol_tables",
           "_protocol_sequencing", "_protocol_update", "_protocol_subscribe", "_protocol_restore",
           "_protocol_replies", "protocol", "freshness", "auth", "config", "backoff", "orderbook",
           "_transport", "_dispatch", "options", "recording", "_session", "_reader", "reconnect",
           "_client_commands", "_client_delivery", "bookset", "bookview", "client", "per_process"]
-PURE = ["exceptions", "models", "_wire", "_shapes", "_protocol_params", "_protocol_tables",
+PURE = ["exceptions", "models", "_wire", "_speedups", "_shapes", "_protocol_params", "_protocol_tables",
         "_protocol_sequencing", "_protocol_update", "_protocol_subscribe", "_protocol_restore",
         "_protocol_replies", "protocol", "freshness", "auth", "config", "backoff", "orderbook"]
-LAYERS = [m for m in LAYERS if (PACKAGE / f"{m}.py").exists()]
+# Modules written in C (their source imports only Python.h): optional, see setup.py.
+COMPILED = {"_speedups"}
+LAYERS = [m for m in LAYERS if (PACKAGE / f"{m}.py").exists() or
+          (m in COMPILED and (PACKAGE / f"{m}.c").exists())]
 PURE = [m for m in PURE if m in LAYERS]
 # The sans-I/O protocol's modules: time comes in as an argument.
 PROTOCOL = [m for m in LAYERS if m == "protocol" or m.startswith("_protocol_")]
@@ -42,6 +46,8 @@ def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
 
 
 def imports_of(module: str) -> set[str]:
+    if module in COMPILED:
+        return set()
     tree = ast.parse((PACKAGE / f"{module}.py").read_text())
     names: set[str] = set()
     for node in _runtime_nodes(tree):
@@ -57,6 +63,8 @@ def imports_of(module: str) -> set[str]:
 
 
 def uses_sleep(module: str) -> bool:
+    if module in COMPILED:
+        return "sleep" in (PACKAGE / f"{module}.c").read_text()
     tree = ast.parse((PACKAGE / f"{module}.py").read_text())
     return any(isinstance(n, ast.Attribute) and n.attr == "sleep" for n in ast.walk(tree))
 
@@ -66,6 +74,15 @@ def test_pure_modules_do_no_io(module: str) -> None:
     top = {name.split(".")[0] for name in imports_of(module) if not name.startswith(".")}
     assert not top & IO_MODULES, f"{module} imports {top & IO_MODULES}"
     assert not uses_sleep(module), f"{module} sleeps"
+
+
+@pytest.mark.parametrize("module", sorted(COMPILED & set(LAYERS)))
+def test_compiled_modules_include_only_python_and_the_c_library(module: str) -> None:
+    """A C module does pure work under the GIL: Python's and C's own headers only, and
+    it never lets go of the GIL (nothing else may run while it fills a message)."""
+    source = (PACKAGE / f"{module}.c").read_text()
+    assert set(re.findall(r"#include\s*[<\"]([^>\"]+)", source)) <= {"Python.h", "string.h"}
+    assert "ALLOW_THREADS" not in source and "PyGILState" not in source
 
 
 @pytest.mark.parametrize("module", PROTOCOL)

@@ -1,0 +1,285 @@
+"""The optional C parser of learned shapes (kalshi_ws._speedups) reads as the Python one.
+
+Its results must be the Python parser's, byte for byte of input and type for type of
+output: these tests compare the two on the same learned shape, on hostile bytes
+(truncations, insertions, invalid UTF-8, huge integers), and check that it neither
+leaks nor fails to build where it can be built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sysconfig
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kalshi_ws import MalformedMessage, StreamUpdate, _shapes, _wire
+from kalshi_ws._reader import feed_frames
+from kalshi_ws._shapes import ShapeDecoder
+
+from .test_shapes import EXAMPLES, _ready, exact, learned
+
+speedups = _shapes._speedups
+needs_c = pytest.mark.skipif(speedups is None, reason="kalshi_ws._speedups is not built")
+FUZZ = settings(max_examples=int(os.environ.get("KALSHI_WS_FUZZ_EXAMPLES", "0")) or 300,
+                deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _compact(frame: Any) -> bytes:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _pair(data: bytes) -> tuple[Any, Any]:
+    """The Python and the C parser of ``data``'s shape."""
+    frame = json.loads(data)
+    return (ShapeDecoder.learn(data, frame, compiled=False),
+            ShapeDecoder.learn(data, frame, compiled=True))
+
+
+def _same(python: Any, c: Any, data: bytes) -> None:
+    """Both parsers read ``data`` alike: both refuse it, or both read it exactly alike.
+
+    The Python parser refuses by returning None or raising (ShapeDecoder.parse turns
+    an Exception into None); the C parser only by returning None.
+    """
+    try:
+        expected = exact(python(data))
+    except Exception:  # noqa: BLE001
+        expected = exact(None)
+    assert exact(c(data)) == expected, data
+
+
+_LEARNABLE = [_compact(f) for f in EXAMPLES if learned(_compact(f).decode()) is not None]
+DELTA = _compact({"type": "orderbook_delta", "sid": 1, "seq": 2,
+                  "msg": {"market_ticker": "MKT-A", "market_id": "a", "price_dollars": "0.40",
+                          "delta_fp": "1.00", "side": "yes", "ts_ms": 1764482400000}})
+
+
+@needs_c
+def test_its_codes_are_the_python_sides() -> None:
+    assert speedups is not None
+    assert (speedups.KIND_STRING, speedups.KIND_INTEGER) == \
+        (_shapes._KINDS["string"], _shapes._KINDS["integer"])
+    assert (speedups.TO_NOTHING, speedups.TO_SID, speedups.TO_SEQ, speedups.TO_SENT,
+            speedups.TO_SLOT, speedups.TO_EXTRA) == (
+        _shapes._TO_NOTHING, _shapes._TO_SID, _shapes._TO_SEQ, _shapes._TO_SENT,
+        _shapes._TO_SLOT, _shapes._TO_EXTRA)
+    assert (speedups.CONV_NONE, speedups.CONV_DECIMAL, speedups.CONV_CALL) == \
+        (_shapes._CONV_NONE, _shapes._CONV_DECIMAL, _shapes._CONV_CALL)
+
+
+@needs_c
+@pytest.mark.parametrize("data", _LEARNABLE, ids=lambda d: json.loads(d)["type"])
+def test_every_learnable_example_is_read_in_c(data: bytes) -> None:
+    python, c = _pair(data)
+    assert type(c.__self__).__name__ == "Shape"
+    _same(python, c, data)
+
+
+_BYTES = st.one_of(st.binary(max_size=4), st.sampled_from([
+    b"\\", b'"', b"\x00", b"\x1f", b"\xff", b"\xc3", b"\xe9", b"\xed\xa0\x80", b"\xf0\x9f\x98",
+    b"\xc3\xa9", b"0", b"9", b"-", b".", b"e", b",", b"}", b"{", b" ", b"null", b"true",
+    b"12345678901234567890"]))
+
+
+@needs_c
+@FUZZ
+@given(st.sampled_from(_LEARNABLE + [DELTA]), st.data())
+def test_hostile_bytes_are_read_by_both_parsers_alike(template: bytes, data: st.DataObject
+                                                      ) -> None:
+    """Bytes replaced, inserted, deleted and cut anywhere in a learned frame: the C
+    parser refuses or reads exactly what the Python parser does (which the shape tests
+    hold to the general path)."""
+    python, c = _pair(template)
+    raw = bytearray(template)
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(raw)))
+        action = data.draw(st.sampled_from(["insert", "replace", "delete", "cut"]))
+        if action == "cut":
+            del raw[at:]
+        elif action == "delete":
+            del raw[at:at + data.draw(st.integers(1, 3))]
+        else:
+            chunk = data.draw(_BYTES)
+            raw[at:at + (len(chunk) if action == "replace" else 0)] = chunk
+    _same(python, c, bytes(raw))
+
+
+@needs_c
+@pytest.mark.parametrize("value", [
+    b"0", b"-0", b"7", b"-7", b"999999999999999999", b"-999999999999999999",
+    b"1000000000000000000", b"00", b"01", b"-", b"--1", b"1.0", b"1e2", b"+1", b"",
+    b'"5"', b"true", b"null"])
+def test_integers_at_every_edge_are_read_alike(value: bytes) -> None:
+    python, c = _pair(DELTA)
+    for field in (b'"seq":2', b'"ts_ms":1764482400000', b'"sid":1'):
+        name = field.split(b":")[0]
+        data = DELTA.replace(field, name + b":" + value)
+        _same(python, c, data)
+
+
+@needs_c
+@pytest.mark.parametrize("value", [
+    "0.40", "", "\u00e9", "\U0001f600", "\x7f", "a\x1fb", 'a\\"b', "a\\\\b", "a\\u0041",
+    "\u2028", "x" * 5000])
+def test_strings_at_every_edge_are_read_alike(value: str) -> None:
+    python, c = _pair(DELTA)
+    for field in (b'"market_ticker":"MKT-A"', b'"price_dollars":"0.40"'):
+        name = field.split(b":")[0]
+        _same(python, c, DELTA.replace(field, name + b':"' + value.encode() + b'"'))
+
+
+@needs_c
+@pytest.mark.parametrize("compiled", [False, True])
+def test_invalid_utf8_in_a_value_is_reported_as_before(compiled: bool) -> None:
+    """A learned shape's frame whose string is not UTF-8 is still MalformedMessage
+    (invalid), never a message with replaced characters."""
+    protocol, decoder = _ready(), ShapeDecoder(compiled)
+    good = DELTA.replace(b'"seq":2', b'"seq":%d')
+    feed_frames(protocol, decoder, [good % 2, good % 3])
+    bad = good.replace(b"MKT-A", b"MKT-\xff") % 4
+    feed_frames(protocol, decoder, [bad])
+    delivered = protocol.take_deliveries()
+    assert [u.seq for u in delivered if not isinstance(u.msg, MalformedMessage)] == [2, 3]
+    malformed = delivered[-1]
+    assert isinstance(malformed, StreamUpdate) and isinstance(malformed.msg, MalformedMessage)
+    assert malformed.msg.error.startswith("invalid JSON")
+
+
+@needs_c
+def test_unknown_keys_go_to_extra_in_both() -> None:
+    data = _compact({"type": "ticker", "sid": 2, "seq": 1,
+                     "msg": {"market_ticker": "M", "Clock": 7, "new_flag": True,
+                             "note": "n\u00e9", "price_dollars": "0.41"}})
+    python, c = _pair(data)
+    _same(python, c, data)
+    parsed = c(data)
+    assert dict(parsed[3].extra) == {"Clock": 7, "new_flag": True, "note": "n\u00e9"}
+    _same(python, c, data.replace(b'"Clock":7', b'"Clock":8'))
+
+
+@needs_c
+def test_a_converter_refusal_takes_the_general_path() -> None:
+    python, c = _pair(DELTA)
+    bad = DELTA.replace(b'"0.40"', b'"abc"')
+    assert c(bad) is None
+    _same(python, c, bad)
+    protocol, decoder = _ready(), ShapeDecoder(True)
+    feed_frames(protocol, decoder, [DELTA, DELTA.replace(b'"seq":2', b'"seq":3')
+                                    .replace(b'"0.40"', b'"abc"')])
+    last = protocol.take_deliveries()[-1]
+    assert isinstance(last.msg, MalformedMessage) or last.msg.price_dollars is None
+
+
+@needs_c
+def test_parsing_does_not_leak() -> None:
+    """Many parses, read and refused, with extras and converters: memory stays flat
+    (one object leaked per parse would be hundreds of kilobytes here)."""
+    plain = DELTA
+    extra = _compact({"type": "ticker", "sid": 2, "seq": 1,
+                      "msg": {"market_ticker": "M", "Clock": 7, "price_dollars": "0.41"}})
+    refused = DELTA.replace(b'"0.40"', b'"abc"')
+    not_utf8 = DELTA.replace(b"MKT-A", b"MKT-\xff")
+    parsers = [(_pair(plain)[1], plain), (_pair(extra)[1], extra),
+               (_pair(plain)[1], refused), (_pair(plain)[1], not_utf8)]
+    for parse, data in parsers:
+        parse(data)  # warm caches
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(5000):
+            for parse, data in parsers:
+                parse(data)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 20_000, grown
+
+
+@needs_c
+def test_a_shape_is_checked_when_made() -> None:
+    assert speedups is not None
+    shape = speedups.Shape
+    cls = _wire.MESSAGE_CLASSES["ticker"]
+    good: list[Any] = ["ticker", cls, (), b"{}", (), cls.extra, (), None, dict, {}]
+    shape(*good)
+    for at, bad in [(1, 5), (2, [1]), (2, ((b"x", 7, 0, 0, None, None, None),)),
+                    (2, ((b"x", 0, 4, 0, None, None, None),)),
+                    (2, ((b"x", 0, 1, 0, None, None, None),)),
+                    (2, ((b"x", 0, 4, 1, cls.extra, None, None),)),
+                    (2, (b"x",) * 300), (3, "}"), (4, ((1,),)), (5, 3),
+                    (6, (("k", 5, None),)), (8, 3), (9, [])]:
+        args = list(good)
+        args[at] = bad
+        with pytest.raises((TypeError, ValueError)):
+            shape(*args)
+    made = shape(*good)
+    with pytest.raises(TypeError):
+        made.__init__(*good)  # once only
+    assert made.parse(b"{}") is None  # a shape without a sid reads nothing
+    assert made.parse("{}") is None  # not bytes
+    with_sid = list(good)
+    with_sid[2] = ((b'{"sid":', speedups.KIND_INTEGER, speedups.TO_SID, 0, None, None, None),)
+    with_sid[3] = b"}"
+    parsed = shape(*with_sid).parse(b'{"sid":5}')
+    assert parsed[:3] == ("ticker", 5, None) and type(parsed[3]) is cls
+    with pytest.raises(TypeError):
+        speedups.Shape.__new__(speedups.Shape).parse(b"{}")  # not initialised
+
+
+def test_the_pure_python_variable_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(_shapes.PURE_PYTHON_VARIABLE, "1")
+    assert not _shapes.compiled_by_default() and not ShapeDecoder().compiled
+    monkeypatch.setenv(_shapes.PURE_PYTHON_VARIABLE, "0")
+    assert ShapeDecoder().compiled == (speedups is not None)
+
+
+def test_asking_for_it_where_it_is_not_built_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_shapes, "_speedups", None)
+    with pytest.raises(ImportError, match="not built"):
+        ShapeDecoder(compiled=True)
+    assert not ShapeDecoder().compiled
+
+
+def _can_build() -> bool:
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    return shutil.which(compiler) is not None and headers.exists()
+
+
+@pytest.mark.skipif(not _can_build() or os.environ.get("KALSHI_WS_NO_EXTENSIONS", "")
+                    not in ("", "0"), reason="no C compiler or Python headers here")
+def test_it_is_built_where_it_can_be() -> None:
+    """Here a C compiler and Python's headers are found, so an install (README's
+    ``pip install -e``) builds the C parser; without this test, a broken build would
+    leave the C tests skipped in silence."""
+    assert speedups is not None, (
+        "kalshi_ws._speedups is not built: run `python -m pip install -e .` (or "
+        "`python setup.py build_ext --inplace`) and see its compiler output")
+    assert ShapeDecoder().compiled or os.environ.get(_shapes.PURE_PYTHON_VARIABLE)
+    assert isinstance(ShapeDecoder.learn(DELTA, json.loads(DELTA), compiled=True).__self__,
+                      speedups.Shape)
+
+
+def test_with_or_without_it_a_protocol_ends_alike() -> None:
+    """The same frames through a C decoder and a Python one (when built) and through
+    receive() alone: identical deliveries."""
+    texts = [DELTA.replace(b'"seq":2', b'"seq":%d' % seq) for seq in range(2, 40)]
+    texts[10] = texts[10].replace(b'"0.40"', b'"0.41"')
+    texts[20] = texts[20].replace(b'"seq":22', b'"seq":23')  # a gap
+    results = []
+    for compiled in ([False, True] if speedups is not None else [False]):
+        protocol = _ready()
+        feed_frames(protocol, ShapeDecoder(compiled), texts)
+        results.append(exact(protocol.take_deliveries()))
+    reference = _ready()
+    for text in texts:
+        reference.receive(_wire.decode(text))
+    assert results == [exact(reference.take_deliveries())] * len(results)
