@@ -107,12 +107,12 @@ def format_table(results: dict[str, Any]) -> str:
     add("")
     add(f"Throughput, messages/s (median of {config['rounds']} round(s), min-max; "
         "each run in a fresh process)")
-    add(f"  {'row':<4} {'client':<52} {'median':>10} {'min-max':>21} {'vs (a)':>7} "
+    add(f"  {'row':<6} {'client':<52} {'median':>10} {'min-max':>21} {'vs (a)':>7} "
         f"{'CPU us/msg':>11}")
     for key, row in results["throughput"].items():
         label = row["label"]
         if row.get("skipped"):
-            add(f"  ({key}) {label:<52} {'n/a':>10}   {row['skipped']}")
+            add(f"  {'(' + key + ')':<6} {label:<52} {'n/a':>10}   {row['skipped']}")
             continue
         if key == "s":
             ratio = "-"
@@ -121,8 +121,13 @@ def format_table(results: dict[str, Any]) -> str:
         span = f"{_num(row['min'])}-{_num(row['max'])}"
         flag = "" if row.get("complete", True) else "  (incomplete: see JSON)"
         cpu = _num(row.get("cpu_us_per_msg"), 1)
-        add(f"  ({key}) {label:<52} {_num(row['median']):>10} {span:>21} {ratio:>7} "
-            f"{cpu:>11}{flag}")
+        add(f"  {'(' + key + ')':<6} {label:<52} {_num(row['median']):>10} {span:>21} "
+            f"{ratio:>7} {cpu:>11}{flag}")
+    parsers = {key: row["extra"][0].get("c_parser") for key, row in results["throughput"].items()
+               if row.get("extra") and "c_parser" in row["extra"][0]}
+    if parsers:
+        add("  learned shapes read in C (kalshi_ws._speedups): " + ", ".join(
+            f"({key}) {'yes' if on else 'no'}" for key, on in parsers.items()))
     if results.get("peer_hint"):
         add(f"  note: {results['peer_hint']}")
     latency = results.get("latency", {})

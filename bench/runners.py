@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 import threading
 import time
@@ -684,6 +685,24 @@ def scale_books(target: Target) -> Result:
     return Result(state["deltas"], stopped - started, extra)
 
 
+def _pure_python(fn: Callable[[Target], Result]) -> Callable[[Target], Result]:
+    """``fn`` with the learned shapes read in Python (``KALSHI_WS_PURE_PYTHON=1``), to
+    show the optional C parser's gain side by side. Each runner has its own process."""
+    def run(target: Target) -> Result:
+        os.environ["KALSHI_WS_PURE_PYTHON"] = "1"
+        return fn(target)
+
+    run.__doc__ = fn.__doc__
+    return run
+
+
+def _compiled_parser() -> bool:
+    """Whether this process's clients read learned shapes in C."""
+    from kalshi_ws import _shapes
+
+    return _shapes.compiled_by_default()
+
+
 # ---------------------------------------------------------------------- tables
 
 THROUGHPUT: tuple[Runner, ...] = (
@@ -696,6 +715,10 @@ THROUGHPUT: tuple[Runner, ...] = (
            _orderbooks_missing),
     Runner("f", "pykalshi 2.x Feed (threaded, peer)", run_pykalshi, _pykalshi_missing,
            peer=True),
+    Runner("c-py", "(c), learned shapes read in Python, not C", _pure_python(run_kalshi_callback)),
+    Runner("d-py", "(d), learned shapes read in Python, not C", _pure_python(run_kalshi_queue)),
+    Runner("e-py", "(e), learned shapes read in Python, not C",
+           _pure_python(run_kalshi_orderbooks), _orderbooks_missing),
 )
 
 LATENCY: tuple[Runner, ...] = (
@@ -722,7 +745,10 @@ def run_child(name: str, target: Target) -> dict[str, Any]:
     if missing is not None:
         return {"skipped": missing}
     result = runner.fn(target)
-    return {"messages": result.messages, "seconds": result.seconds, "extra": result.extra}
+    extra = result.extra
+    if runner in THROUGHPUT and runner.key[0] in "cde":
+        extra = {**extra, "c_parser": _compiled_parser()}
+    return {"messages": result.messages, "seconds": result.seconds, "extra": extra}
 
 
 def main(argv: list[str]) -> int:

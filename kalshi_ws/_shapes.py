@@ -43,6 +43,7 @@ import logging
 import os
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from . import _wire
@@ -226,7 +227,8 @@ class _ShapeBuilder:
             literal = ""
         return (self.frame["type"], self.cls, tuple(steps), literal.encode(),
                 tuple(self.constants), self.cls.extra, tuple(self.extra_items), NO_EXTRA,
-                _wire._wrap_extra, _wire._decimals)
+                _wire._wrap_extra, (_wire._decimals, Decimal, _wire.DECIMAL_CACHE_SIZE,
+                                    _wire.DECIMAL_CACHE_KEY_LENGTH))
 
     def _payload(self, payload: Any) -> None:
         """The ``msg`` object's tokens; generates the lines that fill the message."""
@@ -326,19 +328,21 @@ class ShapeDecoder:
         self._shapes: dict[bytes, list[Callable[[bytes], Parsed | None]]] = {}
         self._parsers: dict[bytes, Callable[[bytes], Parsed | None]] = {}  # per type, in one
         self._misses: dict[str, int] = {}
+        table = _speedups.ShapeTable() if self.compiled else None
+        self._table: Any = table
+        #: Read a frame's bytes by a learned shape: (wire type, sid, seq, message,
+        #: sending_ts_ms), or None when no learned shape matches, the frame is not
+        #: UTF-8, or one of its converters refuses a value (the frame then needs the
+        #: general path). In C, the table's own method: no Python call in between.
+        self.parse: Callable[[bytes], Parsed | None] = \
+            self._parse if table is None else table.parse
 
     def learned(self) -> dict[str, int]:
         """How many shapes are known, per message type."""
         return {wire_type.decode(): len(parsers) for wire_type, parsers in self._shapes.items()}
 
-    def parse(self, data: bytes) -> Parsed | None:
-        """Read a frame's bytes by a learned shape.
-
-        Returns:
-            (wire type, sid, seq, message, sending_ts_ms), or None when no learned shape
-            matches, the frame is not UTF-8, or one of its converters refuses a value:
-            the frame then needs the general path.
-        """
+    def _parse(self, data: bytes) -> Parsed | None:
+        """:attr:`parse` in Python."""
         # The type's parsers, by what follows '{"type":"' (each parser checks the whole
         # frame, that prefix included).
         parse = self._parsers.get(data[9:data.find(b'"', 9)])
@@ -369,7 +373,10 @@ class ShapeDecoder:
         parsers = self._shapes.setdefault(key, [])
         parsers.insert(0, parse)
         del parsers[SHAPES_PER_TYPE:]
-        self._parsers[key] = parsers[0] if len(parsers) == 1 else _first_of(tuple(parsers))
+        if self._table is not None:
+            self._table.set(key, tuple(p.__self__ for p in parsers))  # type: ignore[attr-defined]
+        else:
+            self._parsers[key] = parsers[0] if len(parsers) == 1 else _first_of(tuple(parsers))
 
     @staticmethod
     def learn(data: bytes, frame: dict[str, Any], *, compiled: bool = False
@@ -379,9 +386,8 @@ class ShapeDecoder:
         Args:
             data: The frame's bytes.
             frame: What JSON made of them.
-            compiled: Return the C parser where it is built. It is checked as the
-                Python parser is; the Python parser is returned when the C parser
-                cannot be made or disagrees.
+            compiled: Return the C parser (a bound ``parse`` of a
+                ``_speedups.Shape``), checked as the Python parser is.
 
         Raises:
             _Refused: the shape cannot be learned.
@@ -402,15 +408,16 @@ class ShapeDecoder:
         expected = (wire_type, frame["sid"], frame.get("seq"), message,
                     frame.get("sending_ts_ms"))
         _check(parse, data, expected)
-        if compiled and _speedups is not None:
-            try:
-                shape = _speedups.Shape(*description)
-                _check(shape.parse, data, expected)
-            except Exception as why:  # noqa: BLE001 - the Python parser stays
-                logger.debug("frame shape of %s not compiled: %s", wire_type, why)
-            else:
-                return shape.parse  # type: ignore[no-any-return]
-        return parse
+        if not compiled:
+            return parse
+        if _speedups is None:
+            raise _Refused("the C parser is not built")
+        try:
+            shape = _speedups.Shape(*description)
+        except (TypeError, ValueError) as why:  # e.g. more values than it takes
+            raise _Refused(f"the C parser cannot read this shape: {why}") from None
+        _check(shape.parse, data, expected)
+        return shape.parse  # type: ignore[no-any-return]
 
 
 def _check(parse: Callable[[bytes], Parsed | None], data: bytes, expected: Parsed) -> None:

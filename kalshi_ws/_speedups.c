@@ -54,6 +54,9 @@ typedef struct {
     PyObject *no_extra;    /* `extra` when extra_items is empty */
     PyObject *wrap;        /* callable(dict) -> ExtraFields */
     PyObject *decimals;    /* dict: the decimal cache, str -> Decimal */
+    PyObject *decimal;     /* the Decimal type */
+    Py_ssize_t cache_size; /* the cache is emptied when it holds this many */
+    Py_ssize_t key_length; /* only strings this long or shorter are cached */
     Step *step;
     Py_ssize_t nsteps;
     const char *tail;
@@ -81,6 +84,7 @@ Shape_traverse(Shape *self, visitproc visit, void *arg)
     Py_VISIT(self->no_extra);
     Py_VISIT(self->wrap);
     Py_VISIT(self->decimals);
+    Py_VISIT(self->decimal);
     return 0;
 }
 
@@ -99,6 +103,7 @@ Shape_clear(Shape *self)
     Py_CLEAR(self->no_extra);
     Py_CLEAR(self->wrap);
     Py_CLEAR(self->decimals);
+    Py_CLEAR(self->decimal);
     return 0;
 }
 
@@ -125,6 +130,9 @@ check_descriptor(PyObject *descr, const char *what)
 /* Shape(wire_type, cls, steps, tail, constants, extra_descr, extra_items, no_extra,
  *       wrap, decimals)
  *
+ * decimals: (cache: dict, Decimal, cache size, key length), as kalshi_ws._wire's
+ * to_decimal keeps them.
+ *
  * steps: a tuple of (literal: bytes, kind: int, target: int, conv: int,
  *        descr or None, convert or None, key or None)
  */
@@ -132,7 +140,8 @@ static int
 Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
 {
     PyObject *wire_type, *cls, *steps, *tail, *constants, *extra_descr, *extra_items;
-    PyObject *no_extra, *wrap, *decimals;
+    PyObject *no_extra, *wrap, *decimals, *cache = NULL, *decimal = NULL;
+    Py_ssize_t cache_size, key_length;
     static char *names[] = {"wire_type", "cls", "steps", "tail", "constants",
                             "extra_descr", "extra_items", "no_extra", "wrap", "decimals",
                             NULL};
@@ -143,7 +152,15 @@ Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(
             args, kwargs, "UO!O!SO!OO!OOO!:Shape", names, &wire_type, &PyType_Type, &cls,
             &PyTuple_Type, &steps, &tail, &PyTuple_Type, &constants, &extra_descr,
-            &PyTuple_Type, &extra_items, &no_extra, &wrap, &PyDict_Type, &decimals)) {
+            &PyTuple_Type, &extra_items, &no_extra, &wrap, &PyTuple_Type, &decimals)) {
+        return -1;
+    }
+    if (!PyArg_ParseTuple(decimals, "O!Onn:decimals", &PyDict_Type, &cache, &decimal,
+                          &cache_size, &key_length)) {
+        return -1;
+    }
+    if (!PyType_Check(decimal) || cache_size < 1 || key_length < 0) {
+        PyErr_SetString(PyExc_ValueError, "decimals: (dict, type, size >= 1, length >= 0)");
         return -1;
     }
     Py_ssize_t nsteps = PyTuple_GET_SIZE(steps);
@@ -253,8 +270,12 @@ Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
     self->no_extra = no_extra;
     Py_INCREF(wrap);
     self->wrap = wrap;
-    Py_INCREF(decimals);
-    self->decimals = decimals;
+    Py_INCREF(cache);
+    self->decimals = cache;
+    Py_INCREF(decimal);
+    self->decimal = decimal;
+    self->cache_size = cache_size;
+    self->key_length = key_length;
     self->step = step;
     self->nsteps = nsteps;
     self->tail = PyBytes_AS_STRING(tail);
@@ -342,6 +363,67 @@ raw_value(const Step *s, const Span *span, const char *text)
     return PyUnicode_DecodeUTF8(text + span->start, span->len, NULL);
 }
 
+/* Whether text is a plain decimal, -?[0-9]+(.[0-9]+)?, of at most max_len bytes: one
+ * that to_decimal reads (Decimal(text), finite, in range, its grammar) and caches. */
+static int
+plain_decimal(const char *text, Py_ssize_t len, Py_ssize_t max_len)
+{
+    Py_ssize_t i = 0;
+    if (len > max_len) {
+        return 0;
+    }
+    if (i < len && text[i] == '-') {
+        i++;
+    }
+    Py_ssize_t digits = i;
+    while (i < len && text[i] >= '0' && text[i] <= '9') {
+        i++;
+    }
+    if (i == digits) {
+        return 0;
+    }
+    if (i < len && text[i] == '.') {
+        Py_ssize_t fraction = ++i;
+        while (i < len && text[i] >= '0' && text[i] <= '9') {
+            i++;
+        }
+        if (i == fraction) {
+            return 0;
+        }
+    }
+    return i == len;
+}
+
+/* A decimal field's value: the cache's, else Decimal(value) for a plain decimal (which
+ * is cached as to_decimal caches it), else the converter's. A new reference, or NULL. */
+static PyObject *
+read_decimal(Shape *self, const Step *s, const Span *span, const char *text, PyObject *value)
+{
+    PyObject *result = PyDict_GetItemWithError(self->decimals, value); /* borrowed */
+    if (result != NULL) {
+        Py_INCREF(result);
+        return result;
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!plain_decimal(text + span->start, span->len, self->key_length)) {
+        return PyObject_CallOneArg(s->convert, value);
+    }
+    result = PyObject_CallOneArg(self->decimal, value);
+    if (result == NULL) {
+        return NULL;
+    }
+    if (PyDict_GET_SIZE(self->decimals) >= self->cache_size) {
+        PyDict_Clear(self->decimals);
+    }
+    if (PyDict_SetItem(self->decimals, value, result) < 0) {
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result;
+}
+
 static int
 set_slot(PyObject *descr, PyObject *obj, PyObject *value)
 {
@@ -397,13 +479,7 @@ build(Shape *self, const char *text, const Span *spans)
                 Py_INCREF(converted);
             }
             else if (s->conv == CONV_DECIMAL) {
-                converted = PyDict_GetItemWithError(self->decimals, value); /* borrowed */
-                if (converted != NULL) {
-                    Py_INCREF(converted);
-                }
-                else if (!PyErr_Occurred()) {
-                    converted = PyObject_CallOneArg(s->convert, value);
-                }
+                converted = read_decimal(self, s, &spans[i], text, value);
             }
             else {
                 converted = PyObject_CallOneArg(s->convert, value);
@@ -539,6 +615,168 @@ static PyTypeObject ShapeType = {
     .tp_methods = Shape_methods,
 };
 
+/* ------------------------------------------------------------------ ShapeTable
+ *
+ * The learned shapes of one decoder, by message type: parse() finds the frame's type
+ * after '{"type":"' and tries that type's shapes, the newest first. A few types at
+ * most, so a scan with memcmp (no key object to make and hash).
+ */
+
+#define PREFIX "{\"type\":\""
+#define PREFIX_LEN 9
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *types;  /* list of bytes: the types */
+    PyObject *shapes; /* list of tuples of Shape: each type's shapes, newest first */
+} ShapeTable;
+
+static int
+ShapeTable_traverse(ShapeTable *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->types);
+    Py_VISIT(self->shapes);
+    return 0;
+}
+
+static int
+ShapeTable_clear(ShapeTable *self)
+{
+    Py_CLEAR(self->types);
+    Py_CLEAR(self->shapes);
+    return 0;
+}
+
+static void
+ShapeTable_dealloc(ShapeTable *self)
+{
+    PyObject_GC_UnTrack(self);
+    ShapeTable_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+ShapeTable_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    if ((args != NULL && PyTuple_GET_SIZE(args) != 0) ||
+        (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "ShapeTable() takes no arguments");
+        return NULL;
+    }
+    ShapeTable *self = (ShapeTable *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->types = PyList_New(0);
+    self->shapes = PyList_New(0);
+    if (self->types == NULL || self->shapes == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+/* set(wire_type: bytes, shapes: tuple of Shape): the type's shapes from now on. */
+static PyObject *
+ShapeTable_set(ShapeTable *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "set(wire_type: bytes, shapes: tuple of Shape)");
+        return NULL;
+    }
+    PyObject *wire_type = args[0], *shapes = args[1];
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(shapes); i++) {
+        PyObject *shape = PyTuple_GET_ITEM(shapes, i);
+        if (!PyObject_TypeCheck(shape, &ShapeType) || ((Shape *)shape)->step == NULL) {
+            PyErr_SetString(PyExc_TypeError, "shapes: a tuple of initialised Shape objects");
+            return NULL;
+        }
+    }
+    if (memchr(PyBytes_AS_STRING(wire_type), '"', (size_t)PyBytes_GET_SIZE(wire_type))) {
+        PyErr_SetString(PyExc_ValueError, "a type has no quote");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(self->types); i++) {
+        int same = PyObject_RichCompareBool(PyList_GET_ITEM(self->types, i), wire_type, Py_EQ);
+        if (same < 0) {
+            return NULL;
+        }
+        if (same) {
+            Py_INCREF(shapes);
+            if (PyList_SetItem(self->shapes, i, shapes) < 0) { /* steals */
+                return NULL;
+            }
+            Py_RETURN_NONE;
+        }
+    }
+    if (PyList_Append(self->types, wire_type) < 0) {
+        return NULL;
+    }
+    if (PyList_Append(self->shapes, shapes) < 0) {
+        PyList_SetSlice(self->types, PyList_GET_SIZE(self->types) - 1,
+                        PyList_GET_SIZE(self->types), NULL);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ShapeTable_parse(ShapeTable *self, PyObject *data)
+{
+    if (!PyBytes_Check(data)) {
+        Py_RETURN_NONE;
+    }
+    const char *text = PyBytes_AS_STRING(data);
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    if (size < PREFIX_LEN || memcmp(text, PREFIX, PREFIX_LEN) != 0) {
+        Py_RETURN_NONE;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(self->types); i++) {
+        PyObject *wire_type = PyList_GET_ITEM(self->types, i);
+        Py_ssize_t len = PyBytes_GET_SIZE(wire_type);
+        if (size - PREFIX_LEN <= len || text[PREFIX_LEN + len] != '"' ||
+            memcmp(text + PREFIX_LEN, PyBytes_AS_STRING(wire_type), (size_t)len) != 0) {
+            continue;
+        }
+        PyObject *shapes = PyList_GET_ITEM(self->shapes, i);
+        Py_INCREF(shapes); /* a converter's code cannot change the table under us */
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(shapes); j++) {
+            PyObject *result = Shape_parse((Shape *)PyTuple_GET_ITEM(shapes, j), data);
+            if (result != Py_None) {
+                Py_DECREF(shapes);
+                return result; /* a message, or NULL with a non-Exception raised */
+            }
+            Py_DECREF(result);
+        }
+        Py_DECREF(shapes);
+        Py_RETURN_NONE;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef ShapeTable_methods[] = {
+    {"parse", (PyCFunction)ShapeTable_parse, METH_O,
+     "parse(data: bytes) -> (type, sid, seq, message, sending_ts_ms) | None\n\n"
+     "Read a frame's bytes by the shapes of its type, the newest first."},
+    {"set", (PyCFunction)(void (*)(void))ShapeTable_set, METH_FASTCALL,
+     "set(wire_type: bytes, shapes: tuple[Shape, ...]) -> None\n\n"
+     "Replace the shapes of a type (the newest first)."},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject ShapeTableType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kalshi_ws._speedups.ShapeTable",
+    .tp_doc = "The learned shapes of one decoder, by message type.",
+    .tp_basicsize = sizeof(ShapeTable),
+    .tp_itemsize = 0,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = ShapeTable_new,
+    .tp_dealloc = (destructor)ShapeTable_dealloc,
+    .tp_traverse = (traverseproc)ShapeTable_traverse,
+    .tp_clear = (inquiry)ShapeTable_clear,
+    .tp_methods = ShapeTable_methods,
+};
+
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "kalshi_ws._speedups",
@@ -549,7 +787,7 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (PyType_Ready(&ShapeType) < 0) {
+    if (PyType_Ready(&ShapeType) < 0 || PyType_Ready(&ShapeTableType) < 0) {
         return NULL;
     }
     empty_tuple = PyTuple_New(0);
@@ -563,6 +801,12 @@ PyInit__speedups(void)
     Py_INCREF(&ShapeType);
     if (PyModule_AddObject(module, "Shape", (PyObject *)&ShapeType) < 0) {
         Py_DECREF(&ShapeType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&ShapeTableType);
+    if (PyModule_AddObject(module, "ShapeTable", (PyObject *)&ShapeTableType) < 0) {
+        Py_DECREF(&ShapeTableType);
         Py_DECREF(module);
         return NULL;
     }

@@ -49,7 +49,7 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
         ["bash", "-c", r"""grep -E '^ +\$ .*\[test\].*pytest' README.rst | head -n 1 |
                          sed -E 's/^ +\$ //'"""],
         capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
-    assert extracted == 'python -m pip install ".[test]" && python -m pytest'
+    assert extracted == 'python -m pip install -e ".[test]" && python -m pytest'
     assert "grep -E '^ +\\$ .*\\[test\\].*pytest' README.rst" in (ROOT / ".ci/run").read_text()
 
 

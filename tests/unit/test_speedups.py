@@ -13,6 +13,7 @@ import os
 import shutil
 import sysconfig
 import tracemalloc
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -208,14 +209,16 @@ def test_a_shape_is_checked_when_made() -> None:
     assert speedups is not None
     shape = speedups.Shape
     cls = _wire.MESSAGE_CLASSES["ticker"]
-    good: list[Any] = ["ticker", cls, (), b"{}", (), cls.extra, (), None, dict, {}]
+    good: list[Any] = ["ticker", cls, (), b"{}", (), cls.extra, (), None, dict,
+                       ({}, Decimal, 10, 24)]
     shape(*good)
     for at, bad in [(1, 5), (2, [1]), (2, ((b"x", 7, 0, 0, None, None, None),)),
                     (2, ((b"x", 0, 4, 0, None, None, None),)),
                     (2, ((b"x", 0, 1, 0, None, None, None),)),
                     (2, ((b"x", 0, 4, 1, cls.extra, None, None),)),
                     (2, (b"x",) * 300), (3, "}"), (4, ((1,),)), (5, 3),
-                    (6, (("k", 5, None),)), (8, 3), (9, [])]:
+                    (6, (("k", 5, None),)), (8, 3), (9, {}), (9, ({}, 5, 10, 24)),
+                    (9, ({}, Decimal, 0, 24)), (9, ([], Decimal, 10, 24)), (9, ({},))]:
         args = list(good)
         args[at] = bad
         with pytest.raises((TypeError, ValueError)):
@@ -283,3 +286,83 @@ def test_with_or_without_it_a_protocol_ends_alike() -> None:
     for text in texts:
         reference.receive(_wire.decode(text))
     assert results == [exact(reference.take_deliveries())] * len(results)
+
+
+@needs_c
+def test_the_table_finds_each_type_exactly() -> None:
+    """Types that are prefixes of one another, frames too short, not bytes, another
+    prefix: the table reads only a frame of a type it holds, by that type's shapes."""
+    assert speedups is not None
+    table = speedups.ShapeTable()
+    trade = _compact({"type": "trade", "sid": 3, "msg": {"market_ticker": "M"}})
+    ticker = _compact({"type": "ticker", "sid": 2, "msg": {"market_ticker": "M"}})
+    _, trade_shape = _pair(trade)
+    _, ticker_shape = _pair(ticker)
+    table.set(b"trade", (trade_shape.__self__,))
+    assert table.parse(trade)[0] == "trade"
+    assert table.parse(ticker) is None  # no shapes of its type yet
+    table.set(b"ticker", (ticker_shape.__self__,))
+    assert table.parse(ticker)[0] == "ticker" and table.parse(trade)[0] == "trade"
+    for data in (b"", b'{"type":"', b'{"type":"trade', b'{"type":"trade"', b'{"type":"trades"',
+                 b'{"type":"trad"', b' {"type":"trade"}', trade[:-1], trade + b" "):
+        assert table.parse(data) is None, data
+    assert table.parse(trade.decode()) is None  # type: ignore[arg-type]
+    table.set(b"trade", ())  # forgotten
+    assert table.parse(trade) is None
+    for bad in ((b"x",), ("trade", ()), (b"trade", [trade_shape.__self__]), (b"trade", (1,)),
+                (b'tr"ade', ()), (b"trade", (speedups.Shape.__new__(speedups.Shape),))):
+        with pytest.raises((TypeError, ValueError)):
+            table.set(*bad)
+    with pytest.raises(TypeError):
+        speedups.ShapeTable(1)
+
+
+_DECIMAL_SPELLINGS = [
+    "0.40", "0", "-0", "-0.0", "00.10", "1.", ".5", "1e3", "1E-2", "+1", "1_0", "\u0663",
+    " 1", "1 ", "-", "0.", "--1", "NaN", "Infinity", "1" * 24, "1" * 25, "0." + "0" * 22 + "1",
+    "9" * 23 + ".5", "123456789012345678901234", "", "1e40", "-12.3400"]
+
+
+@needs_c
+def test_decimals_and_the_cache_end_alike() -> None:
+    """Every spelling in a decimal field reads alike in C and Python, and leaves the
+    decimal cache as to_decimal leaves it (plain decimals are read and cached in C)."""
+    python, c = _pair(DELTA)
+    frames = [DELTA.replace(b'"0.40"', json.dumps(text).encode())
+              .replace(b'"1.00"', json.dumps(text[::-1]).encode())
+              for text in _DECIMAL_SPELLINGS]
+    for data in frames:
+        _same(python, c, data)
+    caches = []
+    for parse in (python, c):
+        _wire._decimals.clear()  # a cache: emptying it changes no result
+        for data in frames:
+            try:
+                parse(data)
+            except ValueError:
+                pass  # the Python parser raises where the C parser returns None
+        caches.append({text: repr(value) for text, value in _wire._decimals.items()})
+    assert caches[0] == caches[1]
+
+
+@needs_c
+def test_a_full_decimal_cache_is_emptied_as_to_decimal_empties_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert speedups is not None
+    frame = json.loads(DELTA)
+    args = list(_shapes._ShapeBuilder(frame, _wire.build_message(
+        "orderbook_delta", frame["msg"], frame)).build()[1])
+    prices = ["0.11", "0.12", "0.13", "0.14"]
+    in_c: dict[str, Decimal] = {}
+    args[-1] = (in_c, Decimal, 3, 24)
+    shape = speedups.Shape(*args)
+    for price in prices:
+        shape.parse(DELTA.replace(b'"0.40"', b'"%s"' % price.encode()))
+    in_python: dict[str, Decimal] = {}
+    monkeypatch.setattr(_wire, "_decimals", in_python)
+    monkeypatch.setattr(_wire, "DECIMAL_CACHE_SIZE", 3)
+    for price in prices:  # the order in which the C parser reads a delta's two decimals
+        _wire.to_decimal(price)
+        _wire.to_decimal("1.00")
+    # 0.11 and 1.00, then 0.12: full; 0.13 empties it; then 1.00 and 0.14.
+    assert list(in_c) == list(in_python) == ["0.13", "1.00", "0.14"]
