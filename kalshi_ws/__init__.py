@@ -13,6 +13,7 @@ Quick start::
 
 import logging
 
+from . import _shapes
 from ._dispatch import CallbackHandle, UpdatesQueue
 from ._version import __version__
 from .client import KalshiStreamClient
@@ -186,6 +187,18 @@ __all__ = [
     "UserOrder",
     "__version__",
     "config_from_env",
+    "speedups",
 ]
+
+
+def speedups() -> bool:
+    """Whether clients created now read learned frame shapes with the optional C parser.
+
+    True where ``kalshi_ws._speedups`` was built at install time (it needs a C compiler
+    and Python's headers) and ``KALSHI_WS_PURE_PYTHON`` is not set. Either way every
+    message is the same; the C parser only reads the frames of learned shapes faster.
+    Any thread may call it.
+    """
+    return _shapes.compiled_by_default()
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -33,6 +33,7 @@ from typing import IO, Any, NoReturn
 
 import attrs
 
+from . import _shapes
 from ._version import __version__
 from .client import KalshiStreamClient
 from .config import HealthConfig, KalshiConfig, ReconnectPolicy
@@ -98,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kalshi-ws", description="Stream Kalshi's WebSocket API from a "
                      "terminal.", epilog="Add --simulate (or set KALSHI_SIMULATE=1) to try "
                      "any command offline.")
-    parser.add_argument("--version", action="version", version=f"kalshi-ws {__version__}")
+    parser.add_argument("--version", action="version", version=f"kalshi-ws {__version__} "
+                        f"(C parser: {'on' if _shapes.compiled_by_default() else 'off'})")
     add_logging(parser, None)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
