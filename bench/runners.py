@@ -697,10 +697,10 @@ def _pure_python(fn: Callable[[Target], Result]) -> Callable[[Target], Result]:
 
 
 def _compiled_parser() -> bool:
-    """Whether this process's clients read learned shapes in C."""
-    from kalshi_ws import _shapes
+    """Whether this process's clients use the C speed-ups."""
+    import kalshi_ws
 
-    return _shapes.compiled_by_default()
+    return bool(kalshi_ws.speedups())
 
 
 # ---------------------------------------------------------------------- tables

@@ -13,7 +13,7 @@ Quick start::
 
 import logging
 
-from . import _shapes
+from . import _compiled
 from ._dispatch import CallbackHandle, UpdatesQueue
 from ._version import __version__
 from .client import KalshiStreamClient
@@ -192,13 +192,13 @@ __all__ = [
 
 
 def speedups() -> bool:
-    """Whether clients created now read learned frame shapes with the optional C parser.
+    """Whether clients created now use the optional C speed-ups.
 
     True where ``kalshi_ws._speedups`` was built at install time (it needs a C compiler
     and Python's headers) and ``KALSHI_WS_PURE_PYTHON`` is not set. Either way every
-    message is the same; the C parser only reads the frames of learned shapes faster.
-    Any thread may call it.
+    frame, message and error is the same; the C code cuts frames out of the bytes read
+    and reads the frames of learned shapes faster. Any thread may call it.
     """
-    return _shapes.compiled_by_default()
+    return _compiled.enabled()
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

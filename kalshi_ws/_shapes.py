@@ -40,13 +40,12 @@ Used by the reader thread only (under the session lock); nothing here is shared.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from . import _wire
+from . import _compiled, _wire
 from .models import NO_EXTRA
 
 __all__ = ["SHAPES_PER_TYPE", "Parsed", "ShapeDecoder"]
@@ -74,29 +73,6 @@ _KINDS = {"string": 0, "integer": 1}
 _TO_NOTHING, _TO_SID, _TO_SEQ, _TO_SENT, _TO_SLOT, _TO_EXTRA = range(6)
 _HEADER_TARGETS = {"sid": _TO_SID, "seq": _TO_SEQ, "sending_ts_ms": _TO_SENT}
 _CONV_NONE, _CONV_DECIMAL, _CONV_CALL = range(3)
-
-#: Set this environment variable (to anything but "" or "0") to read learned shapes in
-#: Python even where the C parser is built.
-PURE_PYTHON_VARIABLE = "KALSHI_WS_PURE_PYTHON"
-
-
-def _import_speedups() -> Any:
-    """The C parser's module, or None where it is not built."""
-    try:
-        from . import _speedups  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return _speedups
-
-
-_speedups = _import_speedups()
-
-
-def compiled_by_default() -> bool:
-    """Whether a :class:`ShapeDecoder` reads learned shapes in C unless told otherwise:
-    the ``_speedups`` module is built and :data:`PURE_PYTHON_VARIABLE` is not set."""
-    return _speedups is not None and os.environ.get(PURE_PYTHON_VARIABLE, "") in ("", "0")
-
 
 class _Refused(Exception):
     """This frame's shape cannot be learned (the reason is the message)."""
@@ -313,22 +289,23 @@ class ShapeDecoder:
     Args:
         compiled: Read learned shapes with the C parser (``kalshi_ws._speedups``).
             None (the default): wherever it is built and not turned off by
-            :data:`PURE_PYTHON_VARIABLE`. Either way the results are the same.
+            ``KALSHI_WS_PURE_PYTHON`` (see :mod:`kalshi_ws._compiled`). Either way
+            the results are the same.
 
     Raises:
         ImportError: ``compiled=True`` where the C parser is not built.
     """
 
     def __init__(self, compiled: bool | None = None) -> None:
-        if compiled and _speedups is None:
+        if compiled and _compiled.speedups is None:
             raise ImportError("kalshi_ws._speedups is not built (it needs a C compiler "
                               "at install time): learned shapes can be read in Python only")
         #: Whether learned shapes are read in C.
-        self.compiled = compiled_by_default() if compiled is None else compiled
+        self.compiled = _compiled.enabled() if compiled is None else compiled
         self._shapes: dict[bytes, list[Callable[[bytes], Parsed | None]]] = {}
         self._parsers: dict[bytes, Callable[[bytes], Parsed | None]] = {}  # per type, in one
         self._misses: dict[str, int] = {}
-        table = _speedups.ShapeTable() if self.compiled else None
+        table = _compiled.speedups.ShapeTable() if self.compiled else None
         self._table: Any = table
         #: Read a frame's bytes by a learned shape: (wire type, sid, seq, message,
         #: sending_ts_ms), or None when no learned shape matches, the frame is not
@@ -410,10 +387,10 @@ class ShapeDecoder:
         _check(parse, data, expected)
         if not compiled:
             return parse
-        if _speedups is None:
+        if _compiled.speedups is None:
             raise _Refused("the C parser is not built")
         try:
-            shape = _speedups.Shape(*description)
+            shape = _compiled.speedups.Shape(*description)
         except (TypeError, ValueError) as why:  # e.g. more values than it takes
             raise _Refused(f"the C parser cannot read this shape: {why}") from None
         _check(shape.parse, data, expected)

@@ -777,11 +777,98 @@ static PyTypeObject ShapeTableType = {
     .tp_methods = ShapeTable_methods,
 };
 
+/* ------------------------------------------------------------------ framing
+ *
+ * split_data(buffer, frames, max_size) -> int
+ *
+ * The common case of kalshi_ws._transport.Transport._split: from the start of buffer,
+ * append (opcode, payload) to frames for each whole frame that is a final, unmasked
+ * text or binary frame without reserved bits and of at most max_size bytes (max_size
+ * < 0: no limit). Stop at the first frame that is anything else, or not whole, and
+ * return its offset: the Python loop takes it from there, with all its rules and
+ * errors. Called only while no fragmented message is in progress.
+ */
+
+static PyObject *opcodes[3]; /* 0, 1 (text), 2 (binary) as ints */
+
+static PyObject *
+split_data(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyBytes_Check(args[0]) || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "split_data(buffer: bytes, frames: list, max_size)");
+        return NULL;
+    }
+    long long max_size = PyLong_AsLongLong(args[2]);
+    if (max_size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    const unsigned char *buffer = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    PyObject *frames = args[1];
+    Py_ssize_t pos = 0;
+    while (size - pos >= 2) {
+        unsigned char b0 = buffer[pos], b1 = buffer[pos + 1];
+        int opcode = b0 & 0x0F;
+        if (!(b0 & 0x80) || (b0 & 0x70) || (b1 & 0x80) || (opcode != 1 && opcode != 2)) {
+            break; /* a fragment, reserved bits, a masked frame, a control frame */
+        }
+        unsigned long long length = b1 & 0x7F;
+        Py_ssize_t start = pos + 2;
+        if (length == 126) {
+            if (size - pos < 4) {
+                break;
+            }
+            length = ((unsigned long long)buffer[pos + 2] << 8) | buffer[pos + 3];
+            start += 2;
+        }
+        else if (length == 127) {
+            if (size - pos < 10) {
+                break;
+            }
+            length = 0;
+            for (int i = 0; i < 8; i++) {
+                length = (length << 8) | buffer[pos + 2 + i];
+            }
+            start += 8;
+        }
+        if ((max_size >= 0 && length > (unsigned long long)max_size) ||
+            length > (unsigned long long)(size - start)) {
+            break; /* too big (the Python loop refuses it), or not whole yet */
+        }
+        PyObject *payload = PyBytes_FromStringAndSize((const char *)buffer + start,
+                                                      (Py_ssize_t)length);
+        if (payload == NULL) {
+            return NULL;
+        }
+        PyObject *frame = PyTuple_Pack(2, opcodes[opcode], payload);
+        Py_DECREF(payload);
+        if (frame == NULL) {
+            return NULL;
+        }
+        int failed = PyList_Append(frames, frame);
+        Py_DECREF(frame);
+        if (failed) {
+            return NULL;
+        }
+        pos = start + (Py_ssize_t)length;
+    }
+    return PyLong_FromSsize_t(pos);
+}
+
+static PyMethodDef module_methods[] = {
+    {"split_data", (PyCFunction)(void (*)(void))split_data, METH_FASTCALL,
+     "split_data(buffer: bytes, frames: list, max_size: int) -> int\n\n"
+     "Append the leading whole, final, unmasked text and binary frames of buffer (each\n"
+     "of at most max_size bytes; < 0: no limit) to frames as (opcode, payload); return\n"
+     "the offset of the first frame left for the Python loop."},
+    {NULL, NULL, 0, NULL}};
+
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "kalshi_ws._speedups",
     .m_doc = "The learned shapes' parser in C (optional; see kalshi_ws._shapes).",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC
@@ -793,6 +880,12 @@ PyInit__speedups(void)
     empty_tuple = PyTuple_New(0);
     if (empty_tuple == NULL) {
         return NULL;
+    }
+    for (int i = 0; i < 3; i++) {
+        opcodes[i] = PyLong_FromLong(i);
+        if (opcodes[i] == NULL) {
+            return NULL;
+        }
     }
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL) {

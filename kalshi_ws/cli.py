@@ -33,7 +33,7 @@ from typing import IO, Any, NoReturn
 
 import attrs
 
-from . import _shapes
+from . import _compiled
 from ._version import __version__
 from .client import KalshiStreamClient
 from .config import HealthConfig, KalshiConfig, ReconnectPolicy
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "terminal.", epilog="Add --simulate (or set KALSHI_SIMULATE=1) to try "
                      "any command offline.")
     parser.add_argument("--version", action="version", version=f"kalshi-ws {__version__} "
-                        f"(C parser: {'on' if _shapes.compiled_by_default() else 'off'})")
+                        f"(C speed-ups: {'on' if _compiled.enabled() else 'off'})")
     add_logging(parser, None)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True

@@ -235,7 +235,7 @@ def test_stream_shows_a_status_line_on_a_terminal() -> None:
 def test_python_dash_m_and_the_version_flag() -> None:
     result = kalshi_ws("--version")
     assert result.returncode == 0 and result.stdout.startswith("kalshi-ws ")
-    assert re.search(r"\(C parser: (on|off)\)", result.stdout), result.stdout
+    assert re.search(r"\(C speed-ups: (on|off)\)", result.stdout), result.stdout
 
 
 # ---------------------------------------------------------------------- replay (issue 14.4)

@@ -11,12 +11,12 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "kalshi_ws"
 
 # Modules in layer order: a module may import only modules listed before it.
-LAYERS = ["exceptions", "models", "_wire", "_speedups", "_shapes", "_protocol_params", "_protocol_tables",
+LAYERS = ["exceptions", "_speedups", "_compiled", "models", "_wire", "_shapes", "_protocol_params", "_protocol_tables",
           "_protocol_sequencing", "_protocol_update", "_protocol_subscribe", "_protocol_restore",
           "_protocol_replies", "protocol", "freshness", "auth", "config", "backoff", "orderbook",
           "_transport", "_dispatch", "options", "recording", "_session", "_reader", "reconnect",
           "_client_commands", "_client_delivery", "bookset", "bookview", "client", "per_process"]
-PURE = ["exceptions", "models", "_wire", "_speedups", "_shapes", "_protocol_params", "_protocol_tables",
+PURE = ["exceptions", "_speedups", "_compiled", "models", "_wire", "_shapes", "_protocol_params", "_protocol_tables",
         "_protocol_sequencing", "_protocol_update", "_protocol_subscribe", "_protocol_restore",
         "_protocol_replies", "protocol", "freshness", "auth", "config", "backoff", "orderbook"]
 # Modules written in C (their source imports only Python.h): optional, see setup.py.

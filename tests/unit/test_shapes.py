@@ -30,7 +30,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from kalshi_ws import SequenceGap, StreamUpdate, _shapes
+from kalshi_ws import SequenceGap, StreamUpdate, _compiled, _shapes
 from kalshi_ws._reader import feed_frames
 from kalshi_ws._shapes import SHAPES_PER_TYPE, ShapeDecoder
 from kalshi_ws._wire import MESSAGE_CLASSES, build_message, decode
@@ -83,7 +83,7 @@ def general(text: str) -> tuple[Any, ...]:
 #: Both readers of learned shapes: Python, and C where ``kalshi_ws._speedups`` is built.
 BACKENDS = [pytest.param(False, id="python"),
             pytest.param(True, id="C", marks=pytest.mark.skipif(
-                _shapes._speedups is None, reason="kalshi_ws._speedups is not built"))]
+                _compiled.speedups is None, reason="kalshi_ws._speedups is not built"))]
 
 
 def learned(text: str, compiled: bool = False) -> ShapeDecoder | None:

@@ -11,23 +11,36 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import struct
 import sysconfig
 import tracemalloc
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kalshi_ws import MalformedMessage, StreamUpdate, _shapes, _wire
+import kalshi_ws
+from kalshi_ws import (
+    MalformedMessage,
+    ProtocolError,
+    StreamUpdate,
+    _compiled,
+    _shapes,
+    _wire,
+)
 from kalshi_ws._reader import feed_frames
 from kalshi_ws._shapes import ShapeDecoder
+from kalshi_ws._transport import Transport
 
 from .test_shapes import EXAMPLES, _ready, exact, learned
+from .test_transport_frames import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, frame
 
-speedups = _shapes._speedups
+speedups = _compiled.speedups
 needs_c = pytest.mark.skipif(speedups is None, reason="kalshi_ws._speedups is not built")
 FUZZ = settings(max_examples=int(os.environ.get("KALSHI_WS_FUZZ_EXAMPLES", "0")) or 300,
                 deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -238,14 +251,15 @@ def test_a_shape_is_checked_when_made() -> None:
 
 
 def test_the_pure_python_variable_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(_shapes.PURE_PYTHON_VARIABLE, "1")
-    assert not _shapes.compiled_by_default() and not ShapeDecoder().compiled
-    monkeypatch.setenv(_shapes.PURE_PYTHON_VARIABLE, "0")
+    monkeypatch.setenv(_compiled.PURE_PYTHON_VARIABLE, "1")
+    assert not _compiled.enabled() and not ShapeDecoder().compiled
+    assert not kalshi_ws.speedups()
+    monkeypatch.setenv(_compiled.PURE_PYTHON_VARIABLE, "0")
     assert ShapeDecoder().compiled == (speedups is not None)
 
 
 def test_asking_for_it_where_it_is_not_built_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_shapes, "_speedups", None)
+    monkeypatch.setattr(_compiled, "speedups", None)
     with pytest.raises(ImportError, match="not built"):
         ShapeDecoder(compiled=True)
     assert not ShapeDecoder().compiled
@@ -266,7 +280,7 @@ def test_it_is_built_where_it_can_be() -> None:
     assert speedups is not None, (
         "kalshi_ws._speedups is not built: run `python -m pip install -e .` (or "
         "`python setup.py build_ext --inplace`) and see its compiler output")
-    assert ShapeDecoder().compiled or os.environ.get(_shapes.PURE_PYTHON_VARIABLE)
+    assert ShapeDecoder().compiled or os.environ.get(_compiled.PURE_PYTHON_VARIABLE)
     assert isinstance(ShapeDecoder.learn(DELTA, json.loads(DELTA), compiled=True).__self__,
                       speedups.Shape)
 
@@ -366,3 +380,48 @@ def test_a_full_decimal_cache_is_emptied_as_to_decimal_empties_it(
         _wire.to_decimal("1.00")
     # 0.11 and 1.00, then 0.12: full; 0.13 empties it; then 1.00 and 0.14.
     assert list(in_c) == list(in_python) == ["0.13", "1.00", "0.14"]
+
+
+_PIECES = st.one_of(
+    st.builds(frame, st.binary(max_size=300), st.sampled_from([OP_TEXT, OP_BINARY])),
+    st.builds(frame, st.binary(max_size=130), st.sampled_from([OP_PING, OP_PONG, 0x3, 0xB])),
+    st.builds(frame, st.binary(max_size=20), st.sampled_from([OP_TEXT, 0x0]),
+              st.booleans()),  # fragments and continuations, in any order
+    st.builds(frame, st.binary(max_size=20), st.just(OP_TEXT), st.just(True),
+              st.sampled_from([0x10, 0x40])),  # reserved bits
+    st.builds(frame, st.binary(max_size=20), st.just(OP_TEXT), st.just(True), st.just(0),
+              st.just(b"abcd")),  # masked
+    st.builds(frame, st.binary(min_size=126, max_size=70000).map(lambda b: b[:70000])),
+    st.builds(lambda n: bytes([0x81, 127]) + struct.pack("!Q", n), st.sampled_from(
+        [2**63, 2**64 - 1, 10**9])),  # absurd lengths
+    st.builds(frame, st.just(b"{}"), st.just(OP_CLOSE)),
+    st.binary(max_size=3))
+
+
+@needs_c
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_PIECES, max_size=8), st.sampled_from([None, 0, 100, 1000]),
+       st.integers(0, 40))
+def test_the_c_loop_cuts_frames_exactly_as_the_python_loop(
+        pieces: list[bytes], max_size: int | None, cut: int) -> None:
+    """Any bytes, cut anywhere: the frames, the rest, the error and the state after
+    are the same with the C loop as with the Python loop alone."""
+    buffer = b"".join(pieces)
+    buffer = buffer[:len(buffer) - cut] if cut < len(buffer) else buffer
+    outcomes = []
+    for use_c in (False, True):
+        transport = Transport.__new__(Transport)
+        Transport.__init__(transport, SimpleNamespace(  # type: ignore[arg-type]
+            sock=socket.socket(), pong=lambda payload: None,
+            send_close=lambda code, reason: None), tick=0.05, max_message_size=max_size)
+        transport._sock.close()
+        if not use_c:
+            transport._split_data = None
+        frames: list[tuple[int, bytes]] = []
+        try:
+            rest: Any = transport._split(buffer, frames)
+        except ProtocolError as exc:
+            rest = ("raised", str(exc))
+        outcomes.append((frames, rest, transport._fragments, transport._fragment_size,
+                         transport._fragment_opcode))
+    assert outcomes[1] == outcomes[0]

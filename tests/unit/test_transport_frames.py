@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kalshi_ws import ConnectionLost, ProtocolError
+from kalshi_ws import ConnectionLost, ProtocolError, _compiled
 from kalshi_ws._transport import (
     OP_BINARY,
     OP_CLOSE,
@@ -41,6 +41,16 @@ def frame(payload: bytes, opcode: int = OP_TEXT, fin: bool = True, rsv: int = 0,
     return head + payload
 
 
+@pytest.fixture(autouse=True, params=[
+    pytest.param(False, id="python"),
+    pytest.param(True, id="C", marks=pytest.mark.skipif(
+        _compiled.speedups is None, reason="kalshi_ws._speedups is not built"))])
+def compiled(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Every test twice: frames cut by the Python loop alone, and with the C loop."""
+    monkeypatch.setenv(_compiled.PURE_PYTHON_VARIABLE, "0" if request.param else "1")
+    return bool(request.param)
+
+
 class Pair:
     """A transport reading one end of a socketpair; the test writes the other end."""
 
@@ -52,6 +62,7 @@ class Pair:
                                   send_close=lambda code, reason: self.closes.append(
                                       (code, reason)))
         self.transport = Transport(fake_ws, tick=tick, **options)  # type: ignore[arg-type]
+        assert (self.transport._split_data is not None) == _compiled.enabled()
 
     def read_all(self, expected: int) -> list[tuple[int, bytes]]:
         frames: list[tuple[int, bytes]] = []
@@ -252,3 +263,4 @@ def test_a_trickled_frame_returns_control_at_every_tick(size: int) -> None:
     finally:
         pair.close()
         writer.join(WAIT)
+

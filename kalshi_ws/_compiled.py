@@ -1,0 +1,38 @@
+"""The optional C module, ``kalshi_ws._speedups``, and whether to use it.
+
+The C module reads the frames of learned shapes (see :mod:`kalshi_ws._shapes`) and cuts
+the common WebSocket frames out of a read (see :mod:`kalshi_ws._transport`), with the
+same results as the Python code beside it. It is built at install time where a C
+compiler and Python's headers are found (see setup.py), and absent otherwise.
+
+Any thread may read this module's names.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+__all__ = ["PURE_PYTHON_VARIABLE", "enabled", "speedups"]
+
+#: Set this environment variable (to anything but "" or "0") before creating a client
+#: to run it in Python alone even where the C module is built.
+PURE_PYTHON_VARIABLE = "KALSHI_WS_PURE_PYTHON"
+
+
+def _import() -> Any:
+    try:
+        from . import _speedups  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _speedups
+
+
+#: The C module, or None where it is not built.
+speedups: Any = _import()
+
+
+def enabled() -> bool:
+    """Whether new clients use the C module: it is built, and
+    :data:`PURE_PYTHON_VARIABLE` is not set."""
+    return speedups is not None and os.environ.get(PURE_PYTHON_VARIABLE, "") in ("", "0")
