@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from kalshi_ws import _compiled
 from kalshi_ws.recording import read_recording
 from kalshi_ws.testing import FakeKalshiServer
 from tests.timing import MS
@@ -260,6 +261,21 @@ def test_replay_plays_only_the_channels_asked_for_as_json() -> None:
     assert [r["seq"] for r in records[:-1]] == list(range(1, 61))  # every trade, in order
     assert all(r["type"] == "trade" for r in records[:-1])
     assert records[-1] == {"system": "Closed", "code": 4000, "reason": "end of stream"}
+
+
+@pytest.mark.skipif(_compiled.speedups is None, reason="kalshi_ws._speedups is not built")
+def test_replay_prints_the_same_with_and_without_the_c_code(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recorded session through the whole client, with the optional C code and in
+    Python alone: the same updates, field for field."""
+    outputs = []
+    for pure in ("0", "1"):
+        monkeypatch.setenv(_compiled.PURE_PYTHON_VARIABLE, pure)
+        result = kalshi_ws("replay", str(SAMPLE), "--json")
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0].splitlines()) == 121 and '"price_dollars"' in outputs[0]
 
 
 def test_replay_at_a_speed_keeps_the_recorded_pace() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kalshi_ws import KalshiStreamClient, StreamUpdate
+from kalshi_ws import KalshiStreamClient, StreamUpdate, _compiled
 from kalshi_ws._wire import decode
 from kalshi_ws.protocol import KalshiProtocol
 from tests.hostile_server import HostileServer, frame
@@ -30,6 +30,15 @@ from tests.timing import WAIT
 from tests.unit.test_shapes import exact
 
 pytestmark = pytest.mark.timeout(40)
+
+
+@pytest.fixture(autouse=True, params=["C", "python"])
+def reader_code(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test with the optional C code (where built) and in Python alone."""
+    if request.param == "C" and _compiled.speedups is None:
+        pytest.skip("kalshi_ws._speedups is not built")
+    monkeypatch.setenv(_compiled.PURE_PYTHON_VARIABLE, "0" if request.param == "C" else "1")
+    return str(request.param)
 
 
 def _spellings(sid: int) -> list[str]:
