@@ -784,9 +784,11 @@ static PyTypeObject ShapeTableType = {
  * The common case of kalshi_ws._transport.Transport._split: from the start of buffer,
  * append (opcode, payload) to frames for each whole frame that is a final, unmasked
  * text or binary frame without reserved bits and of at most max_size bytes (max_size
- * < 0: no limit). Stop at the first frame that is anything else, or not whole, and
- * return its offset: the Python loop takes it from there, with all its rules and
- * errors. Called only while no fragmented message is in progress.
+ * None: no limit; any int, as the Python loop reads it: one past 64 bits limits
+ * nothing a buffer can hold, one below 0 refuses every data frame). Stop at the first
+ * frame that is anything else, or not whole, and return its offset: the Python loop
+ * takes it from there, with all its rules and errors. Called only while no fragmented
+ * message is in progress.
  */
 
 static PyObject *opcodes[3]; /* 0, 1 (text), 2 (binary) as ints */
@@ -798,9 +800,19 @@ split_data(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "split_data(buffer: bytes, frames: list, max_size)");
         return NULL;
     }
-    long long max_size = PyLong_AsLongLong(args[2]);
-    if (max_size == -1 && PyErr_Occurred()) {
-        return NULL;
+    long long max_size = -1; /* no limit */
+    if (args[2] != Py_None) {
+        int overflow;
+        max_size = PyLong_AsLongLongAndOverflow(args[2], &overflow);
+        if (max_size == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (overflow > 0) {
+            max_size = -1; /* more than any buffer holds */
+        }
+        else if (overflow < 0 || max_size < 0) {
+            return PyLong_FromLong(0); /* every data frame is too big: the Python loop says so */
+        }
     }
     const unsigned char *buffer = (const unsigned char *)PyBytes_AS_STRING(args[0]);
     Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
@@ -857,9 +869,9 @@ split_data(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef module_methods[] = {
     {"split_data", (PyCFunction)(void (*)(void))split_data, METH_FASTCALL,
-     "split_data(buffer: bytes, frames: list, max_size: int) -> int\n\n"
+     "split_data(buffer: bytes, frames: list, max_size: int | None) -> int\n\n"
      "Append the leading whole, final, unmasked text and binary frames of buffer (each\n"
-     "of at most max_size bytes; < 0: no limit) to frames as (opcode, payload); return\n"
+     "of at most max_size bytes; None: no limit) to frames as (opcode, payload); return\n"
      "the offset of the first frame left for the Python loop."},
     {NULL, NULL, 0, NULL}};
 

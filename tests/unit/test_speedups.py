@@ -398,9 +398,27 @@ _PIECES = st.one_of(
     st.binary(max_size=3))
 
 
+def _cut(buffer: bytes, max_size: int | None, use_c: bool) -> Any:
+    """What Transport._split makes of ``buffer``: frames, rest or error, and state after."""
+    transport = Transport.__new__(Transport)
+    Transport.__init__(transport, SimpleNamespace(  # type: ignore[arg-type]
+        sock=socket.socket(), pong=lambda payload: None,
+        send_close=lambda code, reason: None), tick=0.05, max_message_size=max_size)
+    transport._sock.close()
+    if not use_c:
+        transport._split_data = None
+    frames: list[tuple[int, bytes]] = []
+    try:
+        rest: Any = transport._split(buffer, frames)
+    except ProtocolError as exc:
+        rest = ("raised", str(exc))
+    return (frames, rest, transport._fragments, transport._fragment_size,
+            transport._fragment_opcode)
+
+
 @needs_c
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(_PIECES, max_size=8), st.sampled_from([None, 0, 100, 1000]),
+@given(st.lists(_PIECES, max_size=8), st.sampled_from([None, 0, 100, 1000, -1, 2**63, 2**64]),
        st.integers(0, 40))
 def test_the_c_loop_cuts_frames_exactly_as_the_python_loop(
         pieces: list[bytes], max_size: int | None, cut: int) -> None:
@@ -408,20 +426,16 @@ def test_the_c_loop_cuts_frames_exactly_as_the_python_loop(
     are the same with the C loop as with the Python loop alone."""
     buffer = b"".join(pieces)
     buffer = buffer[:len(buffer) - cut] if cut < len(buffer) else buffer
-    outcomes = []
-    for use_c in (False, True):
-        transport = Transport.__new__(Transport)
-        Transport.__init__(transport, SimpleNamespace(  # type: ignore[arg-type]
-            sock=socket.socket(), pong=lambda payload: None,
-            send_close=lambda code, reason: None), tick=0.05, max_message_size=max_size)
-        transport._sock.close()
-        if not use_c:
-            transport._split_data = None
-        frames: list[tuple[int, bytes]] = []
-        try:
-            rest: Any = transport._split(buffer, frames)
-        except ProtocolError as exc:
-            rest = ("raised", str(exc))
-        outcomes.append((frames, rest, transport._fragments, transport._fragment_size,
-                         transport._fragment_opcode))
-    assert outcomes[1] == outcomes[0]
+    assert _cut(buffer, max_size, True) == _cut(buffer, max_size, False)
+
+
+@needs_c
+@pytest.mark.parametrize("max_size", [2**63 - 1, 2**63, 2**64, 10**30, -1, -2**70])
+def test_any_int_limit_cuts_frames_alike(max_size: int) -> None:
+    """A limit past 64 bits (Python's ints have none), or below zero (the transport
+    refuses every data frame), is the Python loop's limit in C too."""
+    buffer = frame(b"{}") + frame(b"x" * 200) + frame(b"", OP_BINARY)
+    python = _cut(buffer, max_size, False)
+    assert _cut(buffer, max_size, True) == python
+    assert python[0] == ([(OP_TEXT, b"{}"), (OP_TEXT, b"x" * 200), (OP_BINARY, b"")]
+                         if max_size > 0 else [])
