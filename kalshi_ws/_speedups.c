@@ -163,6 +163,12 @@ Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "decimals: (dict, type, size >= 1, length >= 0)");
         return -1;
     }
+    if (((PyTypeObject *)cls)->tp_new != PyBaseObject_Type.tp_new) {
+        /* parse() makes the message as object.__new__(cls) does, without its check that
+         * cls is made by object's tp_new: a dict or an exception made so would crash */
+        PyErr_SetString(PyExc_TypeError, "cls: a class whose instances object.__new__ makes");
+        return -1;
+    }
     Py_ssize_t nsteps = PyTuple_GET_SIZE(steps);
     if (nsteps > MAX_STEPS) {
         PyErr_Format(PyExc_ValueError, "more than %d values", MAX_STEPS);

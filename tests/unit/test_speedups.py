@@ -231,7 +231,8 @@ def test_a_shape_is_checked_when_made() -> None:
                     (2, ((b"x", 0, 4, 1, cls.extra, None, None),)),
                     (2, (b"x",) * 300), (3, "}"), (4, ((1,),)), (5, 3),
                     (6, (("k", 5, None),)), (8, 3), (9, {}), (9, ({}, 5, 10, 24)),
-                    (9, ({}, Decimal, 0, 24)), (9, ([], Decimal, 10, 24)), (9, ({},))]:
+                    (9, ({}, Decimal, 0, 24)), (9, ([], Decimal, 10, 24)), (9, ({},)),
+                    (1, dict), (1, int), (1, ValueError), (1, type)]:  # not object.__new__'s
         args = list(good)
         args[at] = bad
         with pytest.raises((TypeError, ValueError)):
