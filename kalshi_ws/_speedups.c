@@ -9,7 +9,8 @@
  * without escapes or control characters (so its bytes, decoded strictly as UTF-8,
  * are the decoded string); an integer only as a JSON integer of at most 18 digits
  * with no leading zero. The literals are compared byte for byte, and the frame must
- * end with the last one. Nothing is converted until the whole frame has matched.
+ * end with the last one. Nothing is converted until the whole frame has matched and
+ * every string in it is decoded.
  *
  * parse() returns (type, sid, seq, message, sending_ts_ms) or None: None when the
  * frame does not match, and when a string is not valid UTF-8 or a converter raises an
@@ -439,8 +440,8 @@ set_slot(PyObject *descr, PyObject *obj, PyObject *value)
 static PyObject *
 build(Shape *self, const char *text, const Span *spans)
 {
-    PyObject *header[3] = {NULL, NULL, NULL}; /* sid, seq, sent */
-    PyObject *values[MAX_STEPS];              /* raw values of extra items */
+    PyObject *values[MAX_STEPS]; /* each step's raw value (NULL: an integer nothing reads) */
+    PyObject *header[3] = {NULL, NULL, NULL}; /* sid, seq, sent (borrowed from values) */
     PyObject *obj = NULL, *result = NULL;
     Py_ssize_t nsteps = self->nsteps;
     Py_ssize_t i;
@@ -448,58 +449,48 @@ build(Shape *self, const char *text, const Span *spans)
     for (i = 0; i < nsteps; i++) {
         values[i] = NULL;
     }
+    /* Every value's raw form first, every string decoded (no Python code runs here): the
+     * Python parser decodes the whole frame before it converts a value, so a frame that
+     * is not UTF-8 is refused before a converter can cache a decimal. */
+    for (i = 0; i < nsteps; i++) {
+        const Step *s = &self->step[i];
+        if (s->kind == KIND_STRING || s->target != TO_NOTHING) {
+            values[i] = raw_value(s, &spans[i], text);
+            if (values[i] == NULL) {
+                goto done;
+            }
+        }
+        if (s->target == TO_SID || s->target == TO_SEQ || s->target == TO_SENT) {
+            header[s->target - TO_SID] = values[i];
+        }
+    }
     obj = PyBaseObject_Type.tp_new((PyTypeObject *)self->cls, empty_tuple, NULL);
     if (obj == NULL) {
         goto done;
     }
     for (i = 0; i < nsteps; i++) {
         const Step *s = &self->step[i];
-        PyObject *value;
-        if (s->target == TO_NOTHING) {
-            if (s->kind == KIND_STRING) { /* still valid UTF-8, as the whole text must be */
-                value = raw_value(s, &spans[i], text);
-                if (value == NULL) {
-                    goto done;
-                }
-                Py_DECREF(value);
-            }
+        if (s->target != TO_SLOT) {
             continue;
         }
-        value = raw_value(s, &spans[i], text);
-        if (value == NULL) {
+        PyObject *converted;
+        if (s->conv == CONV_NONE) {
+            converted = values[i];
+            Py_INCREF(converted);
+        }
+        else if (s->conv == CONV_DECIMAL) {
+            converted = read_decimal(self, s, &spans[i], text, values[i]);
+        }
+        else {
+            converted = PyObject_CallOneArg(s->convert, values[i]);
+        }
+        if (converted == NULL) {
             goto done;
         }
-        switch (s->target) {
-        case TO_SID:
-        case TO_SEQ:
-        case TO_SENT:
-            Py_XSETREF(header[s->target - TO_SID], value);
-            break;
-        case TO_EXTRA:
-            Py_XSETREF(values[i], value);
-            break;
-        default: { /* TO_SLOT */
-            PyObject *converted = NULL;
-            if (s->conv == CONV_NONE) {
-                converted = value;
-                Py_INCREF(converted);
-            }
-            else if (s->conv == CONV_DECIMAL) {
-                converted = read_decimal(self, s, &spans[i], text, value);
-            }
-            else {
-                converted = PyObject_CallOneArg(s->convert, value);
-            }
-            Py_DECREF(value);
-            if (converted == NULL) {
-                goto done;
-            }
-            int failed = set_slot(s->descr, obj, converted);
-            Py_DECREF(converted);
-            if (failed) {
-                goto done;
-            }
-        }
+        int failed = set_slot(s->descr, obj, converted);
+        Py_DECREF(converted);
+        if (failed) {
+            goto done;
         }
     }
     for (i = 0; i < PyTuple_GET_SIZE(self->constants); i++) {
@@ -521,7 +512,8 @@ build(Shape *self, const char *text, const Span *spans)
         for (i = 0; i < PyTuple_GET_SIZE(self->extra_items); i++) {
             PyObject *item = PyTuple_GET_ITEM(self->extra_items, i);
             Py_ssize_t index = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 1));
-            PyObject *value = index >= 0 ? values[index] : PyTuple_GET_ITEM(item, 2);
+            PyObject *value = index < 0 ? PyTuple_GET_ITEM(item, 2)
+                              : self->step[index].target == TO_EXTRA ? values[index] : NULL;
             if (value == NULL) {
                 if (!PyErr_Occurred()) {
                     PyErr_SetString(PyExc_ValueError, "an extra item's step has no value");
@@ -554,9 +546,6 @@ build(Shape *self, const char *text, const Span *spans)
 
 done:
     Py_XDECREF(obj);
-    for (i = 0; i < 3; i++) {
-        Py_XDECREF(header[i]);
-    }
     for (i = 0; i < nsteps; i++) {
         Py_XDECREF(values[i]);
     }

@@ -360,6 +360,30 @@ def test_decimals_and_the_cache_end_alike() -> None:
     assert caches[0] == caches[1]
 
 
+def _cache_after(parse: Any, data: bytes, filled: int) -> list[tuple[str, str]]:
+    """The decimal cache after ``parse(data)`` from a cache of ``filled`` other entries."""
+    _wire._decimals.clear()
+    for i in range(filled):
+        _wire.to_decimal(f"5.{i}")
+    try:
+        parse(data)
+    except Exception:  # noqa: BLE001 - the Python parser raises where the C one says None
+        pass
+    cache = [(text, repr(value)) for text, value in _wire._decimals.items()]
+    _wire._decimals.clear()
+    return cache
+
+
+@needs_c
+def test_a_frame_that_is_not_utf8_caches_no_decimal_in_either() -> None:
+    """The Python parser decodes the whole frame before it converts a value: a string
+    that is not UTF-8 after a decimal leaves the decimal cache as it was in C too."""
+    python, c = _pair(DELTA)
+    bad = DELTA.replace(b'"0.40"', b'"0.47"').replace(b'"1.00"', b'"1.23"') \
+        .replace(b'"yes"', b'"ye\xff"')
+    assert _cache_after(c, bad, 0) == _cache_after(python, bad, 0) == []
+
+
 @needs_c
 def test_a_full_decimal_cache_is_emptied_as_to_decimal_empties_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
