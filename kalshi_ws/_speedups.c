@@ -60,6 +60,8 @@ typedef struct {
     Py_ssize_t key_length; /* only strings this long or shorter are cached */
     Step *step;
     Py_ssize_t nsteps;
+    Py_ssize_t *order;     /* the slots' steps in the order they are converted and set */
+    Py_ssize_t norder;
     const char *tail;
     Py_ssize_t tail_len;
 } Shape;
@@ -93,6 +95,7 @@ static int
 Shape_clear(Shape *self)
 {
     self->nsteps = 0; /* the steps point into the objects cleared below */
+    self->norder = 0;
     self->tail_len = 0;
     Py_CLEAR(self->wire_type);
     Py_CLEAR(self->cls);
@@ -115,6 +118,8 @@ Shape_dealloc(Shape *self)
     Shape_clear(self);
     PyMem_Free(self->step);
     self->step = NULL;
+    PyMem_Free(self->order);
+    self->order = NULL;
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -129,35 +134,47 @@ check_descriptor(PyObject *descr, const char *what)
 }
 
 /* Shape(wire_type, cls, steps, tail, constants, extra_descr, extra_items, no_extra,
- *       wrap, decimals)
+ *       wrap, decimals, order=None)
  *
  * decimals: (cache: dict, Decimal, cache size, key length), as kalshi_ws._wire's
  * to_decimal keeps them.
  *
  * steps: a tuple of (literal: bytes, kind: int, target: int, conv: int,
  *        descr or None, convert or None, key or None)
+ *
+ * order: the index of each step whose target is a slot, once each, in the order the
+ * Python parser converts and sets them (the class's field order, which a converter's
+ * refusal and the decimal cache's emptying make visible); None: the frame's order.
  */
 static int
 Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
 {
     PyObject *wire_type, *cls, *steps, *tail, *constants, *extra_descr, *extra_items;
-    PyObject *no_extra, *wrap, *decimals, *cache = NULL, *decimal = NULL;
+    PyObject *no_extra, *wrap, *decimals, *cache = NULL, *decimal = NULL, *order = NULL;
     Py_ssize_t cache_size, key_length;
     static char *names[] = {"wire_type", "cls", "steps", "tail", "constants",
                             "extra_descr", "extra_items", "no_extra", "wrap", "decimals",
-                            NULL};
+                            "order", NULL};
     if (self->step != NULL) {
         PyErr_SetString(PyExc_TypeError, "a Shape is initialised once");
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "UO!O!SO!OO!OOO!:Shape", names, &wire_type, &PyType_Type, &cls,
+            args, kwargs, "UO!O!SO!OO!OOO!|O:Shape", names, &wire_type, &PyType_Type, &cls,
             &PyTuple_Type, &steps, &tail, &PyTuple_Type, &constants, &extra_descr,
-            &PyTuple_Type, &extra_items, &no_extra, &wrap, &PyTuple_Type, &decimals)) {
+            &PyTuple_Type, &extra_items, &no_extra, &wrap, &PyTuple_Type, &decimals,
+            &order)) {
         return -1;
     }
     if (!PyArg_ParseTuple(decimals, "O!Onn:decimals", &PyDict_Type, &cache, &decimal,
                           &cache_size, &key_length)) {
+        return -1;
+    }
+    if (order == Py_None) {
+        order = NULL;
+    }
+    if (order != NULL && !PyTuple_Check(order)) {
+        PyErr_SetString(PyExc_TypeError, "order: a tuple of step indices, or None");
         return -1;
     }
     if (!PyType_Check(decimal) || cache_size < 1 || key_length < 0) {
@@ -210,13 +227,18 @@ Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
         }
     }
     Step *step = PyMem_Calloc(nsteps ? (size_t)nsteps : 1, sizeof(Step));
-    if (step == NULL) {
+    Py_ssize_t *sequence = PyMem_Calloc(nsteps ? (size_t)nsteps : 1, sizeof(Py_ssize_t));
+    Py_ssize_t nslots = 0;
+    if (step == NULL || sequence == NULL) {
+        PyMem_Free(step);
+        PyMem_Free(sequence);
         PyErr_NoMemory();
         return -1;
     }
     PyObject *literals = PyTuple_New(nsteps + 1);
     if (literals == NULL) {
         PyMem_Free(step);
+        PyMem_Free(sequence);
         return -1;
     }
     for (Py_ssize_t i = 0; i < nsteps; i++) {
@@ -256,6 +278,29 @@ Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
         step[i].descr = descr;
         step[i].convert = convert;
         step[i].key = key;
+        if (target == TO_SLOT) {
+            sequence[nslots++] = i; /* the frame's order, unless order says otherwise */
+        }
+    }
+    if (order != NULL) {
+        char seen[MAX_STEPS] = {0};
+        if (PyTuple_GET_SIZE(order) != nslots) {
+            PyErr_SetString(PyExc_ValueError, "order: each slot's step once");
+            goto fail;
+        }
+        for (Py_ssize_t k = 0; k < nslots; k++) {
+            PyObject *item = PyTuple_GET_ITEM(order, k);
+            Py_ssize_t index = PyLong_Check(item) ? PyLong_AsSsize_t(item) : -1;
+            if (index == -1 && PyErr_Occurred()) {
+                goto fail;
+            }
+            if (index < 0 || index >= nsteps || step[index].target != TO_SLOT || seen[index]) {
+                PyErr_SetString(PyExc_ValueError, "order: each slot's step once");
+                goto fail;
+            }
+            seen[index] = 1;
+            sequence[k] = index;
+        }
     }
     Py_INCREF(tail);
     PyTuple_SET_ITEM(literals, nsteps, tail);
@@ -285,6 +330,8 @@ Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
     self->key_length = key_length;
     self->step = step;
     self->nsteps = nsteps;
+    self->order = sequence;
+    self->norder = nslots;
     self->tail = PyBytes_AS_STRING(tail);
     self->tail_len = PyBytes_GET_SIZE(tail);
     return 0;
@@ -292,6 +339,7 @@ Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
 fail:
     Py_DECREF(literals);
     PyMem_Free(step);
+    PyMem_Free(sequence);
     return -1;
 }
 
@@ -468,11 +516,9 @@ build(Shape *self, const char *text, const Span *spans)
     if (obj == NULL) {
         goto done;
     }
-    for (i = 0; i < nsteps; i++) {
+    for (Py_ssize_t k = 0; k < self->norder; k++) { /* in the Python parser's order */
+        i = self->order[k];
         const Step *s = &self->step[i];
-        if (s->target != TO_SLOT) {
-            continue;
-        }
         PyObject *converted;
         if (s->conv == CONV_NONE) {
             converted = values[i];

@@ -247,6 +247,12 @@ def test_a_shape_is_checked_when_made() -> None:
     with_sid[3] = b"}"
     parsed = shape(*with_sid).parse(b'{"sid":5}')
     assert parsed[:3] == ("ticker", 5, None) and type(parsed[3]) is cls
+    slot = (b",", speedups.KIND_STRING, speedups.TO_SLOT, 0, cls.market_ticker, None, None)
+    with_sid[2] += (slot,)
+    assert shape(*with_sid, order=(1,)).parse(b'{"sid":5,"M"}')[3].market_ticker == "M"
+    for order in [(), (0,), (1, 1), (2,), (-1,), ("1",), (2**70,), [1]]:
+        with pytest.raises((TypeError, ValueError, OverflowError)):
+            shape(*with_sid, order=order)
     with pytest.raises(TypeError):
         speedups.Shape.__new__(speedups.Shape).parse(b"{}")  # not initialised
 
@@ -385,6 +391,21 @@ def test_a_frame_that_is_not_utf8_caches_no_decimal_in_either() -> None:
 
 
 @needs_c
+def test_decimals_are_converted_in_the_python_parsers_order() -> None:
+    """A shape whose decimals come in another order than the class's fields: the C
+    parser converts them in the Python parser's order, so a converter's refusal and an
+    emptying of the full cache leave the same cache behind."""
+    swapped = DELTA.replace(b'"price_dollars":"0.40","delta_fp":"1.00"',
+                            b'"delta_fp":"1.00","price_dollars":"0.40"')
+    assert swapped != DELTA
+    python, c = _pair(swapped)
+    two_new = swapped.replace(b'"1.00"', b'"8.88"').replace(b'"0.40"', b'"0.99"')
+    refused = swapped.replace(b'"1.00"', b'"7.77"').replace(b'"0.40"', b'"abc"')
+    for data, filled in ((two_new, _wire.DECIMAL_CACHE_SIZE - 1), (refused, 0)):
+        assert _cache_after(c, data, filled) == _cache_after(python, data, filled), data
+
+
+@needs_c
 def test_a_full_decimal_cache_is_emptied_as_to_decimal_empties_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     assert speedups is not None
@@ -393,7 +414,7 @@ def test_a_full_decimal_cache_is_emptied_as_to_decimal_empties_it(
         "orderbook_delta", frame["msg"], frame)).build()[1])
     prices = ["0.11", "0.12", "0.13", "0.14"]
     in_c: dict[str, Decimal] = {}
-    args[-1] = (in_c, Decimal, 3, 24)
+    args[9] = (in_c, Decimal, 3, 24)
     shape = speedups.Shape(*args)
     for price in prices:
         shape.parse(DELTA.replace(b'"0.40"', b'"%s"' % price.encode()))
