@@ -57,17 +57,24 @@ def _pair(data: bytes) -> tuple[Any, Any]:
             ShapeDecoder.learn(data, frame, compiled=True))
 
 
-def _same(python: Any, c: Any, data: bytes) -> None:
-    """Both parsers read ``data`` alike: both refuse it, or both read it exactly alike.
+def _same(python: Any, c: Any, data: bytes, filled: int = 0) -> None:
+    """Both parsers read ``data`` alike: both refuse it, or both read it exactly alike,
+    and both leave the same decimal cache behind (from one of ``filled`` entries).
 
     The Python parser refuses by returning None or raising (ShapeDecoder.parse turns
     an Exception into None); the C parser only by returning None.
     """
-    try:
-        expected = exact(python(data))
-    except Exception:  # noqa: BLE001
-        expected = exact(None)
-    assert exact(c(data)) == expected, data
+    outcomes = []
+    for parse in (python, c):
+        _wire._decimals.clear()
+        _wire._decimals.update((f"5.{i}", Decimal(i)) for i in range(filled))
+        try:
+            parsed = exact(parse(data))
+        except Exception:  # noqa: BLE001
+            parsed = exact(None)
+        outcomes.append((parsed, [(text, repr(value)) for text, value in _wire._decimals.items()]))
+    _wire._decimals.clear()
+    assert outcomes[1] == outcomes[0], data
 
 
 _LEARNABLE = [_compact(f) for f in EXAMPLES if learned(_compact(f).decode()) is not None]
@@ -124,6 +131,29 @@ def test_hostile_bytes_are_read_by_both_parsers_alike(template: bytes, data: st.
             chunk = data.draw(_BYTES)
             raw[at:at + (len(chunk) if action == "replace" else 0)] = chunk
     _same(python, c, bytes(raw))
+
+
+@needs_c
+@FUZZ
+@given(st.sampled_from(_LEARNABLE + [DELTA]), st.randoms(use_true_random=False), st.data())
+def test_payloads_in_any_key_order_are_read_and_cached_alike(
+        template: bytes, random: Any, data: st.DataObject) -> None:
+    """The payload's keys in any order (a shape is learned from whatever order a server
+    sends), values replaced by other spellings, the decimal cache empty or about to be
+    emptied: both parsers read alike and leave the same cache behind."""
+    frame = json.loads(template)
+    items = list(frame["msg"].items())
+    random.shuffle(items)
+    frame["msg"] = dict(items)
+    learned_from = _compact(frame)
+    python, c = _pair(learned_from)
+    for name, value in items:
+        if type(value) is str and data.draw(st.booleans()):
+            frame["msg"][name] = data.draw(st.one_of(
+                st.sampled_from(_DECIMAL_SPELLINGS), st.decimals(allow_nan=False).map(str)))
+    filled = data.draw(st.sampled_from([0, _wire.DECIMAL_CACHE_SIZE - 2,
+                                        _wire.DECIMAL_CACHE_SIZE - 1]))
+    _same(python, c, _compact(frame), filled)
 
 
 @needs_c
@@ -366,20 +396,6 @@ def test_decimals_and_the_cache_end_alike() -> None:
     assert caches[0] == caches[1]
 
 
-def _cache_after(parse: Any, data: bytes, filled: int) -> list[tuple[str, str]]:
-    """The decimal cache after ``parse(data)`` from a cache of ``filled`` other entries."""
-    _wire._decimals.clear()
-    for i in range(filled):
-        _wire.to_decimal(f"5.{i}")
-    try:
-        parse(data)
-    except Exception:  # noqa: BLE001 - the Python parser raises where the C one says None
-        pass
-    cache = [(text, repr(value)) for text, value in _wire._decimals.items()]
-    _wire._decimals.clear()
-    return cache
-
-
 @needs_c
 def test_a_frame_that_is_not_utf8_caches_no_decimal_in_either() -> None:
     """The Python parser decodes the whole frame before it converts a value: a string
@@ -387,7 +403,7 @@ def test_a_frame_that_is_not_utf8_caches_no_decimal_in_either() -> None:
     python, c = _pair(DELTA)
     bad = DELTA.replace(b'"0.40"', b'"0.47"').replace(b'"1.00"', b'"1.23"') \
         .replace(b'"yes"', b'"ye\xff"')
-    assert _cache_after(c, bad, 0) == _cache_after(python, bad, 0) == []
+    _same(python, c, bad)
 
 
 @needs_c
@@ -402,7 +418,7 @@ def test_decimals_are_converted_in_the_python_parsers_order() -> None:
     two_new = swapped.replace(b'"1.00"', b'"8.88"').replace(b'"0.40"', b'"0.99"')
     refused = swapped.replace(b'"1.00"', b'"7.77"').replace(b'"0.40"', b'"abc"')
     for data, filled in ((two_new, _wire.DECIMAL_CACHE_SIZE - 1), (refused, 0)):
-        assert _cache_after(c, data, filled) == _cache_after(python, data, filled), data
+        _same(python, c, data, filled)
 
 
 @needs_c
