@@ -340,6 +340,31 @@ def test_with_or_without_it_a_protocol_ends_alike() -> None:
 
 
 @needs_c
+def test_a_shape_too_long_for_c_ends_alike_through_the_general_path() -> None:
+    """More values than a C shape takes: the C decoder does not learn the shape (the
+    Python one does), and the frames still end in the same deliveries and decimal cache,
+    the cache emptied in the middle of a frame or a value refused."""
+    assert speedups is not None
+    msg = json.loads(DELTA)["msg"]
+    msg.update({f"k{i}": i for i in range(speedups.MAX_STEPS)})
+    texts = [_compact({"type": "orderbook_delta", "sid": 1, "seq": seq, "msg": dict(
+        msg, delta_fp=delta, price_dollars=price)}) for seq, delta, price in
+        [(2, "1.00", "0.40"), (3, "1.00", "0.40"), (4, "8.88", "0.99"), (5, "7.77", "abc")]]
+    results = []
+    for compiled in (False, True):
+        protocol, decoder = _ready(), ShapeDecoder(compiled)
+        feed_frames(protocol, decoder, texts[:2])
+        learned = decoder.learned()
+        _wire._decimals.clear()
+        _wire._decimals.update((f"5.{i}", Decimal(i)) for i in range(_wire.DECIMAL_CACHE_SIZE - 1))
+        feed_frames(protocol, decoder, texts[2:])
+        results.append((exact(protocol.take_deliveries()), list(_wire._decimals.items())))
+        assert learned == ({} if compiled else {"orderbook_delta": 1})
+    _wire._decimals.clear()
+    assert results[1] == results[0]
+
+
+@needs_c
 def test_the_table_finds_each_type_exactly() -> None:
     """Types that are prefixes of one another, frames too short, not bytes, another
     prefix: the table reads only a frame of a type it holds, by that type's shapes."""
