@@ -134,6 +134,7 @@ class _ShapeBuilder:
         self.lines: list[str] = []
         self.constants: list[tuple[Any, Any]] = []  # (descriptor, value) of fixed fields
         self.extra_items: list[tuple[str, int, Any]] = []  # (key, step or -1, constant)
+        self.order: list[int] = []  # the steps of varying fields, in the parser's order
 
     def _literal(self, text: str) -> None:
         self.tokens.append(text)
@@ -192,7 +193,9 @@ class _ShapeBuilder:
 
     def _description(self) -> tuple[Any, ...]:
         """The arguments of ``_speedups.Shape``: the tokens as steps (each value with the
-        literal before it), then the literal after the last value."""
+        literal before it), then the literal after the last value; last, the order in
+        which the Python parser converts the fields (a refusal or an emptied decimal
+        cache would show another)."""
         steps, literal = [], ""
         for token in self.tokens:
             if isinstance(token, str):
@@ -204,7 +207,7 @@ class _ShapeBuilder:
         return (self.frame["type"], self.cls, tuple(steps), literal.encode(),
                 tuple(self.constants), self.cls.extra, tuple(self.extra_items), NO_EXTRA,
                 _wire._wrap_extra, (_wire._decimals, Decimal, _wire.DECIMAL_CACHE_SIZE,
-                                    _wire.DECIMAL_CACHE_KEY_LENGTH))
+                                    _wire.DECIMAL_CACHE_KEY_LENGTH), tuple(self.order))
 
     def _payload(self, payload: Any) -> None:
         """The ``msg`` object's tokens; generates the lines that fill the message."""
@@ -242,6 +245,7 @@ class _ShapeBuilder:
                 continue
             token = tokens[rule.name]
             token.target, token.descr = _TO_SLOT, getattr(self.cls, rule.name)
+            self.order.append(token.step)
             self.lines.extend(self._read(index, rule, token, payload[rule.name]))
         if unknown:
             items = ", ".join(f"{name!r}: {values[name]}" for name in unknown)

@@ -9,7 +9,8 @@
  * without escapes or control characters (so its bytes, decoded strictly as UTF-8,
  * are the decoded string); an integer only as a JSON integer of at most 18 digits
  * with no leading zero. The literals are compared byte for byte, and the frame must
- * end with the last one. Nothing is converted until the whole frame has matched.
+ * end with the last one. Nothing is converted until the whole frame has matched and
+ * every string in it is decoded.
  *
  * parse() returns (type, sid, seq, message, sending_ts_ms) or None: None when the
  * frame does not match, and when a string is not valid UTF-8 or a converter raises an
@@ -59,6 +60,8 @@ typedef struct {
     Py_ssize_t key_length; /* only strings this long or shorter are cached */
     Step *step;
     Py_ssize_t nsteps;
+    Py_ssize_t *order;     /* the slots' steps in the order they are converted and set */
+    Py_ssize_t norder;
     const char *tail;
     Py_ssize_t tail_len;
 } Shape;
@@ -92,6 +95,7 @@ static int
 Shape_clear(Shape *self)
 {
     self->nsteps = 0; /* the steps point into the objects cleared below */
+    self->norder = 0;
     self->tail_len = 0;
     Py_CLEAR(self->wire_type);
     Py_CLEAR(self->cls);
@@ -114,6 +118,8 @@ Shape_dealloc(Shape *self)
     Shape_clear(self);
     PyMem_Free(self->step);
     self->step = NULL;
+    PyMem_Free(self->order);
+    self->order = NULL;
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -128,39 +134,57 @@ check_descriptor(PyObject *descr, const char *what)
 }
 
 /* Shape(wire_type, cls, steps, tail, constants, extra_descr, extra_items, no_extra,
- *       wrap, decimals)
+ *       wrap, decimals, order=None)
  *
  * decimals: (cache: dict, Decimal, cache size, key length), as kalshi_ws._wire's
  * to_decimal keeps them.
  *
  * steps: a tuple of (literal: bytes, kind: int, target: int, conv: int,
  *        descr or None, convert or None, key or None)
+ *
+ * order: the index of each step whose target is a slot, once each, in the order the
+ * Python parser converts and sets them (the class's field order, which a converter's
+ * refusal and the decimal cache's emptying make visible); None: the frame's order.
  */
 static int
 Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
 {
     PyObject *wire_type, *cls, *steps, *tail, *constants, *extra_descr, *extra_items;
-    PyObject *no_extra, *wrap, *decimals, *cache = NULL, *decimal = NULL;
+    PyObject *no_extra, *wrap, *decimals, *cache = NULL, *decimal = NULL, *order = NULL;
     Py_ssize_t cache_size, key_length;
     static char *names[] = {"wire_type", "cls", "steps", "tail", "constants",
                             "extra_descr", "extra_items", "no_extra", "wrap", "decimals",
-                            NULL};
+                            "order", NULL};
     if (self->step != NULL) {
         PyErr_SetString(PyExc_TypeError, "a Shape is initialised once");
         return -1;
     }
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "UO!O!SO!OO!OOO!:Shape", names, &wire_type, &PyType_Type, &cls,
+            args, kwargs, "UO!O!SO!OO!OOO!|O:Shape", names, &wire_type, &PyType_Type, &cls,
             &PyTuple_Type, &steps, &tail, &PyTuple_Type, &constants, &extra_descr,
-            &PyTuple_Type, &extra_items, &no_extra, &wrap, &PyTuple_Type, &decimals)) {
+            &PyTuple_Type, &extra_items, &no_extra, &wrap, &PyTuple_Type, &decimals,
+            &order)) {
         return -1;
     }
     if (!PyArg_ParseTuple(decimals, "O!Onn:decimals", &PyDict_Type, &cache, &decimal,
                           &cache_size, &key_length)) {
         return -1;
     }
+    if (order == Py_None) {
+        order = NULL;
+    }
+    if (order != NULL && !PyTuple_Check(order)) {
+        PyErr_SetString(PyExc_TypeError, "order: a tuple of step indices, or None");
+        return -1;
+    }
     if (!PyType_Check(decimal) || cache_size < 1 || key_length < 0) {
         PyErr_SetString(PyExc_ValueError, "decimals: (dict, type, size >= 1, length >= 0)");
+        return -1;
+    }
+    if (((PyTypeObject *)cls)->tp_new != PyBaseObject_Type.tp_new) {
+        /* parse() makes the message as object.__new__(cls) does, without its check that
+         * cls is made by object's tp_new: a dict or an exception made so would crash */
+        PyErr_SetString(PyExc_TypeError, "cls: a class whose instances object.__new__ makes");
         return -1;
     }
     Py_ssize_t nsteps = PyTuple_GET_SIZE(steps);
@@ -203,13 +227,18 @@ Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
         }
     }
     Step *step = PyMem_Calloc(nsteps ? (size_t)nsteps : 1, sizeof(Step));
-    if (step == NULL) {
+    Py_ssize_t *sequence = PyMem_Calloc(nsteps ? (size_t)nsteps : 1, sizeof(Py_ssize_t));
+    Py_ssize_t nslots = 0;
+    if (step == NULL || sequence == NULL) {
+        PyMem_Free(step);
+        PyMem_Free(sequence);
         PyErr_NoMemory();
         return -1;
     }
     PyObject *literals = PyTuple_New(nsteps + 1);
     if (literals == NULL) {
         PyMem_Free(step);
+        PyMem_Free(sequence);
         return -1;
     }
     for (Py_ssize_t i = 0; i < nsteps; i++) {
@@ -249,6 +278,29 @@ Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
         step[i].descr = descr;
         step[i].convert = convert;
         step[i].key = key;
+        if (target == TO_SLOT) {
+            sequence[nslots++] = i; /* the frame's order, unless order says otherwise */
+        }
+    }
+    if (order != NULL) {
+        char seen[MAX_STEPS] = {0};
+        if (PyTuple_GET_SIZE(order) != nslots) {
+            PyErr_SetString(PyExc_ValueError, "order: each slot's step once");
+            goto fail;
+        }
+        for (Py_ssize_t k = 0; k < nslots; k++) {
+            PyObject *item = PyTuple_GET_ITEM(order, k);
+            Py_ssize_t index = PyLong_Check(item) ? PyLong_AsSsize_t(item) : -1;
+            if (index == -1 && PyErr_Occurred()) {
+                goto fail;
+            }
+            if (index < 0 || index >= nsteps || step[index].target != TO_SLOT || seen[index]) {
+                PyErr_SetString(PyExc_ValueError, "order: each slot's step once");
+                goto fail;
+            }
+            seen[index] = 1;
+            sequence[k] = index;
+        }
     }
     Py_INCREF(tail);
     PyTuple_SET_ITEM(literals, nsteps, tail);
@@ -278,6 +330,8 @@ Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
     self->key_length = key_length;
     self->step = step;
     self->nsteps = nsteps;
+    self->order = sequence;
+    self->norder = nslots;
     self->tail = PyBytes_AS_STRING(tail);
     self->tail_len = PyBytes_GET_SIZE(tail);
     return 0;
@@ -285,6 +339,7 @@ Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
 fail:
     Py_DECREF(literals);
     PyMem_Free(step);
+    PyMem_Free(sequence);
     return -1;
 }
 
@@ -433,8 +488,8 @@ set_slot(PyObject *descr, PyObject *obj, PyObject *value)
 static PyObject *
 build(Shape *self, const char *text, const Span *spans)
 {
-    PyObject *header[3] = {NULL, NULL, NULL}; /* sid, seq, sent */
-    PyObject *values[MAX_STEPS];              /* raw values of extra items */
+    PyObject *values[MAX_STEPS]; /* each step's raw value (NULL: an integer nothing reads) */
+    PyObject *header[3] = {NULL, NULL, NULL}; /* sid, seq, sent (borrowed from values) */
     PyObject *obj = NULL, *result = NULL;
     Py_ssize_t nsteps = self->nsteps;
     Py_ssize_t i;
@@ -442,58 +497,46 @@ build(Shape *self, const char *text, const Span *spans)
     for (i = 0; i < nsteps; i++) {
         values[i] = NULL;
     }
+    /* Every value's raw form first, every string decoded (no Python code runs here): the
+     * Python parser decodes the whole frame before it converts a value, so a frame that
+     * is not UTF-8 is refused before a converter can cache a decimal. */
+    for (i = 0; i < nsteps; i++) {
+        const Step *s = &self->step[i];
+        if (s->kind == KIND_STRING || s->target != TO_NOTHING) {
+            values[i] = raw_value(s, &spans[i], text);
+            if (values[i] == NULL) {
+                goto done;
+            }
+        }
+        if (s->target == TO_SID || s->target == TO_SEQ || s->target == TO_SENT) {
+            header[s->target - TO_SID] = values[i];
+        }
+    }
     obj = PyBaseObject_Type.tp_new((PyTypeObject *)self->cls, empty_tuple, NULL);
     if (obj == NULL) {
         goto done;
     }
-    for (i = 0; i < nsteps; i++) {
+    for (Py_ssize_t k = 0; k < self->norder; k++) { /* in the Python parser's order */
+        i = self->order[k];
         const Step *s = &self->step[i];
-        PyObject *value;
-        if (s->target == TO_NOTHING) {
-            if (s->kind == KIND_STRING) { /* still valid UTF-8, as the whole text must be */
-                value = raw_value(s, &spans[i], text);
-                if (value == NULL) {
-                    goto done;
-                }
-                Py_DECREF(value);
-            }
-            continue;
+        PyObject *converted;
+        if (s->conv == CONV_NONE) {
+            converted = values[i];
+            Py_INCREF(converted);
         }
-        value = raw_value(s, &spans[i], text);
-        if (value == NULL) {
+        else if (s->conv == CONV_DECIMAL) {
+            converted = read_decimal(self, s, &spans[i], text, values[i]);
+        }
+        else {
+            converted = PyObject_CallOneArg(s->convert, values[i]);
+        }
+        if (converted == NULL) {
             goto done;
         }
-        switch (s->target) {
-        case TO_SID:
-        case TO_SEQ:
-        case TO_SENT:
-            Py_XSETREF(header[s->target - TO_SID], value);
-            break;
-        case TO_EXTRA:
-            Py_XSETREF(values[i], value);
-            break;
-        default: { /* TO_SLOT */
-            PyObject *converted = NULL;
-            if (s->conv == CONV_NONE) {
-                converted = value;
-                Py_INCREF(converted);
-            }
-            else if (s->conv == CONV_DECIMAL) {
-                converted = read_decimal(self, s, &spans[i], text, value);
-            }
-            else {
-                converted = PyObject_CallOneArg(s->convert, value);
-            }
-            Py_DECREF(value);
-            if (converted == NULL) {
-                goto done;
-            }
-            int failed = set_slot(s->descr, obj, converted);
-            Py_DECREF(converted);
-            if (failed) {
-                goto done;
-            }
-        }
+        int failed = set_slot(s->descr, obj, converted);
+        Py_DECREF(converted);
+        if (failed) {
+            goto done;
         }
     }
     for (i = 0; i < PyTuple_GET_SIZE(self->constants); i++) {
@@ -515,7 +558,8 @@ build(Shape *self, const char *text, const Span *spans)
         for (i = 0; i < PyTuple_GET_SIZE(self->extra_items); i++) {
             PyObject *item = PyTuple_GET_ITEM(self->extra_items, i);
             Py_ssize_t index = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 1));
-            PyObject *value = index >= 0 ? values[index] : PyTuple_GET_ITEM(item, 2);
+            PyObject *value = index < 0 ? PyTuple_GET_ITEM(item, 2)
+                              : self->step[index].target == TO_EXTRA ? values[index] : NULL;
             if (value == NULL) {
                 if (!PyErr_Occurred()) {
                     PyErr_SetString(PyExc_ValueError, "an extra item's step has no value");
@@ -548,9 +592,6 @@ build(Shape *self, const char *text, const Span *spans)
 
 done:
     Py_XDECREF(obj);
-    for (i = 0; i < 3; i++) {
-        Py_XDECREF(header[i]);
-    }
     for (i = 0; i < nsteps; i++) {
         Py_XDECREF(values[i]);
     }
@@ -784,9 +825,11 @@ static PyTypeObject ShapeTableType = {
  * The common case of kalshi_ws._transport.Transport._split: from the start of buffer,
  * append (opcode, payload) to frames for each whole frame that is a final, unmasked
  * text or binary frame without reserved bits and of at most max_size bytes (max_size
- * < 0: no limit). Stop at the first frame that is anything else, or not whole, and
- * return its offset: the Python loop takes it from there, with all its rules and
- * errors. Called only while no fragmented message is in progress.
+ * None: no limit; any int, as the Python loop reads it: one past 64 bits limits
+ * nothing a buffer can hold, one below 0 refuses every data frame). Stop at the first
+ * frame that is anything else, or not whole, and return its offset: the Python loop
+ * takes it from there, with all its rules and errors. Called only while no fragmented
+ * message is in progress.
  */
 
 static PyObject *opcodes[3]; /* 0, 1 (text), 2 (binary) as ints */
@@ -798,9 +841,19 @@ split_data(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "split_data(buffer: bytes, frames: list, max_size)");
         return NULL;
     }
-    long long max_size = PyLong_AsLongLong(args[2]);
-    if (max_size == -1 && PyErr_Occurred()) {
-        return NULL;
+    long long max_size = -1; /* no limit */
+    if (args[2] != Py_None) {
+        int overflow;
+        max_size = PyLong_AsLongLongAndOverflow(args[2], &overflow);
+        if (max_size == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (overflow > 0) {
+            max_size = -1; /* more than any buffer holds */
+        }
+        else if (overflow < 0 || max_size < 0) {
+            return PyLong_FromLong(0); /* every data frame is too big: the Python loop says so */
+        }
     }
     const unsigned char *buffer = (const unsigned char *)PyBytes_AS_STRING(args[0]);
     Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
@@ -857,9 +910,9 @@ split_data(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef module_methods[] = {
     {"split_data", (PyCFunction)(void (*)(void))split_data, METH_FASTCALL,
-     "split_data(buffer: bytes, frames: list, max_size: int) -> int\n\n"
+     "split_data(buffer: bytes, frames: list, max_size: int | None) -> int\n\n"
      "Append the leading whole, final, unmasked text and binary frames of buffer (each\n"
-     "of at most max_size bytes; < 0: no limit) to frames as (opcode, payload); return\n"
+     "of at most max_size bytes; None: no limit) to frames as (opcode, payload); return\n"
      "the offset of the first frame left for the Python loop."},
     {NULL, NULL, 0, NULL}};
 

@@ -291,8 +291,7 @@ class Transport:
         """
         pos = 0
         if self._split_data is not None and not self._fragments:
-            pos = self._split_data(buffer, frames, -1 if self._max_size is None
-                                   else self._max_size)
+            pos = self._split_data(buffer, frames, self._max_size)
         size = len(buffer)
         append = frames.append
         while size - pos >= 2:

@@ -57,17 +57,24 @@ def _pair(data: bytes) -> tuple[Any, Any]:
             ShapeDecoder.learn(data, frame, compiled=True))
 
 
-def _same(python: Any, c: Any, data: bytes) -> None:
-    """Both parsers read ``data`` alike: both refuse it, or both read it exactly alike.
+def _same(python: Any, c: Any, data: bytes, filled: int = 0) -> None:
+    """Both parsers read ``data`` alike: both refuse it, or both read it exactly alike,
+    and both leave the same decimal cache behind (from one of ``filled`` entries).
 
     The Python parser refuses by returning None or raising (ShapeDecoder.parse turns
     an Exception into None); the C parser only by returning None.
     """
-    try:
-        expected = exact(python(data))
-    except Exception:  # noqa: BLE001
-        expected = exact(None)
-    assert exact(c(data)) == expected, data
+    outcomes = []
+    for parse in (python, c):
+        _wire._decimals.clear()
+        _wire._decimals.update((f"5.{i}", Decimal(i)) for i in range(filled))
+        try:
+            parsed = exact(parse(data))
+        except Exception:  # noqa: BLE001
+            parsed = exact(None)
+        outcomes.append((parsed, [(text, repr(value)) for text, value in _wire._decimals.items()]))
+    _wire._decimals.clear()
+    assert outcomes[1] == outcomes[0], data
 
 
 _LEARNABLE = [_compact(f) for f in EXAMPLES if learned(_compact(f).decode()) is not None]
@@ -124,6 +131,29 @@ def test_hostile_bytes_are_read_by_both_parsers_alike(template: bytes, data: st.
             chunk = data.draw(_BYTES)
             raw[at:at + (len(chunk) if action == "replace" else 0)] = chunk
     _same(python, c, bytes(raw))
+
+
+@needs_c
+@FUZZ
+@given(st.sampled_from(_LEARNABLE + [DELTA]), st.randoms(use_true_random=False), st.data())
+def test_payloads_in_any_key_order_are_read_and_cached_alike(
+        template: bytes, random: Any, data: st.DataObject) -> None:
+    """The payload's keys in any order (a shape is learned from whatever order a server
+    sends), values replaced by other spellings, the decimal cache empty or about to be
+    emptied: both parsers read alike and leave the same cache behind."""
+    frame = json.loads(template)
+    items = list(frame["msg"].items())
+    random.shuffle(items)
+    frame["msg"] = dict(items)
+    learned_from = _compact(frame)
+    python, c = _pair(learned_from)
+    for name, value in items:
+        if type(value) is str and data.draw(st.booleans()):
+            frame["msg"][name] = data.draw(st.one_of(
+                st.sampled_from(_DECIMAL_SPELLINGS), st.decimals(allow_nan=False).map(str)))
+    filled = data.draw(st.sampled_from([0, _wire.DECIMAL_CACHE_SIZE - 2,
+                                        _wire.DECIMAL_CACHE_SIZE - 1]))
+    _same(python, c, _compact(frame), filled)
 
 
 @needs_c
@@ -231,7 +261,8 @@ def test_a_shape_is_checked_when_made() -> None:
                     (2, ((b"x", 0, 4, 1, cls.extra, None, None),)),
                     (2, (b"x",) * 300), (3, "}"), (4, ((1,),)), (5, 3),
                     (6, (("k", 5, None),)), (8, 3), (9, {}), (9, ({}, 5, 10, 24)),
-                    (9, ({}, Decimal, 0, 24)), (9, ([], Decimal, 10, 24)), (9, ({},))]:
+                    (9, ({}, Decimal, 0, 24)), (9, ([], Decimal, 10, 24)), (9, ({},)),
+                    (1, dict), (1, int), (1, ValueError), (1, type)]:  # not object.__new__'s
         args = list(good)
         args[at] = bad
         with pytest.raises((TypeError, ValueError)):
@@ -246,6 +277,12 @@ def test_a_shape_is_checked_when_made() -> None:
     with_sid[3] = b"}"
     parsed = shape(*with_sid).parse(b'{"sid":5}')
     assert parsed[:3] == ("ticker", 5, None) and type(parsed[3]) is cls
+    slot = (b",", speedups.KIND_STRING, speedups.TO_SLOT, 0, cls.market_ticker, None, None)
+    with_sid[2] += (slot,)
+    assert shape(*with_sid, order=(1,)).parse(b'{"sid":5,"M"}')[3].market_ticker == "M"
+    for order in [(), (0,), (1, 1), (2,), (-1,), ("1",), (2**70,), [1]]:
+        with pytest.raises((TypeError, ValueError, OverflowError)):
+            shape(*with_sid, order=order)
     with pytest.raises(TypeError):
         speedups.Shape.__new__(speedups.Shape).parse(b"{}")  # not initialised
 
@@ -300,6 +337,31 @@ def test_with_or_without_it_a_protocol_ends_alike() -> None:
     for text in texts:
         reference.receive(_wire.decode(text))
     assert results == [exact(reference.take_deliveries())] * len(results)
+
+
+@needs_c
+def test_a_shape_too_long_for_c_ends_alike_through_the_general_path() -> None:
+    """More values than a C shape takes: the C decoder does not learn the shape (the
+    Python one does), and the frames still end in the same deliveries and decimal cache,
+    the cache emptied in the middle of a frame or a value refused."""
+    assert speedups is not None
+    msg = json.loads(DELTA)["msg"]
+    msg.update({f"k{i}": i for i in range(speedups.MAX_STEPS)})
+    texts = [_compact({"type": "orderbook_delta", "sid": 1, "seq": seq, "msg": dict(
+        msg, delta_fp=delta, price_dollars=price)}) for seq, delta, price in
+        [(2, "1.00", "0.40"), (3, "1.00", "0.40"), (4, "8.88", "0.99"), (5, "7.77", "abc")]]
+    results = []
+    for compiled in (False, True):
+        protocol, decoder = _ready(), ShapeDecoder(compiled)
+        feed_frames(protocol, decoder, texts[:2])
+        learned = decoder.learned()
+        _wire._decimals.clear()
+        _wire._decimals.update((f"5.{i}", Decimal(i)) for i in range(_wire.DECIMAL_CACHE_SIZE - 1))
+        feed_frames(protocol, decoder, texts[2:])
+        results.append((exact(protocol.take_deliveries()), list(_wire._decimals.items())))
+        assert learned == ({} if compiled else {"orderbook_delta": 1})
+    _wire._decimals.clear()
+    assert results[1] == results[0]
 
 
 @needs_c
@@ -360,6 +422,31 @@ def test_decimals_and_the_cache_end_alike() -> None:
 
 
 @needs_c
+def test_a_frame_that_is_not_utf8_caches_no_decimal_in_either() -> None:
+    """The Python parser decodes the whole frame before it converts a value: a string
+    that is not UTF-8 after a decimal leaves the decimal cache as it was in C too."""
+    python, c = _pair(DELTA)
+    bad = DELTA.replace(b'"0.40"', b'"0.47"').replace(b'"1.00"', b'"1.23"') \
+        .replace(b'"yes"', b'"ye\xff"')
+    _same(python, c, bad)
+
+
+@needs_c
+def test_decimals_are_converted_in_the_python_parsers_order() -> None:
+    """A shape whose decimals come in another order than the class's fields: the C
+    parser converts them in the Python parser's order, so a converter's refusal and an
+    emptying of the full cache leave the same cache behind."""
+    swapped = DELTA.replace(b'"price_dollars":"0.40","delta_fp":"1.00"',
+                            b'"delta_fp":"1.00","price_dollars":"0.40"')
+    assert swapped != DELTA
+    python, c = _pair(swapped)
+    two_new = swapped.replace(b'"1.00"', b'"8.88"').replace(b'"0.40"', b'"0.99"')
+    refused = swapped.replace(b'"1.00"', b'"7.77"').replace(b'"0.40"', b'"abc"')
+    for data, filled in ((two_new, _wire.DECIMAL_CACHE_SIZE - 1), (refused, 0)):
+        _same(python, c, data, filled)
+
+
+@needs_c
 def test_a_full_decimal_cache_is_emptied_as_to_decimal_empties_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     assert speedups is not None
@@ -368,7 +455,7 @@ def test_a_full_decimal_cache_is_emptied_as_to_decimal_empties_it(
         "orderbook_delta", frame["msg"], frame)).build()[1])
     prices = ["0.11", "0.12", "0.13", "0.14"]
     in_c: dict[str, Decimal] = {}
-    args[-1] = (in_c, Decimal, 3, 24)
+    args[9] = (in_c, Decimal, 3, 24)
     shape = speedups.Shape(*args)
     for price in prices:
         shape.parse(DELTA.replace(b'"0.40"', b'"%s"' % price.encode()))
@@ -398,9 +485,27 @@ _PIECES = st.one_of(
     st.binary(max_size=3))
 
 
+def _cut(buffer: bytes, max_size: int | None, use_c: bool) -> Any:
+    """What Transport._split makes of ``buffer``: frames, rest or error, and state after."""
+    transport = Transport.__new__(Transport)
+    Transport.__init__(transport, SimpleNamespace(  # type: ignore[arg-type]
+        sock=socket.socket(), pong=lambda payload: None,
+        send_close=lambda code, reason: None), tick=0.05, max_message_size=max_size)
+    transport._sock.close()
+    if not use_c:
+        transport._split_data = None
+    frames: list[tuple[int, bytes]] = []
+    try:
+        rest: Any = transport._split(buffer, frames)
+    except ProtocolError as exc:
+        rest = ("raised", str(exc))
+    return (frames, rest, transport._fragments, transport._fragment_size,
+            transport._fragment_opcode)
+
+
 @needs_c
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(_PIECES, max_size=8), st.sampled_from([None, 0, 100, 1000]),
+@given(st.lists(_PIECES, max_size=8), st.sampled_from([None, 0, 100, 1000, -1, 2**63, 2**64]),
        st.integers(0, 40))
 def test_the_c_loop_cuts_frames_exactly_as_the_python_loop(
         pieces: list[bytes], max_size: int | None, cut: int) -> None:
@@ -408,20 +513,16 @@ def test_the_c_loop_cuts_frames_exactly_as_the_python_loop(
     are the same with the C loop as with the Python loop alone."""
     buffer = b"".join(pieces)
     buffer = buffer[:len(buffer) - cut] if cut < len(buffer) else buffer
-    outcomes = []
-    for use_c in (False, True):
-        transport = Transport.__new__(Transport)
-        Transport.__init__(transport, SimpleNamespace(  # type: ignore[arg-type]
-            sock=socket.socket(), pong=lambda payload: None,
-            send_close=lambda code, reason: None), tick=0.05, max_message_size=max_size)
-        transport._sock.close()
-        if not use_c:
-            transport._split_data = None
-        frames: list[tuple[int, bytes]] = []
-        try:
-            rest: Any = transport._split(buffer, frames)
-        except ProtocolError as exc:
-            rest = ("raised", str(exc))
-        outcomes.append((frames, rest, transport._fragments, transport._fragment_size,
-                         transport._fragment_opcode))
-    assert outcomes[1] == outcomes[0]
+    assert _cut(buffer, max_size, True) == _cut(buffer, max_size, False)
+
+
+@needs_c
+@pytest.mark.parametrize("max_size", [2**63 - 1, 2**63, 2**64, 10**30, -1, -2**70])
+def test_any_int_limit_cuts_frames_alike(max_size: int) -> None:
+    """A limit past 64 bits (Python's ints have none), or below zero (the transport
+    refuses every data frame), is the Python loop's limit in C too."""
+    buffer = frame(b"{}") + frame(b"x" * 200) + frame(b"", OP_BINARY)
+    python = _cut(buffer, max_size, False)
+    assert _cut(buffer, max_size, True) == python
+    assert python[0] == ([(OP_TEXT, b"{}"), (OP_TEXT, b"x" * 200), (OP_BINARY, b"")]
+                         if max_size > 0 else [])
