@@ -134,7 +134,7 @@ def test_hostile_bytes_are_read_by_both_parsers_alike(template: bytes, data: st.
 
 
 @needs_c
-@FUZZ
+@settings(FUZZ, max_examples=int(os.environ.get("KALSHI_WS_FUZZ_EXAMPLES", "0")) or 100)
 @given(st.sampled_from(_LEARNABLE + [DELTA]), st.randoms(use_true_random=False), st.data())
 def test_payloads_in_any_key_order_are_read_and_cached_alike(
         template: bytes, random: Any, data: st.DataObject) -> None:
