@@ -126,7 +126,7 @@ def format_table(results: dict[str, Any]) -> str:
     parsers = {key: row["extra"][0].get("c_parser") for key, row in results["throughput"].items()
                if row.get("extra") and "c_parser" in row["extra"][0]}
     if parsers:
-        add("  learned shapes read in C (kalshi_ws._speedups): " + ", ".join(
+        add("  C speed-ups used (kalshi_ws._speedups): " + ", ".join(
             f"({key}) {'yes' if on else 'no'}" for key, on in parsers.items()))
     if results.get("peer_hint"):
         add(f"  note: {results['peer_hint']}")
