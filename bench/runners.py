@@ -715,9 +715,9 @@ THROUGHPUT: tuple[Runner, ...] = (
            _orderbooks_missing),
     Runner("f", "pykalshi 2.x Feed (threaded, peer)", run_pykalshi, _pykalshi_missing,
            peer=True),
-    Runner("c-py", "(c), learned shapes read in Python, not C", _pure_python(run_kalshi_callback)),
-    Runner("d-py", "(d), learned shapes read in Python, not C", _pure_python(run_kalshi_queue)),
-    Runner("e-py", "(e), learned shapes read in Python, not C",
+    Runner("c-py", "(c) without the C speed-ups (pure Python)", _pure_python(run_kalshi_callback)),
+    Runner("d-py", "(d) without the C speed-ups (pure Python)", _pure_python(run_kalshi_queue)),
+    Runner("e-py", "(e) without the C speed-ups (pure Python)",
            _pure_python(run_kalshi_orderbooks), _orderbooks_missing),
 )
 

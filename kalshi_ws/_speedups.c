@@ -23,6 +23,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 #include <string.h>
 
 #define MAX_STEPS 256
@@ -818,6 +819,125 @@ static PyTypeObject ShapeTableType = {
     .tp_methods = ShapeTable_methods,
 };
 
+/* ------------------------------------------------------------------ Constructor
+ *
+ * Constructor(cls, descriptors): a positional constructor of a frozen slotted attrs
+ * class that skips __init__, as kalshi_ws._wire.constructor generates one in Python:
+ * object.__new__(cls), then each argument through its slot's descriptor, in order.
+ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *cls;
+    PyObject *descriptors; /* tuple: one data descriptor per positional argument */
+    vectorcallfunc vectorcall;
+} Constructor;
+
+static int
+Constructor_traverse(Constructor *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->cls);
+    Py_VISIT(self->descriptors);
+    return 0;
+}
+
+static int
+Constructor_clear(Constructor *self)
+{
+    Py_CLEAR(self->cls);
+    Py_CLEAR(self->descriptors);
+    return 0;
+}
+
+static void
+Constructor_dealloc(Constructor *self)
+{
+    PyObject_GC_UnTrack(self);
+    Constructor_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Constructor_vectorcall(Constructor *self, PyObject *const *args, size_t nargsf,
+                       PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (self->descriptors == NULL) {
+        PyErr_SetString(PyExc_TypeError, "the Constructor is not initialised");
+        return NULL;
+    }
+    Py_ssize_t wanted = PyTuple_GET_SIZE(self->descriptors);
+    if ((kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) || nargs != wanted) {
+        PyErr_Format(PyExc_TypeError, "%R() takes %zd positional arguments", self->cls,
+                     wanted);
+        return NULL;
+    }
+    PyObject *obj = PyBaseObject_Type.tp_new((PyTypeObject *)self->cls, empty_tuple, NULL);
+    if (obj == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < wanted; i++) {
+        if (set_slot(PyTuple_GET_ITEM(self->descriptors, i), obj, args[i]) < 0) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
+static PyObject *
+Constructor_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *cls, *descriptors;
+    static char *names[] = {"cls", "descriptors", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!:Constructor", names, &PyType_Type,
+                                     &cls, &PyTuple_Type, &descriptors)) {
+        return NULL;
+    }
+    if (((PyTypeObject *)cls)->tp_new != PyBaseObject_Type.tp_new) {
+        PyErr_SetString(PyExc_TypeError, "cls: a class whose instances object.__new__ makes");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(descriptors); i++) {
+        if (check_descriptor(PyTuple_GET_ITEM(descriptors, i), "a descriptor") < 0) {
+            return NULL;
+        }
+    }
+    Constructor *self = (Constructor *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    Py_INCREF(cls);
+    self->cls = cls;
+    Py_INCREF(descriptors);
+    self->descriptors = descriptors;
+    self->vectorcall = (vectorcallfunc)Constructor_vectorcall;
+    return (PyObject *)self;
+}
+
+static PyObject *
+Constructor_repr(Constructor *self)
+{
+    return PyUnicode_FromFormat("<kalshi_ws._speedups.Constructor of %R>",
+                                self->cls ? self->cls : Py_None);
+}
+
+static PyTypeObject ConstructorType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kalshi_ws._speedups.Constructor",
+    .tp_doc = "A positional constructor of a frozen slotted class that skips __init__.",
+    .tp_basicsize = sizeof(Constructor),
+    .tp_itemsize = 0,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = Constructor_new,
+    .tp_dealloc = (destructor)Constructor_dealloc,
+    .tp_traverse = (traverseproc)Constructor_traverse,
+    .tp_clear = (inquiry)Constructor_clear,
+    .tp_repr = (reprfunc)Constructor_repr,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(Constructor, vectorcall),
+};
+
 /* ------------------------------------------------------------------ framing
  *
  * split_data(buffer, frames, max_size) -> int
@@ -927,7 +1047,8 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (PyType_Ready(&ShapeType) < 0 || PyType_Ready(&ShapeTableType) < 0) {
+    if (PyType_Ready(&ShapeType) < 0 || PyType_Ready(&ShapeTableType) < 0 ||
+        PyType_Ready(&ConstructorType) < 0) {
         return NULL;
     }
     empty_tuple = PyTuple_New(0);
@@ -947,6 +1068,12 @@ PyInit__speedups(void)
     Py_INCREF(&ShapeType);
     if (PyModule_AddObject(module, "Shape", (PyObject *)&ShapeType) < 0) {
         Py_DECREF(&ShapeType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&ConstructorType);
+    if (PyModule_AddObject(module, "Constructor", (PyObject *)&ConstructorType) < 0) {
+        Py_DECREF(&ConstructorType);
         Py_DECREF(module);
         return NULL;
     }

@@ -31,7 +31,7 @@ import attrs
 import cattrs
 import cattrs.gen
 
-from . import models
+from . import _compiled, models
 from .models import NO_EXTRA, Channel, ExtraFields, MalformedMessage, UnknownMessage
 
 __all__ = [
@@ -612,16 +612,36 @@ def _build_fast_structure(cls: type) -> Callable[[dict[str, Any]], Any]:
     return builder
 
 
-def constructor(cls: type) -> Callable[..., Any]:
+def constructor(cls: type, compiled: bool | None = None) -> Callable[..., Any]:
     """A positional constructor for a frozen slotted attrs class that skips ``__init__``.
 
     For classes built on the hot path, whose ``__init__`` would only assign (no
     validators, converters or defaults to compute): about half the cost of a frozen
-    ``__init__``. Arguments follow the field order.
+    ``__init__`` in Python, a fifth in C. Arguments follow the field order, positional
+    only.
+
+    Args:
+        cls: The class.
+        compiled: Use the optional C module's ``Constructor`` (the same objects); None:
+            where it is used (see :mod:`kalshi_ws._compiled`).
     """
+    in_c = _compiled.enabled() if compiled is None else compiled
+    made = _CONSTRUCTORS.get((cls, in_c))
+    if made is None:
+        made = _CONSTRUCTORS[cls, in_c] = _constructor(cls, in_c)
+    return made
+
+
+_CONSTRUCTORS: dict[tuple[type, bool], Callable[..., Any]] = {}  # made once each (immutable)
+
+
+def _constructor(cls: type, in_c: bool) -> Callable[..., Any]:
     names = [field.name for field in attrs.fields(cls)]
+    if in_c:
+        return _compiled.speedups.Constructor(  # type: ignore[no-any-return]
+            cls, tuple(getattr(cls, name) for name in names))
     namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    lines = [f"def new({', '.join(names)}):", "    o = _new(_cls)"]
+    lines = [f"def new({', '.join(names)}, /):", "    o = _new(_cls)"]
     for index, name in enumerate(names):
         namespace[f"_set{index}"] = getattr(cls, name).__set__
         lines.append(f"    _set{index}(o, {name})")

@@ -83,7 +83,6 @@ __all__ = ["DUPLICATE_WINDOW", "INTERNAL_COMMAND_TIMEOUT", "SUBSCRIBE_OPTIONS", 
 
 _REPLY_TYPES = frozenset({"subscribed", "unsubscribed", "ok", "error"})
 _build_message = _wire.build_message
-_new_update = _wire.constructor(StreamUpdate)
 
 
 class State(enum.Enum):
@@ -130,6 +129,8 @@ class KalshiProtocol:
 
     def __init__(self, *, resync: bool = True, lock: Any = None) -> None:
         self._lock = lock
+        # Makes the updates (in C where the optional C code is used: the same objects).
+        self._new_update = _wire.constructor(StreamUpdate)
         # The outputs: never rebound (the tables shares them), drained by copy and clear.
         self._deliveries: list[Any] = []
         self._completions: list[tuple[int, Any, BaseException | None]] = []
@@ -502,7 +503,7 @@ class KalshiProtocol:
         sent = get("sending_ts_ms")
         if sent is not None and sent.__class__ is not int:
             sent = millis(sent)
-        update = _new_update(sub.channel, wire_type, sub.sid, seq, msg, sent)
+        update = self._new_update(sub.channel, wire_type, sub.sid, seq, msg, sent)
         if self._holding:
             self._held.append(update)
         else:
@@ -543,7 +544,7 @@ class KalshiProtocol:
         sub.counters.received += 1  # type: ignore[union-attr]
         if seq is not None:
             sub.last_seq = seq
-        update = _new_update(sub.channel, wire_type, sid, seq, msg, sent)
+        update = self._new_update(sub.channel, wire_type, sid, seq, msg, sent)
         if self._holding:
             self._held.append(update)
         else:

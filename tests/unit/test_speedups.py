@@ -526,3 +526,47 @@ def test_any_int_limit_cuts_frames_alike(max_size: int) -> None:
     assert _cut(buffer, max_size, True) == python
     assert python[0] == ([(OP_TEXT, b"{}"), (OP_TEXT, b"x" * 200), (OP_BINARY, b"")]
                          if max_size > 0 else [])
+
+
+@needs_c
+def test_the_c_constructor_makes_what_the_python_one_makes() -> None:
+    """StreamUpdate (and any frozen slotted class) made in C equals, in repr too, what
+    the generated Python constructor makes; both take positional arguments only."""
+    in_python = _wire.constructor(StreamUpdate, compiled=False)
+    in_c = _wire.constructor(StreamUpdate, compiled=True)
+    assert type(in_c).__name__ == "Constructor" and in_c is _wire.constructor(StreamUpdate, True)
+    ticker = _pair(_LEARNABLE[0])[1](_LEARNABLE[0])[3]
+    for args in [("ticker", "ticker", 2, None, ticker, None),
+                 ("orderbook_delta", "orderbook_delta", 1, 7, ticker, 1764482400123)]:
+        made = in_c(*args)
+        assert exact(made) == exact(in_python(*args)) and repr(made) == repr(in_python(*args))
+        names = ("channel", "type", "sid", "seq", "msg", "sending_ts_ms")
+        assert made == StreamUpdate(**dict(zip(names, args)))  # its keyword-only __init__
+    for bad in [(), ("ticker",) * 5, ("ticker",) * 7]:
+        for constructor in (in_python, in_c):
+            with pytest.raises(TypeError):
+                constructor(*bad)
+    for constructor in (in_python, in_c):
+        with pytest.raises(TypeError):
+            constructor("ticker", "ticker", 2, None, ticker, sending_ts_ms=None)
+    assert speedups is not None
+    with pytest.raises(TypeError):
+        speedups.Constructor(dict, ())  # object.__new__ does not make a dict
+    with pytest.raises(TypeError):
+        speedups.Constructor(StreamUpdate, (1,))  # not a descriptor
+    make = speedups.Constructor(StreamUpdate, tuple(getattr(StreamUpdate, f) for f in (
+        "channel", "type", "sid", "seq", "msg", "sending_ts_ms")))
+    tracemalloc.start()
+    try:
+        make(*args)
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(20_000):
+            make(*args)
+            try:
+                make()
+            except TypeError:
+                pass
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 20_000, grown
