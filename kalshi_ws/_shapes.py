@@ -29,6 +29,14 @@ Rules that make the fast path give exactly what the general path gives:
 - A shape is kept only if it reads the frame it was learned from into a message equal
   to the general path's.
 
+Where the optional C module is used (see :mod:`kalshi_ws._compiled`), each shape is
+also described to its ``Shape`` type, which reads a frame's bytes by the same rules
+(every string decoded strictly before any value is converted, the fields converted in
+the Python parser's order, plain decimals made and cached as ``to_decimal`` does) and
+is kept only if it passes the same check; a decoder then reads every shape in C, its
+``parse`` being the C table's own method. A shape the C type cannot take (over 256
+values) is then not learned: its frames take the general path.
+
 Memory is bounded: at most :data:`SHAPES_PER_TYPE` shapes per message type (the oldest
 is forgotten), and only the types of :data:`kalshi_ws._wire.MESSAGE_CLASSES`. Learning
 is rare: the first frame of a type that no shape matches, then the 2nd, 4th, 8th...
@@ -73,6 +81,7 @@ _KINDS = {"string": 0, "integer": 1}
 _TO_NOTHING, _TO_SID, _TO_SEQ, _TO_SENT, _TO_SLOT, _TO_EXTRA = range(6)
 _HEADER_TARGETS = {"sid": _TO_SID, "seq": _TO_SEQ, "sending_ts_ms": _TO_SENT}
 _CONV_NONE, _CONV_DECIMAL, _CONV_CALL = range(3)
+
 
 class _Refused(Exception):
     """This frame's shape cannot be learned (the reason is the message)."""
