@@ -1,8 +1,9 @@
 """The optional C module, ``kalshi_ws._speedups``, and whether to use it.
 
-The C module reads the frames of learned shapes (see :mod:`kalshi_ws._shapes`) and cuts
-the common WebSocket frames out of a read (see :mod:`kalshi_ws._transport`), with the
-same results as the Python code beside it. It is built at install time where a C
+The C module reads the frames of learned shapes (see :mod:`kalshi_ws._shapes`), cuts
+the common WebSocket frames out of a read (see :mod:`kalshi_ws._transport`) and makes
+``StreamUpdate`` objects (see :func:`kalshi_ws._wire.constructor`), with the same
+results as the Python code beside it. It is built at install time where a C
 compiler and Python's headers are found (see setup.py), and absent otherwise.
 
 Any thread may read this module's names.
