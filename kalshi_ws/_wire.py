@@ -199,7 +199,7 @@ def to_int_or_none(value: Any) -> int | None:
     return to_int(value)
 
 
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)  # noqa: UP017 - 3.10
 # ISO 8601 date-times as Kalshi sends them: a date, T or a space, a time with an optional
 # fraction (any number of digits), and Z, an offset, or nothing (UTC).
 _ISO = re.compile(r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d)?)(?:\.(\d+))?"

@@ -148,7 +148,8 @@ def test_ts_in_each_accepted_form_reads_without_loss(frame: dict[str, Any], ts: 
     assert message.extra == {}, "ts must be typed, not degraded"
     assert_nothing_lost(_wire.decode(json.dumps(changed["msg"])), message)
     if isinstance(message.ts, int):
-        moment = datetime.datetime(2026, 4, 22, 18, 31, 59, tzinfo=datetime.UTC)
+        moment = datetime.datetime(2026, 4, 22, 18, 31, 59,
+                                   tzinfo=datetime.timezone.utc)  # noqa: UP017 - 3.10
         assert message.ts == int(moment.timestamp())
 
 

@@ -143,3 +143,20 @@ def test_order_books_use_the_client_through_its_public_seam_only() -> None:
                and ((isinstance(n.value, ast.Attribute) and n.value.attr == "_client")
                     or (isinstance(n.value, ast.Name) and n.value.id == "client"))]
     assert not private, private
+
+
+# Names that Python added after 3.10, the oldest version setup.cfg declares.
+_NEWER_THAN_310 = re.compile(r"\bdatetime\.UTC\b|\bStrEnum\b|\btomllib\b|\bExceptionGroup\b|"
+                             r"\btyping\.Self\b|from typing import [^\n]*\bSelf\b|\bTaskGroup\b")
+
+
+def test_the_package_and_its_tests_use_nothing_newer_than_python_310() -> None:
+    """setup.cfg declares Python 3.10 to 3.13: nothing may need a newer one (datetime.UTC
+    made ``import kalshi_ws`` fail on 3.10)."""
+    root = PACKAGE.parent
+    assert "python_requires = >=3.10" in (root / "setup.cfg").read_text()
+    found = [f"{path.relative_to(root)}: {match.group(0)}"
+             for folder in (PACKAGE, root / "tests", root / "examples", root / "bench")
+             for path in sorted(folder.rglob("*.py")) if path.name != "test_layering.py"
+             for match in _NEWER_THAN_310.finditer(path.read_text())]
+    assert not found, found
