@@ -122,7 +122,7 @@ class ServerSession:
         try:
             pong = await self.ws.ping(b"heartbeat")
             await asyncio.wait_for(pong, timeout)
-        except TimeoutError:
+        except (TimeoutError, asyncio.TimeoutError):  # noqa: UP041 - distinct before 3.11
             logger.info("fake server: client never answered the heartbeat; dropping it")
             abort(self.ws)
             return False
