@@ -133,8 +133,8 @@ class _ShapeBuilder:
         self.message = message
         self.cls = type(message)
         self.tokens: list[str | _Value] = []
-        self.values: list[_Value] = []
-        self.groups = 0
+        self.steps = 0  # values so far (each a step of the C parser)
+        self.groups = 0  # values so far that the expression captures
         self.namespace: dict[str, Any] = {
             "_new": object.__new__, "_cls": self.cls, "_int": int, "_dget": _wire._decimals.get,
             "_wrap": _wire._wrap_extra, "_NO_EXTRA": NO_EXTRA,
@@ -152,9 +152,9 @@ class _ShapeBuilder:
         self._literal(_wire.encode({name: 0})[1:-2])  # '"name":' as compact JSON spells it
 
     def _value(self, kind: str, captured: bool) -> _Value:
-        value = _Value(kind, self.groups if captured else -1, len(self.values))
+        value = _Value(kind, self.groups if captured else -1, self.steps)
         self.groups += captured
-        self.values.append(value)
+        self.steps += 1
         self.tokens.append(value)
         return value
 
@@ -211,7 +211,7 @@ class _ShapeBuilder:
                 literal += token
                 continue
             steps.append((literal.encode(), _KINDS[token.kind], token.target, token.conv,
-                          token.descr, token.convert, None))
+                          token.descr, token.convert))
             literal = ""
         return (self.frame["type"], self.cls, tuple(steps), literal.encode(),
                 tuple(self.constants), self.cls.extra, tuple(self.extra_items), NO_EXTRA,

@@ -41,7 +41,6 @@ typedef struct {
     int conv;
     PyObject *descr;   /* TO_SLOT: the slot's member descriptor */
     PyObject *convert; /* CONV_DECIMAL, CONV_CALL: the converter */
-    PyObject *key;     /* TO_EXTRA: the unknown key */
 } Step;
 
 typedef struct {
@@ -49,7 +48,7 @@ typedef struct {
     PyObject *wire_type;   /* str */
     PyObject *cls;         /* the message class */
     PyObject *literals;    /* tuple of bytes: one per step, then the tail */
-    PyObject *steps;       /* the description's tuple (keeps descr/convert/key alive) */
+    PyObject *steps;       /* the description's tuple (keeps descr and convert alive) */
     PyObject *constants;   /* tuple of (descriptor, value) */
     PyObject *extra_descr; /* the `extra` slot's descriptor */
     PyObject *extra_items; /* tuple of (key, step index or -1, constant) */
@@ -141,7 +140,7 @@ check_descriptor(PyObject *descr, const char *what)
  * to_decimal keeps them.
  *
  * steps: a tuple of (literal: bytes, kind: int, target: int, conv: int,
- *        descr or None, convert or None, key or None)
+ *        descr or None, convert or None)
  *
  * order: the index of each step whose target is a slot, once each, in the order the
  * Python parser converts and sets them (the class's field order, which a converter's
@@ -244,11 +243,11 @@ Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
     }
     for (Py_ssize_t i = 0; i < nsteps; i++) {
         PyObject *item = PyTuple_GET_ITEM(steps, i);
-        PyObject *literal, *descr, *convert, *key;
+        PyObject *literal, *descr, *convert;
         int kind, target, conv;
         if (!PyTuple_Check(item) ||
-            !PyArg_ParseTuple(item, "SiiiOOO:step", &literal, &kind, &target, &conv,
-                              &descr, &convert, &key)) {
+            !PyArg_ParseTuple(item, "SiiiOO:step", &literal, &kind, &target, &conv,
+                              &descr, &convert)) {
             if (!PyErr_Occurred()) {
                 PyErr_SetString(PyExc_TypeError, "a step is a tuple");
             }
@@ -278,7 +277,6 @@ Shape_init(Shape *self, PyObject *args, PyObject *kwargs)
         step[i].conv = conv;
         step[i].descr = descr;
         step[i].convert = convert;
-        step[i].key = key;
         if (target == TO_SLOT) {
             sequence[nslots++] = i; /* the frame's order, unless order says otherwise */
         }

@@ -255,10 +255,10 @@ def test_a_shape_is_checked_when_made() -> None:
     good: list[Any] = ["ticker", cls, (), b"{}", (), cls.extra, (), None, dict,
                        ({}, Decimal, 10, 24)]
     shape(*good)
-    for at, bad in [(1, 5), (2, [1]), (2, ((b"x", 7, 0, 0, None, None, None),)),
-                    (2, ((b"x", 0, 4, 0, None, None, None),)),
-                    (2, ((b"x", 0, 1, 0, None, None, None),)),
-                    (2, ((b"x", 0, 4, 1, cls.extra, None, None),)),
+    for at, bad in [(1, 5), (2, [1]), (2, ((b"x", 7, 0, 0, None, None),)),
+                    (2, ((b"x", 0, 4, 0, None, None),)),
+                    (2, ((b"x", 0, 1, 0, None, None),)),
+                    (2, ((b"x", 0, 4, 1, cls.extra, None),)),
                     (2, (b"x",) * 300), (3, "}"), (4, ((1,),)), (5, 3),
                     (6, (("k", 5, None),)), (8, 3), (9, {}), (9, ({}, 5, 10, 24)),
                     (9, ({}, Decimal, 0, 24)), (9, ([], Decimal, 10, 24)), (9, ({},)),
@@ -273,11 +273,11 @@ def test_a_shape_is_checked_when_made() -> None:
     assert made.parse(b"{}") is None  # a shape without a sid reads nothing
     assert made.parse("{}") is None  # not bytes
     with_sid = list(good)
-    with_sid[2] = ((b'{"sid":', speedups.KIND_INTEGER, speedups.TO_SID, 0, None, None, None),)
+    with_sid[2] = ((b'{"sid":', speedups.KIND_INTEGER, speedups.TO_SID, 0, None, None),)
     with_sid[3] = b"}"
     parsed = shape(*with_sid).parse(b'{"sid":5}')
     assert parsed[:3] == ("ticker", 5, None) and type(parsed[3]) is cls
-    slot = (b",", speedups.KIND_STRING, speedups.TO_SLOT, 0, cls.market_ticker, None, None)
+    slot = (b",", speedups.KIND_STRING, speedups.TO_SLOT, 0, cls.market_ticker, None)
     with_sid[2] += (slot,)
     assert shape(*with_sid, order=(1,)).parse(b'{"sid":5,"M"}')[3].market_ticker == "M"
     for order in [(), (0,), (1, 1), (2,), (-1,), ("1",), (2**70,), [1]]:
