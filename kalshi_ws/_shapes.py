@@ -34,8 +34,11 @@ also described to its ``Shape`` type, which reads a frame's bytes by the same ru
 (every string decoded strictly before any value is converted, the fields converted in
 the Python parser's order, plain decimals made and cached as ``to_decimal`` does) and
 is kept only if it passes the same check; a decoder then reads every shape in C, its
-``parse`` being the C table's own method. A shape the C type cannot take (over 256
-values) is then not learned: its frames take the general path.
+``parse`` being the C table's own method, and never compiles the Python parser (the
+expression and the generated function are most of what learning costs, about a
+millisecond of the reader's time; without them a shape is learned in about 0.3 ms). A
+shape the C type cannot take (over 256 values) is then not learned: its frames take the
+general path.
 
 Memory is bounded: at most :data:`SHAPES_PER_TYPE` shapes per message type (the oldest
 is forgotten), and only the types of :data:`kalshi_ws._wire.MESSAGE_CLASSES`. Learning
@@ -144,6 +147,7 @@ class _ShapeBuilder:
         self.constants: list[tuple[Any, Any]] = []  # (descriptor, value) of fixed fields
         self.extra_items: list[tuple[str, int, Any]] = []  # (key, step or -1, constant)
         self.order: list[int] = []  # the steps of varying fields, in the parser's order
+        self.header: dict[str, str] = {}  # sid, seq, sending_ts_ms: their Python source
 
     def _literal(self, text: str) -> None:
         self.tokens.append(text)
@@ -158,13 +162,15 @@ class _ShapeBuilder:
         self.tokens.append(value)
         return value
 
-    def build(self) -> tuple[Callable[[bytes], Parsed | None], Any]:
-        """The Python parser, and the arguments of the C parser (``_speedups.Shape``).
+    def read(self) -> _ShapeBuilder:
+        """Make the shape's tokens (and the Python parser's lines) from the frame.
+
+        Returns:
+            The builder, for :meth:`python_parser` and :meth:`description`.
 
         Raises:
             _Refused: the frame's shape cannot be learned.
         """
-        header: dict[str, str] = {}
         self._literal("{")
         for position, (name, value) in enumerate(self.frame.items()):
             if position:
@@ -183,24 +189,32 @@ class _ShapeBuilder:
             wanted = name in _HEADER_INTS and kind == "integer"
             token = self._value(kind, wanted)
             if wanted:
-                header[name] = token.source
+                self.header[name] = token.source
                 token.target = _HEADER_TARGETS[name]
         self._literal("}")
+        return self
+
+    def python_parser(self) -> Callable[[bytes], Parsed | None]:
+        """The Python parser: the tokens as one regular expression, and a generated
+        function that fills the message from its groups. Compiling both is most of
+        what learning a shape costs (about a millisecond), so a decoder that reads
+        its shapes in C never asks for it."""
         pattern = re.compile("".join(
             re.escape(t) if isinstance(t, str) else _value_pattern(t.kind, t.group >= 0)
             for t in self.tokens))
-        self.lines[:0] = ["def parse(data):", "    m = _match(data.decode())",
-                          "    if m is None: return None", "    g = m.groups()",
-                          "    o = _new(_cls)"]
-        self.lines.append(f"    return (_type, {header['sid']}, {header.get('seq', 'None')}, "
-                          f"o, {header.get('sending_ts_ms', 'None')})")
-        self.namespace["_match"] = pattern.fullmatch
-        self.namespace["_type"] = self.frame["type"]
-        exec("\n".join(self.lines), self.namespace)  # noqa: S102 - from our own field rules
-        parse: Callable[[bytes], Parsed | None] = self.namespace["parse"]
-        return parse, self._description()
+        header = self.header
+        ending = (f"    return (_type, {header['sid']}, {header.get('seq', 'None')}, o, "
+                  f"{header.get('sending_ts_ms', 'None')})")
+        lines = ["def parse(data):", "    m = _match(data.decode())",
+                 "    if m is None: return None", "    g = m.groups()",
+                 "    o = _new(_cls)", *self.lines, ending]
+        namespace = {**self.namespace, "_match": pattern.fullmatch,
+                     "_type": self.frame["type"]}
+        exec("\n".join(lines), namespace)  # noqa: S102 - from our own field rules
+        parse: Callable[[bytes], Parsed | None] = namespace["parse"]
+        return parse
 
-    def _description(self) -> tuple[Any, ...]:
+    def description(self) -> tuple[Any, ...]:
         """The arguments of ``_speedups.Shape``: the tokens as steps (each value with the
         literal before it), then the literal after the last value; last, the order in
         which the Python parser converts the fields (a refusal or an emptied decimal
@@ -394,16 +408,17 @@ class ShapeDecoder:
         message = _wire.build_message(wire_type, frame.get("msg"), frame)
         if type(message) is not _wire.MESSAGE_CLASSES[wire_type]:
             raise _Refused("the general path did not read it into its class")
-        parse, description = _ShapeBuilder(frame, message).build()
+        builder = _ShapeBuilder(frame, message).read()
         expected = (wire_type, frame["sid"], frame.get("seq"), message,
                     frame.get("sending_ts_ms"))
-        _check(parse, data, expected)
         if not compiled:
+            parse = builder.python_parser()
+            _check(parse, data, expected)
             return parse
         if _compiled.speedups is None:
             raise _Refused("the C parser is not built")
         try:
-            shape = _compiled.speedups.Shape(*description)
+            shape = _compiled.speedups.Shape(*builder.description())
         except (TypeError, ValueError) as why:  # e.g. more values than it takes
             raise _Refused(f"the C parser cannot read this shape: {why}") from None
         _check(shape.parse, data, expected)

@@ -121,6 +121,28 @@ def test_the_flat_data_frames_of_the_spec_are_learned(compiled: bool) -> None:
     assert "orderbook_snapshot" not in kinds  # its sides are arrays: never a shape
 
 
+@pytest.mark.parametrize("compiled", BACKENDS)
+def test_a_decoder_that_reads_in_c_builds_no_python_parser(
+        compiled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Compiling the expression and the generated function is most of what learning
+    # costs (about a millisecond on the reader thread, a stall every stream sees at its
+    # first frames): the C reader does not need either.
+    built = []
+    python_parser = _shapes._ShapeBuilder.python_parser
+
+    def counting(builder: Any) -> Any:
+        built.append(builder.frame["type"])
+        return python_parser(builder)
+
+    monkeypatch.setattr(_shapes._ShapeBuilder, "python_parser", counting)
+    kinds = {f["type"] for f in EXAMPLES if learned(_compact(f), compiled) is not None}
+    assert {"orderbook_delta", "ticker", "trade", "fill"} <= kinds
+    if compiled:
+        assert built == []
+    else:
+        assert {"orderbook_delta", "ticker", "trade", "fill"} <= set(built)
+
+
 def test_frames_the_general_path_does_not_read_cleanly_are_never_learned() -> None:
     delta = {"type": "orderbook_delta", "sid": 1, "seq": 2,
              "msg": {"market_ticker": "M", "price_dollars": "abc", "delta_fp": "1.00",

@@ -452,7 +452,7 @@ def test_a_full_decimal_cache_is_emptied_as_to_decimal_empties_it(
     assert speedups is not None
     frame = json.loads(DELTA)
     args = list(_shapes._ShapeBuilder(frame, _wire.build_message(
-        "orderbook_delta", frame["msg"], frame)).build()[1])
+        "orderbook_delta", frame["msg"], frame)).read().description())
     prices = ["0.11", "0.12", "0.13", "0.14"]
     in_c: dict[str, Decimal] = {}
     args[9] = (in_c, Decimal, 3, 24)
