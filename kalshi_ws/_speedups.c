@@ -19,6 +19,11 @@
  * Called by the reader thread only, holding the GIL throughout. The message is made
  * as the Python parser makes it: object.__new__(cls), then each slot through its
  * member descriptor's __set__, then `extra`.
+ *
+ * Beside it: split_data (the transport's framing loop), Constructor (StreamUpdate),
+ * ladder (_wire._ladder: a snapshot's side through the decimal cache) and
+ * split_ladder (orderbook._load_side's check and split of a side as Kalshi sends it),
+ * each with the results of the Python code it stands for.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -953,7 +958,7 @@ static PyTypeObject ConstructorType = {
 static PyObject *opcodes[3]; /* 0, 1 (text), 2 (binary) as ints */
 
 static PyObject *
-split_data(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+split_data(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3 || !PyBytes_Check(args[0]) || !PyList_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "split_data(buffer: bytes, frames: list, max_size)");
@@ -1026,12 +1031,175 @@ split_data(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromSsize_t(pos);
 }
 
+/* ladder(pairs, cache, level): _wire._ladder for a list, with the same results.
+ *
+ * Each [price, size] pair (a list of two str) whose strings are both in the decimal
+ * cache becomes (cached price, cached size); any other element becomes level(element),
+ * the Python converter, which converts (and caches) as to_decimal does or raises. The
+ * cache is only read here, so every conversion and every change to the cache happens
+ * in Python, in the order the Python loop makes them.
+ */
+static PyObject *
+ladder(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "ladder(pairs, cache, level) takes 3 arguments");
+        return NULL;
+    }
+    PyObject *pairs = args[0], *cache = args[1], *level = args[2];
+    if (!PyList_CheckExact(pairs) || !PyDict_CheckExact(cache)) {
+        PyErr_SetString(PyExc_TypeError, "ladder() needs a list and a dict");
+        return NULL;
+    }
+    PyObject *levels = PyList_New(0);
+    if (levels == NULL) {
+        return NULL;
+    }
+    /* As a for loop over a list: the length is read again at each step. */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pairs); i++) {
+        PyObject *pair = PyList_GET_ITEM(pairs, i);
+        PyObject *item = NULL;
+        Py_INCREF(pair);
+        if (PyList_CheckExact(pair) && PyList_GET_SIZE(pair) == 2) {
+            PyObject *price_text = PyList_GET_ITEM(pair, 0);
+            PyObject *size_text = PyList_GET_ITEM(pair, 1);
+            PyObject *price = NULL, *size = NULL;
+            /* Exact str keys in a dict of str keys: no Python code runs here. */
+            if (PyUnicode_CheckExact(price_text)) {
+                price = PyDict_GetItemWithError(cache, price_text);
+            }
+            if (price != NULL && PyUnicode_CheckExact(size_text)) {
+                size = PyDict_GetItemWithError(cache, size_text);
+            }
+            if (PyErr_Occurred()) {
+                Py_DECREF(pair);
+                Py_DECREF(levels);
+                return NULL;
+            }
+            if (price != NULL && size != NULL) {
+                item = PyTuple_Pack(2, price, size);
+                if (item == NULL) {
+                    Py_DECREF(pair);
+                    Py_DECREF(levels);
+                    return NULL;
+                }
+            }
+        }
+        if (item == NULL) {
+            item = PyObject_CallOneArg(level, pair);
+            if (item == NULL) {
+                Py_DECREF(pair);
+                Py_DECREF(levels);
+                return NULL;
+            }
+        }
+        Py_DECREF(pair);
+        int failed = PyList_Append(levels, item);
+        Py_DECREF(item);
+        if (failed) {
+            Py_DECREF(levels);
+            return NULL;
+        }
+    }
+    PyObject *result = PyList_AsTuple(levels);
+    Py_DECREF(levels);
+    return result;
+}
+
+/* split_ladder(zero, one, infinity, levels): orderbook._load_side's fast case.
+ *
+ * For a tuple of (price, size) tuples of Decimals with prices rising strictly inside
+ * (zero, one) and sizes positive and finite (as Kalshi sends a side), return the
+ * tuple of its prices and the tuple of its sizes; otherwise None, and the Python
+ * checks that follow say what is wrong. A comparison that raises an Exception (a NaN)
+ * gives None too, as the Python check it replaces does. A size is finite when, being
+ * positive, it is below infinity.
+ */
+static PyObject *
+split_ladder(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "split_ladder(zero, one, infinity, levels) takes 4 arguments");
+        return NULL;
+    }
+    PyObject *zero = args[0], *one = args[1], *infinity = args[2], *levels = args[3];
+    if (!PyTuple_CheckExact(levels)) {
+        Py_RETURN_NONE;
+    }
+    PyTypeObject *decimal_type = Py_TYPE(zero);
+    Py_ssize_t count = PyTuple_GET_SIZE(levels);
+    PyObject *prices = PyTuple_New(count);
+    PyObject *sizes = PyTuple_New(count);
+    if (prices == NULL || sizes == NULL) {
+        Py_XDECREF(prices);
+        Py_XDECREF(sizes);
+        return NULL;
+    }
+    PyObject *previous = zero; /* borrowed: levels and zero hold it */
+    int ladder = 1;
+    for (Py_ssize_t i = 0; i < count && ladder == 1; i++) {
+        PyObject *level = PyTuple_GET_ITEM(levels, i);
+        if (!PyTuple_CheckExact(level) || PyTuple_GET_SIZE(level) != 2) {
+            ladder = 0;
+            break;
+        }
+        PyObject *price = PyTuple_GET_ITEM(level, 0);
+        PyObject *size = PyTuple_GET_ITEM(level, 1);
+        if (Py_TYPE(price) != decimal_type || Py_TYPE(size) != decimal_type) {
+            ladder = 0;
+            break;
+        }
+        ladder = PyObject_RichCompareBool(previous, price, Py_LT);
+        if (ladder == 1) {
+            ladder = PyObject_RichCompareBool(size, zero, Py_GT);
+        }
+        if (ladder == 1) {
+            ladder = PyObject_RichCompareBool(size, infinity, Py_LT);
+        }
+        if (ladder == 1) {
+            Py_INCREF(price);
+            PyTuple_SET_ITEM(prices, i, price);
+            Py_INCREF(size);
+            PyTuple_SET_ITEM(sizes, i, size);
+            previous = price;
+        }
+    }
+    if (ladder == 1) {
+        ladder = PyObject_RichCompareBool(previous, one, Py_LT);
+    }
+    if (ladder == 1) {
+        PyObject *side = PyTuple_Pack(2, prices, sizes);
+        Py_DECREF(prices);
+        Py_DECREF(sizes);
+        return side;
+    }
+    Py_DECREF(prices); /* unset items are NULL, which a tuple's dealloc skips */
+    Py_DECREF(sizes);
+    if (ladder < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return NULL; /* e.g. KeyboardInterrupt: as in Python, not swallowed */
+        }
+        PyErr_Clear();
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"split_data", (PyCFunction)(void (*)(void))split_data, METH_FASTCALL,
      "split_data(buffer: bytes, frames: list, max_size: int | None) -> int\n\n"
      "Append the leading whole, final, unmasked text and binary frames of buffer (each\n"
      "of at most max_size bytes; None: no limit) to frames as (opcode, payload); return\n"
      "the offset of the first frame left for the Python loop."},
+    {"ladder", (PyCFunction)(void (*)(void))ladder, METH_FASTCALL,
+     "ladder(pairs: list, cache: dict, level) -> tuple\n\n"
+     "An order-book side as _wire._ladder reads a list: each pair of two cached\n"
+     "strings as (price, size) from the cache, any other element as level(element)."},
+    {"split_ladder", (PyCFunction)(void (*)(void))split_ladder, METH_FASTCALL,
+     "split_ladder(zero, one, infinity, levels: tuple) -> (prices, sizes) | None\n\n"
+     "An order-book side as Kalshi sends it (Decimal prices rising strictly inside\n"
+     "(zero, one), sizes positive and finite) as its prices and its sizes; None for\n"
+     "anything else."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef speedups_module = {

@@ -420,9 +420,19 @@ def _level(value: Any) -> tuple[Decimal, Decimal]:
 
 def _ladder(value: Any) -> tuple[tuple[Decimal, Decimal], ...]:
     """An array of [price, size] pairs (an order-book side): :func:`_level` for each,
-    with the cached strings looked up inline (a snapshot holds dozens of levels)."""
+    with the cached strings looked up inline (a snapshot holds dozens of levels).
+
+    A list is read by the C module's ``ladder`` where it is used (the same results: it
+    only reads the cache, and hands every other pair to :func:`_level`)."""
     if type(value) is not list:
         return _tuple_of(_level, value)
+    if _ladder_in_c is not None:
+        return _ladder_in_c(value, _decimals, _level)  # type: ignore[no-any-return]
+    return _ladder_in_python(value)
+
+
+def _ladder_in_python(value: list[Any]) -> tuple[tuple[Decimal, Decimal], ...]:
+    """:func:`_ladder` of a list, in Python."""
     cached = _decimals.get
     levels: list[tuple[Decimal, Decimal]] = []
     append = levels.append
@@ -436,6 +446,13 @@ def _ladder(value: Any) -> tuple[tuple[Decimal, Decimal], ...]:
                 continue
         append(_level(pair))
     return tuple(levels)
+
+
+#: The C module's ladder reader, where it is used. The general path is shared by every
+#: client of a process, so :data:`kalshi_ws._compiled.PURE_PYTHON_VARIABLE` is read for
+#: it once, when kalshi_ws is imported.
+_ladder_in_c: Callable[..., Any] | None = \
+    _compiled.speedups.ladder if _compiled.enabled() else None
 
 
 _converter = _make_converter()

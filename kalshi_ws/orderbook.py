@@ -36,8 +36,10 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING
 
+from . import _compiled
 from .models import Level, OrderbookDelta, OrderbookSnapshot, _frozen
 
 __all__ = ["BookDepth", "BookSnapshot", "Level", "OrderBook", "TopOfBook"]
@@ -84,12 +86,10 @@ def _load_side(levels: tuple[Level, ...], flip: bool) -> _Side:
     Levels repeated at one price are added up; levels whose total is not positive
     are left out.
     """
-    if not flip:
-        try:
-            if _is_ladder(levels):  # as Kalshi sends it: only split it
-                return _split(levels) if levels else _EMPTY_SIDE
-        except Exception:  # noqa: BLE001, S110 - odd values: the checks below say what
-            pass
+    if not flip:  # as Kalshi sends it: only split it
+        side = _ladder_side(levels)
+        if side is not None:
+            return side
     sizes: dict[Decimal, Decimal] = {}
     for price, size in levels:
         if (type(price) is not Decimal or type(size) is not Decimal
@@ -113,6 +113,32 @@ _EMPTY_SIDE: _Side = ((), ())
 def _split(levels: tuple[Level, ...]) -> _Side:
     prices, sizes = zip(*levels)
     return prices, sizes
+
+
+def _ladder_side_in_python(levels: object) -> _Side | None:
+    """The prices and sizes of ``levels`` if it is a side as Kalshi sends it (see
+    :func:`_is_ladder`), else None."""
+    try:
+        if _is_ladder(levels):
+            return _split(levels) if levels else _EMPTY_SIDE  # type: ignore[arg-type]  # checked
+    except Exception:  # noqa: BLE001, S110 - odd values: the caller's checks say what
+        pass
+    return None
+
+
+_INFINITY = Decimal("Infinity")
+
+
+def _ladder_side_in_c() -> Callable[[object], _Side | None] | None:
+    """:func:`_ladder_side_in_python` by the C module (the same answers), where it is
+    used. Chosen once, when kalshi_ws is imported (see :mod:`kalshi_ws._compiled`): an
+    OrderBook belongs to no client."""
+    if not _compiled.enabled():
+        return None
+    return partial(_compiled.speedups.split_ladder, _ZERO, _ONE, _INFINITY)
+
+
+_ladder_side = _ladder_side_in_c() or _ladder_side_in_python
 
 
 def _is_ladder(levels: object) -> bool:

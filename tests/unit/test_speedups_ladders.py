@@ -1,0 +1,299 @@
+"""The optional C module's order-book ladder readers give exactly what Python gives.
+
+Two steps of reading a snapshot have a C twin in ``kalshi_ws._speedups``:
+
+* ``ladder``: the general path's reading of a side (``_wire._ladder``): a list of
+  [price, size] string pairs into a tuple of (Decimal, Decimal), through the decimal
+  cache;
+* ``split_ladder``: ``OrderBook``'s check that a side is as Kalshi sends it (prices
+  rising strictly inside (0, 1), sizes positive and finite) and its split into the
+  side's prices and sizes.
+
+Each is compared with the Python code beside it on hostile input: the same result
+(equal and equal in ``repr``), the same exception, the same decimal cache after.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tracemalloc
+from decimal import Decimal, localcontext
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kalshi_ws import _compiled, _wire, orderbook
+from kalshi_ws.orderbook import OrderBook
+
+speedups = _compiled.speedups
+needs_c = pytest.mark.skipif(speedups is None, reason="kalshi_ws._speedups is not built")
+pytestmark = needs_c
+FUZZ = settings(max_examples=int(os.environ.get("KALSHI_WS_FUZZ_EXAMPLES", "0")) or 300,
+                deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _outcome(fn: Any, *args: Any) -> tuple[str, str]:
+    """What ``fn(*args)`` gives, spelled out (types included), or what it raises."""
+    try:
+        return "value", repr(fn(*args))
+    except Exception as exc:  # noqa: BLE001 - compared, not hidden
+        return type(exc).__name__, str(exc)
+
+
+# ---------------------------------------------------------------------- ladder (wire)
+
+_CACHED = ["0.0100", "0.5000", "0.9900", "100.00", "5.00", "0"]
+_TEXTS = st.sampled_from(_CACHED) | st.sampled_from(
+    ["0.42", "7.77", "1e3", "abc", "", "NaN", "Infinity", "-0.01", " 1", "0.1\u00a0",
+     "1" * 30]) | st.text(max_size=6)
+_VALUES: st.SearchStrategy[Any] = _TEXTS | st.none() | st.integers(-5, 5) | st.floats(allow_nan=True) | \
+    st.booleans() | st.just([]) | st.just({})
+_PAIRS = st.one_of(
+    st.lists(_TEXTS, min_size=2, max_size=2),
+    st.lists(_VALUES, min_size=0, max_size=3),
+    st.tuples(_TEXTS, _TEXTS),
+    _VALUES,
+)
+
+
+def _wire_ladder_both(value: list[Any], cache: dict[str, Decimal]) -> list[Any]:
+    """[(Python outcome, Python cache), (C outcome, C cache)] from the same cache."""
+    results = []
+    saved = dict(_wire._decimals)
+    try:
+        for read in (_wire._ladder_in_python,
+                     lambda v: speedups.ladder(v, _wire._decimals, _wire._level)):
+            _wire._decimals.clear()
+            _wire._decimals.update(cache)
+            outcome = _outcome(read, value)
+            results.append((outcome,
+                            sorted((k, repr(v)) for k, v in _wire._decimals.items())))
+    finally:
+        _wire._decimals.clear()
+        _wire._decimals.update(saved)
+    return results
+
+
+@pytest.fixture
+def saved_cache() -> Any:
+    saved = dict(_wire._decimals)
+    yield
+    _wire._decimals.clear()
+    _wire._decimals.update(saved)
+
+
+@FUZZ
+@given(st.lists(_PAIRS, max_size=12), st.booleans())
+def test_a_side_reads_alike_and_leaves_the_same_cache(value: list[Any],
+                                                      nearly_full: bool) -> None:
+    cache = {text: Decimal(text) for text in _CACHED}
+    if nearly_full:  # the next new string empties the cache: the order of conversions shows
+        cache.update({f"9.{i:04d}": Decimal(f"9.{i:04d}")
+                      for i in range(_wire.DECIMAL_CACHE_SIZE - len(cache) - 1)})
+    python, c = _wire_ladder_both(value, cache)
+    assert c == python
+
+
+def test_cached_levels_are_the_cached_objects(saved_cache: None) -> None:
+    _wire._decimals.clear()
+    side = [["0.5000", "5.00"], ["0.6000", "6.00"]]
+    first = speedups.ladder(side, _wire._decimals, _wire._level)  # misses: via _level
+    again = speedups.ladder(side, _wire._decimals, _wire._level)  # hits: from the cache
+    assert again == first == ((Decimal("0.5000"), Decimal("5.00")),
+                              (Decimal("0.6000"), Decimal("6.00")))
+    assert all(a is b for level, cached in zip(again, first, strict=True)
+               for a, b in zip(level, cached, strict=True))
+
+
+def test_what_level_raises_comes_out_unchanged(saved_cache: None) -> None:
+    class Stop(BaseException):
+        pass
+
+    def stop(pair: Any) -> Any:
+        raise Stop(pair)
+
+    with pytest.raises(Stop):
+        speedups.ladder([["x", "y"]], _wire._decimals, stop)
+    with pytest.raises(TypeError, match="3 arguments"):
+        speedups.ladder([], _wire._decimals)
+    with pytest.raises(TypeError, match="a list and a dict"):
+        speedups.ladder((), _wire._decimals, _wire._level)
+
+
+def test_a_level_that_changes_the_list_is_read_as_a_for_loop_reads_it(
+        saved_cache: None) -> None:
+    for read in (_wire._ladder_in_python,
+                 lambda v: speedups.ladder(v, _wire._decimals, _wire._level)):
+        side: list[Any] = [["0.5000", "5.00"], "odd", ["0.6000", "6.00"]]
+        calls: list[Any] = []
+
+        def level(pair: Any, side: list[Any] = side, calls: list[Any] = calls) -> Any:
+            calls.append(pair)
+            side.clear()  # the loop ends after this element
+            return ("odd",)
+
+        original = _wire._level
+        _wire._decimals.update({"0.5000": Decimal("0.5000"), "5.00": Decimal("5.00")})
+        try:
+            _wire._level = level  # type: ignore[assignment]
+            if read is _wire._ladder_in_python:
+                result = read(side)
+            else:
+                result = speedups.ladder(side, _wire._decimals, level)
+        finally:
+            _wire._level = original  # type: ignore[assignment]
+        assert result == ((Decimal("0.5000"), Decimal("5.00")), ("odd",))
+        assert calls == ["odd"]
+
+
+def test_a_snapshot_is_read_alike_by_the_general_path(saved_cache: None) -> None:
+    frame = {"market_ticker": "M", "yes_dollars_fp": [["0.3000", "10.00"], ["0.31", "2"]],
+             "no_dollars_fp": [["0.5", "1.5"], ["bad", "1"]]}
+    in_c = _outcome(_wire.build_message, "orderbook_snapshot", frame, {})
+    _wire._decimals.clear()
+    original = _wire._ladder_in_c
+    try:
+        _wire._ladder_in_c = None
+        in_python = _outcome(_wire.build_message, "orderbook_snapshot", frame, {})
+    finally:
+        _wire._ladder_in_c = original
+    assert in_c == in_python
+    assert "MalformedMessage" in in_c[1]  # "bad" is not a price: reported, not guessed
+
+
+def test_the_c_readers_are_used_where_built() -> None:
+    if os.environ.get(_compiled.PURE_PYTHON_VARIABLE, "") not in ("", "0"):
+        pytest.skip("this run asked for Python alone")
+    assert _wire._ladder_in_c is speedups.ladder
+    assert orderbook._ladder_side is not orderbook._ladder_side_in_python
+
+
+def test_the_pure_python_variable_at_import_keeps_them_in_python() -> None:
+    code = ("from kalshi_ws import _wire, orderbook; "
+            "print(_wire._ladder_in_c is None, "
+            "orderbook._ladder_side is orderbook._ladder_side_in_python)")
+    env = {**os.environ, _compiled.PURE_PYTHON_VARIABLE: "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["True", "True"]
+
+
+# ---------------------------------------------------------------------- split_ladder (books)
+
+_DECIMALS = st.sampled_from([Decimal(t) for t in (
+    "0", "-0", "0.01", "0.0100", "0.5", "0.99", "1", "1.5", "-0.2", "5.00", "100",
+    "NaN", "-NaN", "sNaN", "Infinity", "-Infinity", "1E-30", "0.999999999")])
+
+
+class _Sub(Decimal):
+    pass
+
+
+_ELEMENTS = _DECIMALS | st.integers(-1, 2) | st.floats(0, 1) | st.just(_Sub("0.5")) | \
+    st.none() | st.text(max_size=2)
+_LEVELS = st.one_of(
+    st.tuples(_DECIMALS, _DECIMALS),
+    st.tuples(_ELEMENTS, _ELEMENTS),
+    st.lists(_DECIMALS, min_size=2, max_size=2),
+    st.tuples(_DECIMALS),
+    st.tuples(_DECIMALS, _DECIMALS, _DECIMALS),
+    _ELEMENTS,
+)
+
+
+def _ascending(levels: list[tuple[Decimal, Decimal]]) -> tuple[Any, ...]:
+    """A side as Kalshi sends it, from a few of its levels (sorted, deduplicated)."""
+    seen: dict[Decimal, Decimal] = {}
+    for price, size in levels:
+        if price.is_finite() and 0 < price < 1 and size.is_finite() and size > 0:
+            seen.setdefault(price, size)
+    return tuple(sorted(seen.items()))
+
+
+def _split_both(levels: Any) -> tuple[Any, Any]:
+    return (_outcome(orderbook._ladder_side_in_python, levels),
+            _outcome(lambda v: speedups.split_ladder(orderbook._ZERO, orderbook._ONE,
+                                                     orderbook._INFINITY, v), levels))
+
+
+@FUZZ
+@given(st.lists(_LEVELS, max_size=6) | st.lists(_LEVELS, max_size=6).map(tuple),
+       st.booleans())
+def test_any_side_splits_alike(levels: Any, traps_off: bool) -> None:
+    with localcontext() as context:
+        if traps_off:  # a NaN compares False instead of raising
+            context.traps[__import__("decimal").InvalidOperation] = False
+        python, c = _split_both(levels)
+    assert c == python
+
+
+@FUZZ
+@given(st.lists(st.tuples(_DECIMALS, _DECIMALS), max_size=8))
+def test_kalshi_shaped_sides_split_alike_and_are_taken(levels: list[Any]) -> None:
+    side = _ascending(levels)
+    python, c = _split_both(side)
+    assert c == python
+    assert python[0] == "value" and python[1] != "None"
+
+
+def test_odd_sides_split_alike() -> None:
+    d = Decimal
+    for levels in [(), ((d("0.5"), d("1")),), ((d("0.5"), d("1")), (d("0.5"), d("1"))),
+                   ((d("0.6"), d("1")), (d("0.5"), d("1"))), ((d("0"), d("1")),),
+                   ((d("1"), d("1")),), ((d("0.5"), d("0")),), ((d("0.5"), d("Inf")),),
+                   ((d("0.5"), d("NaN")),), ((d("sNaN"), d("1")),), [(d("0.5"), d("1"))],
+                   ((d("0.5"), 1),), ((_Sub("0.5"), d("1")),), ((d("0.5"), d("1"), d(1)),),
+                   ([d("0.5"), d("1")],), "ab", None]:
+        python, c = _split_both(levels)
+        assert c == python, levels
+
+
+def test_split_ladder_checks_its_arguments() -> None:
+    with pytest.raises(TypeError, match="4 arguments"):
+        speedups.split_ladder(orderbook._ZERO, orderbook._ONE, ())
+
+
+def test_a_book_loads_a_snapshot_alike_either_way() -> None:
+    msg = _wire.build_message("orderbook_snapshot", {
+        "market_ticker": "M", "yes_dollars_fp": [["0.30", "10"], ["0.31", "2"]],
+        "no_dollars_fp": [["0.40", "3"], ["0.40", "4"]]}, {})
+    books = []
+    for side in (orderbook._ladder_side, orderbook._ladder_side_in_python):
+        original = orderbook._ladder_side
+        try:
+            orderbook._ladder_side = side
+            book = OrderBook("M", clock=lambda: 0.0)
+            book.apply_snapshot(msg)
+        finally:
+            orderbook._ladder_side = original
+        books.append(repr(book.snapshot()))
+    assert books[0] == books[1]
+    assert "(Decimal('0.31'), Decimal('2'))" in books[0]
+    assert "(Decimal('0.40'), Decimal('7'))" in books[0]  # repeated levels added up
+
+
+def test_the_ladder_readers_do_not_leak(saved_cache: None) -> None:
+    side = [["0.5000", "5.00"], ["0.6000", "6.00"], ["bad", "1"], "odd"]
+    levels = tuple((Decimal(f"0.{i:02d}"), Decimal(i)) for i in range(1, 30))
+    bad = ((Decimal("0.5"), Decimal("NaN")),)
+
+    def work() -> None:
+        for _ in range(2000):
+            _outcome(speedups.ladder, side, _wire._decimals, _wire._level)
+            speedups.split_ladder(orderbook._ZERO, orderbook._ONE, orderbook._INFINITY, levels)
+            speedups.split_ladder(orderbook._ZERO, orderbook._ONE, orderbook._INFINITY, bad)
+
+    work()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        work()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    assert grown < 64 * 1024
