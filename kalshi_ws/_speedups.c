@@ -21,9 +21,10 @@
  * member descriptor's __set__, then `extra`.
  *
  * Beside it: split_data (the transport's framing loop), Constructor (StreamUpdate),
- * ladder (_wire._ladder: a snapshot's side through the decimal cache) and
- * split_ladder (orderbook._load_side's check and split of a side as Kalshi sends it),
- * each with the results of the Python code it stands for.
+ * ladder (_wire._ladder: a snapshot's side through the decimal cache), split_ladder
+ * (orderbook._load_side's check and split of a side as Kalshi sends it) and
+ * changed_side (orderbook._changed_side: a side after a delta), each with the results
+ * of the Python code it stands for.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -1185,6 +1186,283 @@ split_ladder(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     Py_RETURN_NONE;
 }
 
+/* ----------------------------------------------------------- an order book's side */
+
+/* bisect.bisect_left(prices, price) on a tuple, making the same comparisons. */
+static Py_ssize_t
+bisect_left_of(PyObject *prices, PyObject *price)
+{
+    Py_ssize_t lo = 0, hi = PyTuple_GET_SIZE(prices);
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        int less = PyObject_RichCompareBool(PyTuple_GET_ITEM(prices, mid), price, Py_LT);
+        if (less < 0) {
+            return -1;
+        }
+        if (less) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* A new tuple: `items` with `value` put in at `index` (insert), or at index replaced
+ * (replace), or the item at `index` left out (value NULL). */
+static PyObject *
+tuple_changed(PyObject *items, Py_ssize_t index, PyObject *value, int replace)
+{
+    Py_ssize_t count = PyTuple_GET_SIZE(items);
+    Py_ssize_t size = value == NULL ? count - 1 : (replace ? count : count + 1);
+    PyObject *result = PyTuple_New(size);
+    if (result == NULL) {
+        return NULL;
+    }
+    Py_ssize_t to = 0;
+    for (Py_ssize_t from = 0; from < count; from++) {
+        if (from == index) {
+            if (value != NULL) {
+                Py_INCREF(value);
+                PyTuple_SET_ITEM(result, to++, value);
+            }
+            if (value == NULL || replace) {
+                continue;
+            }
+        }
+        PyObject *item = PyTuple_GET_ITEM(items, from);
+        Py_INCREF(item);
+        PyTuple_SET_ITEM(result, to++, item);
+    }
+    if (to < size) { /* insert at the end */
+        Py_INCREF(value);
+        PyTuple_SET_ITEM(result, to, value);
+    }
+    return result;
+}
+
+/* (prices, sizes) as a new pair, taking the references given (NULL: failed). */
+static PyObject *
+side_pair(PyObject *prices, PyObject *sizes)
+{
+    if (prices == NULL || sizes == NULL) {
+        Py_XDECREF(prices);
+        Py_XDECREF(sizes);
+        return NULL;
+    }
+    PyObject *pair = PyTuple_Pack(2, prices, sizes);
+    Py_DECREF(prices);
+    Py_DECREF(sizes);
+    return pair;
+}
+
+/* Whether zero < price < one; -1 on error. */
+static int
+inside(PyObject *zero, PyObject *price, PyObject *one)
+{
+    int above = PyObject_RichCompareBool(zero, price, Py_LT);
+    if (above != 1) {
+        return above;
+    }
+    return PyObject_RichCompareBool(price, one, Py_LT);
+}
+
+/* Raise bad_price(price). */
+static PyObject *
+raise_bad_price(PyObject *bad_price, PyObject *price)
+{
+    PyObject *error = PyObject_CallOneArg(bad_price, price);
+    if (error != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(error), error);
+        Py_DECREF(error);
+    }
+    return NULL;
+}
+
+/* changed_side(zero, one, add, bad_price, edits_before_dict,
+ *              prices, sizes, price, delta, edits):
+ * orderbook._changed_side, with the same results, comparisons and errors. */
+static PyObject *
+changed_side(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "changed_side() takes 10 arguments");
+        return NULL;
+    }
+    PyObject *zero = args[0], *one = args[1], *add = args[2], *bad_price = args[3];
+    PyObject *prices = args[5], *sizes = args[6], *price = args[7], *delta = args[8];
+    Py_ssize_t before_dict = PyLong_AsSsize_t(args[4]);
+    Py_ssize_t edits = PyLong_AsSsize_t(args[9]);
+    if ((before_dict == -1 || edits == -1) && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(prices) || !(PyTuple_CheckExact(sizes) || PyDict_CheckExact(sizes))) {
+        PyErr_SetString(PyExc_TypeError, "changed_side() needs a tuple and a tuple or dict");
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(prices);
+    PyObject *owned = NULL; /* a dict made here from the tuples */
+    if (edits >= before_dict && PyTuple_CheckExact(sizes)) {
+        owned = PyDict_New();
+        if (owned == NULL) {
+            return NULL;
+        }
+        Py_ssize_t pairs = Py_MIN(count, PyTuple_GET_SIZE(sizes)); /* as zip() */
+        for (Py_ssize_t i = 0; i < pairs; i++) {
+            if (PyDict_SetItem(owned, PyTuple_GET_ITEM(prices, i),
+                               PyTuple_GET_ITEM(sizes, i)) < 0) {
+                Py_DECREF(owned);
+                return NULL;
+            }
+        }
+        sizes = owned;
+    }
+    PyObject *result = NULL;
+    if (PyDict_CheckExact(sizes)) {
+        PyObject *size = PyDict_GetItemWithError(sizes, price);
+        if (size == NULL) {
+            if (PyErr_Occurred()) {
+                goto done;
+            }
+            int positive = PyObject_RichCompareBool(delta, zero, Py_GT);
+            if (positive < 0) {
+                goto done;
+            }
+            if (!positive) {
+                result = Py_NewRef(Py_None);
+                goto done;
+            }
+            int ok = inside(zero, price, one);
+            if (ok < 0) {
+                goto done;
+            }
+            if (!ok) {
+                raise_bad_price(bad_price, price);
+                goto done;
+            }
+            if (PyDict_SetItem(sizes, price, delta) < 0) {
+                goto done;
+            }
+            Py_ssize_t index = count;
+            if (count) {
+                int after = PyObject_RichCompareBool(PyTuple_GET_ITEM(prices, count - 1),
+                                                     price, Py_LT);
+                if (after < 0) {
+                    goto done;
+                }
+                if (!after) {
+                    index = bisect_left_of(prices, price);
+                    if (index < 0) {
+                        goto done;
+                    }
+                }
+            }
+            result = side_pair(tuple_changed(prices, index, price, 0), Py_NewRef(sizes));
+            goto done;
+        }
+        PyObject *operands[2] = {Py_NewRef(size), delta};
+        PyObject *total = PyObject_Vectorcall(add, operands, 2, NULL);
+        Py_DECREF(operands[0]);
+        if (total == NULL) {
+            goto done;
+        }
+        int positive = PyObject_RichCompareBool(total, zero, Py_GT);
+        if (positive < 0) {
+            Py_DECREF(total);
+            goto done;
+        }
+        if (positive) {
+            int failed = PyDict_SetItem(sizes, price, total);
+            Py_DECREF(total);
+            if (!failed) {
+                result = side_pair(Py_NewRef(prices), Py_NewRef(sizes));
+            }
+            goto done;
+        }
+        Py_DECREF(total);
+        if (PyDict_DelItem(sizes, price) < 0) {
+            goto done;
+        }
+        if (count == 0) { /* as prices[-1] */
+            PyErr_SetString(PyExc_IndexError, "tuple index out of range");
+            goto done;
+        }
+        int last = PyObject_RichCompareBool(PyTuple_GET_ITEM(prices, count - 1), price,
+                                            Py_EQ);
+        if (last < 0) {
+            goto done;
+        }
+        Py_ssize_t index = count - 1;
+        if (!last) {
+            index = bisect_left_of(prices, price);
+            if (index < 0) {
+                goto done;
+            }
+        }
+        PyObject *fewer = index < count ? tuple_changed(prices, index, NULL, 0)
+                                        : Py_NewRef(prices);
+        result = side_pair(fewer, Py_NewRef(sizes));
+        goto done;
+    }
+    Py_ssize_t index = bisect_left_of(prices, price);
+    if (index < 0) {
+        goto done;
+    }
+    if (index < count) {
+        int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(prices, index), price, Py_EQ);
+        if (same < 0) {
+            goto done;
+        }
+        if (same) {
+            if (index >= PyTuple_GET_SIZE(sizes)) {
+                PyErr_SetString(PyExc_IndexError, "tuple index out of range");
+                goto done;
+            }
+            PyObject *operands[2] = {PyTuple_GET_ITEM(sizes, index), delta};
+            PyObject *total = PyObject_Vectorcall(add, operands, 2, NULL);
+            if (total == NULL) {
+                goto done;
+            }
+            int positive = PyObject_RichCompareBool(total, zero, Py_GT);
+            if (positive < 0) {
+                Py_DECREF(total);
+                goto done;
+            }
+            if (positive) {
+                result = side_pair(Py_NewRef(prices), tuple_changed(sizes, index, total, 1));
+            }
+            else {
+                result = side_pair(tuple_changed(prices, index, NULL, 0),
+                                   tuple_changed(sizes, index, NULL, 0));
+            }
+            Py_DECREF(total);
+            goto done;
+        }
+    }
+    int positive = PyObject_RichCompareBool(delta, zero, Py_GT);
+    if (positive < 0) {
+        goto done;
+    }
+    if (!positive) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    int ok = inside(zero, price, one);
+    if (ok < 0) {
+        goto done;
+    }
+    if (!ok) {
+        raise_bad_price(bad_price, price);
+        goto done;
+    }
+    result = side_pair(tuple_changed(prices, index, price, 0),
+                       tuple_changed(sizes, index, delta, 0));
+done:
+    Py_XDECREF(owned);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"split_data", (PyCFunction)(void (*)(void))split_data, METH_FASTCALL,
      "split_data(buffer: bytes, frames: list, max_size: int | None) -> int\n\n"
@@ -1200,6 +1478,10 @@ static PyMethodDef module_methods[] = {
      "An order-book side as Kalshi sends it (Decimal prices rising strictly inside\n"
      "(zero, one), sizes positive and finite) as its prices and its sizes; None for\n"
      "anything else."},
+    {"changed_side", (PyCFunction)(void (*)(void))changed_side, METH_FASTCALL,
+     "changed_side(zero, one, add, bad_price, edits_before_dict, prices, sizes, price,\n"
+     "             delta, edits) -> (prices, sizes) | None\n\n"
+     "orderbook._changed_side: one side of a book after adding delta at price."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef speedups_module = {

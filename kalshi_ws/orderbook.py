@@ -164,11 +164,14 @@ def _is_ladder(levels: object) -> bool:
 _EDITS_BEFORE_DICT = 16
 
 
-def _changed_side(prices: tuple[Decimal, ...],
-                  sizes: tuple[Decimal, ...] | dict[Decimal, Decimal],
-                  price: Decimal, delta: Decimal,
-                  edits: int) -> tuple[tuple[Decimal, ...],
-                                       tuple[Decimal, ...] | dict[Decimal, Decimal]] | None:
+#: A side after a change: its prices, and its sizes (in their order, or by price).
+_ChangedSide = tuple[tuple[Decimal, ...], tuple[Decimal, ...] | dict[Decimal, Decimal]]
+
+
+def _changed_side_in_python(prices: tuple[Decimal, ...],
+                            sizes: tuple[Decimal, ...] | dict[Decimal, Decimal],
+                            price: Decimal, delta: Decimal,
+                            edits: int) -> _ChangedSide | None:
     """One side after adding ``delta`` contracts at ``price`` (validated Decimals);
     None if nothing changes (a negative change where no level rests).
 
@@ -211,6 +214,20 @@ def _changed_side(prices: tuple[Decimal, ...],
     if not _ZERO < price < _ONE:
         raise _bad_price(price)
     return (*prices[:index], price, *prices[index:]), (*sizes[:index], delta, *sizes[index:])
+
+
+def _changed_side_in_c() -> Callable[..., _ChangedSide | None] | None:
+    """:func:`_changed_side_in_python` by the C module (the same results), where it
+    is used; chosen once, at import, as :func:`_ladder_side_in_c` is."""
+    if not _compiled.enabled():
+        return None
+    return partial(_compiled.speedups.changed_side, _ZERO, _ONE, _add, _bad_price,
+                   _EDITS_BEFORE_DICT)
+
+
+#: One side after adding ``delta`` contracts at ``price``: see
+#: :func:`_changed_side_in_python`.
+_changed_side = _changed_side_in_c() or _changed_side_in_python
 
 
 def _bids(prices: tuple[Decimal, ...], sizes: tuple[Decimal, ...] | dict[Decimal, Decimal],

@@ -170,16 +170,18 @@ def test_the_c_readers_are_used_where_built() -> None:
         pytest.skip("this run asked for Python alone")
     assert _wire._ladder_in_c is speedups.ladder
     assert orderbook._ladder_side is not orderbook._ladder_side_in_python
+    assert orderbook._changed_side is not orderbook._changed_side_in_python
 
 
 def test_the_pure_python_variable_at_import_keeps_them_in_python() -> None:
     code = ("from kalshi_ws import _wire, orderbook; "
             "print(_wire._ladder_in_c is None, "
-            "orderbook._ladder_side is orderbook._ladder_side_in_python)")
+            "orderbook._ladder_side is orderbook._ladder_side_in_python, "
+            "orderbook._changed_side is orderbook._changed_side_in_python)")
     env = {**os.environ, _compiled.PURE_PYTHON_VARIABLE: "1"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=60, check=True)
-    assert done.stdout.split() == ["True", "True"]
+    assert done.stdout.split() == ["True", "True", "True"]
 
 
 # ---------------------------------------------------------------------- split_ladder (books)
@@ -297,3 +299,115 @@ def test_the_ladder_readers_do_not_leak(saved_cache: None) -> None:
         tracemalloc.stop()
     grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
     assert grown < 64 * 1024
+
+
+# ---------------------------------------------------------------------- changed_side (books)
+
+_PRICES = [Decimal(t) for t in ("0.01", "0.10", "0.1", "0.30", "0.5", "0.7000", "0.99")]
+_PRICE = st.sampled_from(_PRICES + [Decimal(t) for t in ("0", "1", "-0.2", "1.5", "0.42")])
+_DELTA = st.sampled_from([Decimal(t) for t in (
+    "1", "5.00", "-5.00", "-1", "0", "-0", "0.01", "-1000", "1E+30", "1E-30", "7.77")])
+
+
+@st.composite
+def _sides(draw: st.DrawFn) -> tuple[Any, Any]:
+    """A side as a book holds it: prices ascending, sizes positive, as a pair of
+    tuples or a tuple and a dict; now and then out of step (hostile)."""
+    prices = tuple(sorted(set(draw(st.lists(st.sampled_from(_PRICES), max_size=6)))))
+    sizes = tuple(draw(st.sampled_from([Decimal(1), Decimal("2.50"), Decimal("1E-30")]))
+                  for _ in prices)
+    form = draw(st.sampled_from(["tuples", "dict", "short", "dict-missing"]))
+    if form == "dict":
+        return prices, dict(zip(prices, sizes, strict=True))
+    if form == "short":  # fewer sizes than prices
+        return prices, sizes[:-1]
+    if form == "dict-missing":  # a price the dict does not know, or a price too few
+        mapping = dict(zip(prices, sizes, strict=True))
+        if mapping and draw(st.booleans()):
+            mapping.pop(next(iter(mapping)))
+        else:
+            mapping[Decimal("0.55")] = Decimal(3)
+        return prices, mapping
+    return prices, sizes
+
+
+def _changed_both(prices: Any, sizes: Any, price: Any, delta: Any, edits: int) -> list[Any]:
+    """The outcome (and the dict after, when it was changed in place) in Python and C."""
+    results = []
+    for change in (orderbook._changed_side_in_python,
+                   lambda *a: speedups.changed_side(
+                       orderbook._ZERO, orderbook._ONE, orderbook._add, orderbook._bad_price,
+                       orderbook._EDITS_BEFORE_DICT, *a)):
+        mine = dict(sizes) if isinstance(sizes, dict) else sizes
+        outcome = _outcome(change, prices, mine, price, delta, edits)
+        results.append((outcome, repr(mine)))
+    return results
+
+
+@FUZZ
+@given(_sides(), _PRICE, _DELTA, st.sampled_from([0, 1, 15, 16, 17, 100]))
+def test_any_change_to_a_side_ends_alike(side: tuple[Any, Any], price: Decimal,
+                                         delta: Decimal, edits: int) -> None:
+    python, c = _changed_both(*side, price, delta, edits)
+    assert c == python
+
+
+def test_every_kind_of_change_ends_alike() -> None:
+    d = Decimal
+    prices = (d("0.10"), d("0.30"), d("0.50"))
+    sizes = (d("1"), d("2"), d("3"))
+    cases = [
+        (d("0.30"), d("1")), (d("0.30"), d("-2")), (d("0.30"), d("-5")),  # change, empty
+        (d("0.50"), d("-3")), (d("0.10"), d("-1")),  # the best level, the worst
+        (d("0.20"), d("4")), (d("0.60"), d("4")), (d("0.05"), d("4")),  # new levels
+        (d("0.20"), d("-4")), (d("0.20"), d("0")),  # nothing to take from
+        (d("0"), d("1")), (d("1"), d("1")), (d("1.5"), d("1")),  # not a price
+        (d("0.3"), d("1")),  # the same level spelled differently
+        (d("0.30"), d("1E+50")), (d("0.30"), d("1E-50")),  # inexact: raises
+    ]
+    for price, delta in cases:
+        for edits in (0, 16):
+            for form in (sizes, dict(zip(prices, sizes, strict=True))):
+                python, c = _changed_both(prices, form, price, delta, edits)
+                assert c == python, (price, delta, edits, form)
+    # An empty side: a new level, or nothing.
+    for delta in (d("1"), d("-1")):
+        assert _changed_both((), (), d("0.5"), delta, 0)[0] == \
+            _changed_both((), (), d("0.5"), delta, 0)[1]
+        assert _changed_both((), {}, d("0.5"), delta, 20)[0] == \
+            _changed_both((), {}, d("0.5"), delta, 20)[1]
+
+
+def test_changed_side_checks_its_arguments() -> None:
+    args = (orderbook._ZERO, orderbook._ONE, orderbook._add, orderbook._bad_price, 16)
+    with pytest.raises(TypeError, match="10 arguments"):
+        speedups.changed_side(*args)
+    with pytest.raises(TypeError, match="a tuple and a tuple or dict"):
+        speedups.changed_side(*args, [], (), Decimal(1), Decimal(1), 0)
+    with pytest.raises(TypeError):
+        speedups.changed_side(*args, (), (), Decimal(1), Decimal(1), "0")
+
+
+def test_a_book_changes_alike_either_way() -> None:
+    d = Decimal
+    msg = _wire.build_message("orderbook_snapshot", {
+        "market_ticker": "M", "yes_dollars_fp": [["0.30", "10"], ["0.31", "2"]],
+        "no_dollars_fp": [["0.40", "3"]]}, {})
+    changes = [("yes", d("0.31"), d("-2")), ("yes", d("0.32"), d("5")),
+               ("no", d("0.40"), d("1")), ("no", d("0.41"), d("-1"))] * 10 + \
+        [("yes", d("0.30"), d("-10")), ("no", d("0.99"), d("1"))]
+    books = []
+    for change in (orderbook._changed_side, orderbook._changed_side_in_python):
+        original = orderbook._changed_side
+        try:
+            orderbook._changed_side = change
+            book = OrderBook("M", clock=lambda: 0.0)
+            book.apply_snapshot(msg)
+            tops = []
+            for seq, (side, price, delta) in enumerate(changes):
+                book.apply_change(side, price, delta, seq=seq)
+                tops.append(repr(book.top()))
+        finally:
+            orderbook._changed_side = original
+        books.append((tops, repr(book.snapshot())))
+    assert books[0] == books[1]
