@@ -323,7 +323,8 @@ def _sides(draw: st.DrawFn) -> tuple[Any, Any]:
         return prices, sizes[:-1]
     if form == "dict-missing":  # a price the dict does not know, or a price too few
         mapping = dict(zip(prices, sizes, strict=True))
-        if mapping and draw(st.booleans()):
+        drop: bool = draw(st.booleans())
+        if mapping and drop:
             mapping.pop(next(iter(mapping)))
         else:
             mapping[Decimal("0.55")] = Decimal(3)
