@@ -4,10 +4,10 @@ The C module reads the frames of learned shapes (see :mod:`kalshi_ws._shapes`), 
 the common WebSocket frames out of a read (see :mod:`kalshi_ws._transport`), makes
 ``StreamUpdate`` objects (see :func:`kalshi_ws._wire.constructor`), reads the sides of
 order-book snapshots (``kalshi_ws._wire._ladder``), checks and splits them into a
-book's ladders (``kalshi_ws.orderbook._load_side``) and changes a ladder by a delta
-(``kalshi_ws.orderbook._changed_side``), with the same results as the Python code
-beside it. It is built at install time where a C compiler and Python's
-headers are found (see setup.py), and absent otherwise.
+book's ladders (``kalshi_ws.orderbook._load_side``), changes a ladder by a delta
+(``kalshi_ws.orderbook._changed_side``) and makes a book's ``TopOfBook``, with the same
+results as the Python code beside it. It is built at install time where a C compiler
+and Python's headers are found (see setup.py), and absent otherwise.
 
 The first three are chosen for each client when it is created; the others are shared
 by every client (and by books of no client), so they are chosen once, at import.

@@ -39,7 +39,7 @@ from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING
 
-from . import _compiled
+from . import _compiled, _wire
 from .models import Level, OrderbookDelta, OrderbookSnapshot, _frozen
 
 __all__ = ["BookDepth", "BookSnapshot", "Level", "OrderBook", "TopOfBook"]
@@ -384,14 +384,12 @@ class _BookQueries:
     def top(self) -> TopOfBook:
         """The best YES bid and ask with their sizes, and the last sequence number."""
         yes, no = self._best_yes(), self._best_no()
-        return TopOfBook(
-            market_ticker=self.market_ticker,
-            best_yes_bid=None if yes is None else yes[0],
-            best_yes_bid_size=None if yes is None else yes[1],
-            best_yes_ask=None if no is None else _subtract(_ONE, no[0]),
-            best_yes_ask_size=None if no is None else no[1],
-            last_seq=self.last_seq,
-        )
+        return _new_top(self.market_ticker,
+                        None if yes is None else yes[0],
+                        None if yes is None else yes[1],
+                        None if no is None else _subtract(_ONE, no[0]),
+                        None if no is None else no[1],
+                        self.last_seq)
 
 
 @_frozen
@@ -430,6 +428,15 @@ class TopOfBook:
     best_yes_ask: Decimal | None
     best_yes_ask_size: Decimal | None
     last_seq: int | None
+
+
+#: ``TopOfBook(market_ticker, best_yes_bid, best_yes_bid_size, best_yes_ask,
+#: best_yes_ask_size, last_seq)``, positional and without ``__init__`` (see
+#: :func:`kalshi_ws._wire.constructor`): a top is made after every change that a
+#: callback watches and at every ticker cross-checked. In C where it is used, chosen
+#: once, at import, as the other order-book speed-ups are.
+_new_top: Callable[[str, Decimal | None, Decimal | None, Decimal | None, Decimal | None,
+                    int | None], TopOfBook] = _wire.constructor(TopOfBook)
 
 
 @_frozen
@@ -749,9 +756,7 @@ class OrderBook(_BookQueries):
             ask, ask_size = _subtract(_ONE, no[0]), no[1]
         else:
             ask = ask_size = None
-        return TopOfBook(market_ticker=self._market_ticker, best_yes_bid=bid,
-                         best_yes_bid_size=bid_size, best_yes_ask=ask,
-                         best_yes_ask_size=ask_size, last_seq=self._last_seq)
+        return _new_top(self._market_ticker, bid, bid_size, ask, ask_size, self._last_seq)
 
     def snapshot(self) -> BookSnapshot:
         """An immutable copy of the book, for other threads.

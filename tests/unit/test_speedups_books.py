@@ -1,16 +1,18 @@
-"""The optional C module's order-book ladder readers give exactly what Python gives.
+"""The optional C module's order-book steps give exactly what Python gives.
 
-Two steps of reading a snapshot have a C twin in ``kalshi_ws._speedups``:
+Four steps of reading and keeping books have a C twin in ``kalshi_ws._speedups``:
 
 * ``ladder``: the general path's reading of a side (``_wire._ladder``): a list of
   [price, size] string pairs into a tuple of (Decimal, Decimal), through the decimal
   cache;
 * ``split_ladder``: ``OrderBook``'s check that a side is as Kalshi sends it (prices
   rising strictly inside (0, 1), sizes positive and finite) and its split into the
-  side's prices and sizes.
+  side's prices and sizes;
+* ``changed_side``: a side after a delta (``orderbook._changed_side``);
+* ``Constructor`` for ``TopOfBook`` (``orderbook._new_top``).
 
 Each is compared with the Python code beside it on hostile input: the same result
-(equal and equal in ``repr``), the same exception, the same decimal cache after.
+(equal and equal in ``repr``), the same exception, the same decimal cache or dict after.
 """
 
 from __future__ import annotations
@@ -412,3 +414,38 @@ def test_a_book_changes_alike_either_way() -> None:
             orderbook._changed_side = original
         books.append((tops, repr(book.snapshot())))
     assert books[0] == books[1]
+
+
+# ---------------------------------------------------------------------- TopOfBook
+
+
+def test_a_top_is_the_top_its_class_makes() -> None:
+    d = Decimal
+    book = OrderBook("M", clock=lambda: 0.0)
+    tops = [book.top()]
+    book.apply_change("yes", d("0.30"), d("2"), seq=4)
+    tops.append(book.top())
+    book.apply_change("no", d("0.60"), d("3.5"), seq=5)
+    tops.append(book.top())
+    tops.append(book.snapshot().top())
+    book.apply_change("yes", d("0.30"), d("-2"))
+    tops.append(book.top())
+    expected = [
+        orderbook.TopOfBook(market_ticker="M", best_yes_bid=None, best_yes_bid_size=None,
+                            best_yes_ask=None, best_yes_ask_size=None, last_seq=None),
+        orderbook.TopOfBook(market_ticker="M", best_yes_bid=d("0.30"),
+                            best_yes_bid_size=d("2"), best_yes_ask=None,
+                            best_yes_ask_size=None, last_seq=4),
+        orderbook.TopOfBook(market_ticker="M", best_yes_bid=d("0.30"),
+                            best_yes_bid_size=d("2"), best_yes_ask=d("0.40"),
+                            best_yes_ask_size=d("3.5"), last_seq=5),
+    ]
+    expected += [expected[2], orderbook.TopOfBook(
+        market_ticker="M", best_yes_bid=None, best_yes_bid_size=None,
+        best_yes_ask=d("0.40"), best_yes_ask_size=d("3.5"), last_seq=5)]
+    assert [repr(t) for t in tops] == [repr(t) for t in expected]
+    assert tops == expected
+    python = _wire.constructor(orderbook.TopOfBook, compiled=False)
+    assert [repr(python(t.market_ticker, t.best_yes_bid, t.best_yes_bid_size,
+                        t.best_yes_ask, t.best_yes_ask_size, t.last_seq))
+            for t in expected] == [repr(t) for t in expected]
