@@ -196,8 +196,10 @@ def speedups() -> bool:
 
     True where ``kalshi_ws._speedups`` was built at install time (it needs a C compiler
     and Python's headers) and ``KALSHI_WS_PURE_PYTHON`` is not set. Either way every
-    frame, message and error is the same; the C code cuts frames out of the bytes read
-    and reads the frames of learned shapes faster. Any thread may call it.
+    frame, message, book and error is the same; the C code cuts frames out of the bytes
+    read, reads the frames of learned shapes and snapshot sides, and loads and changes
+    order books faster. The order-book steps are shared by every client, so for them
+    the variable counts as it was when kalshi_ws was imported. Any thread may call it.
     """
     return _compiled.enabled()
 
