@@ -17,22 +17,38 @@ Any thread may read this module's names.
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 from typing import Any
 
-__all__ = ["PURE_PYTHON_VARIABLE", "enabled", "speedups"]
+__all__ = ["API_VERSION", "PURE_PYTHON_VARIABLE", "enabled", "speedups"]
+
+logger = logging.getLogger(__name__)
 
 #: Set this environment variable (to anything but "" or "0") before creating a client
 #: to run it in Python alone even where the C module is built.
 PURE_PYTHON_VARIABLE = "KALSHI_WS_PURE_PYTHON"
 
 
+#: The version of the C module's interface that this Python code needs. The C module
+#: says which it implements (``_speedups.API_VERSION``); a module built from another
+#: release of kalshi_ws (an editable install updated without a rebuild) is not used.
+API_VERSION = 2
+
+
 def _import() -> Any:
     try:
-        from . import _speedups  # type: ignore[attr-defined]
+        module = importlib.import_module(__package__ + "._speedups")
     except ImportError:
         return None
-    return _speedups
+    if getattr(module, "API_VERSION", None) != API_VERSION:
+        logger.warning("kalshi_ws._speedups was built from another version of kalshi_ws "
+                       "(interface %s, this one needs %s): kalshi_ws runs in Python alone; "
+                       "reinstall it (pip install) to rebuild the C speed-ups",
+                       getattr(module, "API_VERSION", "unknown"), API_VERSION)
+        return None
+    return module
 
 
 #: The C module, or None where it is not built.

@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#define API_VERSION 2 /* see _compiled.API_VERSION */
 #define MAX_STEPS 256
 #define MAX_DIGITS 18
 
@@ -1531,7 +1532,10 @@ PyInit__speedups(void)
         Py_DECREF(module);
         return NULL;
     }
-    if (PyModule_AddIntConstant(module, "KIND_STRING", KIND_STRING) < 0 ||
+    /* The interface version kalshi_ws/_compiled.py checks: raise it with any change
+     * to a function's arguments or results, or a new function the Python code uses. */
+    if (PyModule_AddIntConstant(module, "API_VERSION", API_VERSION) < 0 ||
+        PyModule_AddIntConstant(module, "KIND_STRING", KIND_STRING) < 0 ||
         PyModule_AddIntConstant(module, "KIND_INTEGER", KIND_INTEGER) < 0 ||
         PyModule_AddIntConstant(module, "TO_NOTHING", TO_NOTHING) < 0 ||
         PyModule_AddIntConstant(module, "TO_SID", TO_SID) < 0 ||

@@ -9,15 +9,17 @@ leaks nor fails to build where it can be built.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
 import struct
+import sys
 import sysconfig
 import tracemalloc
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -293,6 +295,28 @@ def test_the_pure_python_variable_turns_it_off(monkeypatch: pytest.MonkeyPatch) 
     assert not kalshi_ws.speedups()
     monkeypatch.setenv(_compiled.PURE_PYTHON_VARIABLE, "0")
     assert ShapeDecoder().compiled == (speedups is not None)
+
+
+@pytest.mark.parametrize("version", [None, -1])
+def test_a_c_module_left_from_another_release_is_not_used(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        version: int | None) -> None:
+    # An editable install updated without a rebuild keeps the old module: it may lack
+    # a function the Python code now asks for, so it must not be used at all.
+    stale = ModuleType("kalshi_ws._speedups")
+    stale.split_data = lambda *args: 0  # type: ignore[attr-defined]
+    if version is not None:
+        stale.API_VERSION = version  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "kalshi_ws._speedups", stale)
+    with caplog.at_level(logging.WARNING, logger="kalshi_ws"):
+        assert _compiled._import() is None
+    assert "built from another version" in caplog.text and "Python alone" in caplog.text
+
+
+@needs_c
+def test_the_c_module_built_with_this_release_is_used() -> None:
+    assert speedups.API_VERSION == _compiled.API_VERSION
+    assert _compiled._import() is speedups
 
 
 def test_asking_for_it_where_it_is_not_built_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
