@@ -39,7 +39,7 @@ API_VERSION = 2
 
 def _import() -> Any:
     try:
-        module = importlib.import_module(__package__ + "._speedups")
+        module = importlib.import_module(__name__.rpartition(".")[0] + "._speedups")
     except ImportError:
         return None
     if getattr(module, "API_VERSION", None) != API_VERSION:
