@@ -1065,14 +1065,18 @@ ladder(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             PyObject *price_text = PyList_GET_ITEM(pair, 0);
             PyObject *size_text = PyList_GET_ITEM(pair, 1);
             PyObject *price = NULL, *size = NULL;
-            /* Exact str keys in a dict of str keys: no Python code runs here. */
+            /* A lookup runs no Python code while the cache holds only str keys; a
+             * key of another type may run its __eq__, which may drop the price
+             * found first: it is held, as the Python loop's local holds it. */
             if (PyUnicode_CheckExact(price_text)) {
                 price = PyDict_GetItemWithError(cache, price_text);
+                Py_XINCREF(price);
             }
             if (price != NULL && PyUnicode_CheckExact(size_text)) {
                 size = PyDict_GetItemWithError(cache, size_text);
             }
             if (PyErr_Occurred()) {
+                Py_XDECREF(price);
                 Py_DECREF(pair);
                 Py_DECREF(levels);
                 return NULL;
@@ -1080,11 +1084,13 @@ ladder(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             if (price != NULL && size != NULL) {
                 item = PyTuple_Pack(2, price, size);
                 if (item == NULL) {
+                    Py_DECREF(price);
                     Py_DECREF(pair);
                     Py_DECREF(levels);
                     return NULL;
                 }
             }
+            Py_XDECREF(price);
         }
         if (item == NULL) {
             item = PyObject_CallOneArg(level, pair);

@@ -449,3 +449,51 @@ def test_a_top_is_the_top_its_class_makes() -> None:
     assert [repr(python(t.market_ticker, t.best_yes_bid, t.best_yes_bid_size,
                         t.best_yes_ask, t.best_yes_ask_size, t.last_seq))
             for t in expected] == [repr(t) for t in expected]
+
+
+# ---------------------------------------------------------------------- review s19: hostile input
+
+
+_HOSTILE_CACHE = """
+import sys
+from decimal import Decimal
+from kalshi_ws import _compiled, _wire
+
+
+class Replacer:
+    # A key whose hash is that of "s": looking "s" up compares with it, and the
+    # comparison replaces the cached value of "p" (freeing the Decimal it held).
+    def __init__(self, cache):
+        self.cache = cache
+
+    def __hash__(self):
+        return hash("s")
+
+    def __eq__(self, other):
+        self.cache["p"] = "replaced"
+        return True
+
+
+def read(ladder):
+    _wire._decimals.clear()
+    _wire._decimals["p"] = Decimal("0.123456789")  # held by the cache alone
+    _wire._decimals[Replacer(_wire._decimals)] = Decimal(7)
+    return repr(ladder([["p", "s"]]))
+
+
+print(read(_wire._ladder_in_python))
+print(read(lambda v: _compiled.speedups.ladder(v, _wire._decimals, _wire._level)))
+"""
+
+
+def test_a_cached_price_is_held_while_the_size_is_looked_up() -> None:
+    # Looking the size up may run a key's __eq__ (any key of the cache dict), which
+    # may drop the price found first: C must hold it as the Python local does.
+    # PYTHONMALLOC=debug makes a freed object's use crash, in a child process.
+    env = {**os.environ, "PYTHONMALLOC": "debug"}
+    done = subprocess.run([sys.executable, "-c", _HOSTILE_CACHE], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    python, c = done.stdout.splitlines()
+    assert python == "((Decimal('0.123456789'), Decimal('7')),)"
+    assert c == python
