@@ -1067,12 +1067,13 @@ ladder(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             PyObject *price = NULL, *size = NULL;
             /* A lookup runs no Python code while the cache holds only str keys; a
              * key of another type may run its __eq__, which may drop the price
-             * found first: it is held, as the Python loop's local holds it. */
+             * found first: it is held, as the Python loop's local holds it. Both are
+             * looked up, as the Python loop looks them up, before level is asked. */
             if (PyUnicode_CheckExact(price_text)) {
                 price = PyDict_GetItemWithError(cache, price_text);
                 Py_XINCREF(price);
             }
-            if (price != NULL && PyUnicode_CheckExact(size_text)) {
+            if ((price != NULL || !PyErr_Occurred()) && PyUnicode_CheckExact(size_text)) {
                 size = PyDict_GetItemWithError(cache, size_text);
             }
             if (PyErr_Occurred()) {

@@ -497,3 +497,26 @@ def test_a_cached_price_is_held_while_the_size_is_looked_up() -> None:
     python, c = done.stdout.splitlines()
     assert python == "((Decimal('0.123456789'), Decimal('7')),)"
     assert c == python
+
+
+def test_the_size_is_looked_up_even_when_the_price_is_not_cached(saved_cache: None) -> None:
+    # The Python loop looks both strings up before it asks _level; a lookup can be
+    # seen (a key's __eq__ runs), so C makes it too.
+    outcomes = []
+    for read in (_wire._ladder_in_python,
+                 lambda v: speedups.ladder(v, _wire._decimals, _wire._level)):
+        compared: list[Any] = []
+
+        class Key:
+            def __hash__(self) -> int:
+                return hash("5.00")
+
+            def __eq__(self, other: object, compared: list[Any] = compared) -> bool:
+                compared.append(other)
+                return False
+
+        _wire._decimals.clear()
+        _wire._decimals[Key()] = Decimal(1)  # type: ignore[index]
+        outcomes.append((_outcome(read, [["0.5000", "5.00"]]), compared))
+    assert outcomes[1] == outcomes[0]
+    assert outcomes[0][1] == ["5.00"] * 3  # the loop's lookup, then to_decimal's two
