@@ -1275,6 +1275,20 @@ inside(PyObject *zero, PyObject *price, PyObject *one)
     return PyObject_RichCompareBool(price, one, Py_LT);
 }
 
+/* Whether a == b as Python's `==` says it (-1 on error): __eq__ is asked even for the
+ * same object, as a NaN is not equal to itself (PyObject_RichCompareBool says it is). */
+static int
+equal(PyObject *a, PyObject *b)
+{
+    PyObject *result = PyObject_RichCompare(a, b, Py_EQ);
+    if (result == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    return truth;
+}
+
 /* Raise bad_price(price). */
 static PyObject *
 raise_bad_price(PyObject *bad_price, PyObject *price)
@@ -1395,8 +1409,7 @@ changed_side(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
             PyErr_SetString(PyExc_IndexError, "tuple index out of range");
             goto done;
         }
-        int last = PyObject_RichCompareBool(PyTuple_GET_ITEM(prices, count - 1), price,
-                                            Py_EQ);
+        int last = equal(PyTuple_GET_ITEM(prices, count - 1), price);
         if (last < 0) {
             goto done;
         }
@@ -1417,7 +1430,7 @@ changed_side(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
         goto done;
     }
     if (index < count) {
-        int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(prices, index), price, Py_EQ);
+        int same = equal(PyTuple_GET_ITEM(prices, index), price);
         if (same < 0) {
             goto done;
         }

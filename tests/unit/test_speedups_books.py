@@ -520,3 +520,21 @@ def test_the_size_is_looked_up_even_when_the_price_is_not_cached(saved_cache: No
         outcomes.append((_outcome(read, [["0.5000", "5.00"]]), compared))
     assert outcomes[1] == outcomes[0]
     assert outcomes[0][1] == ["5.00"] * 3  # the loop's lookup, then to_decimal's two
+
+
+def test_a_price_not_equal_to_itself_compares_as_python_compares_it() -> None:
+    # `prices[i] == price` in Python calls __eq__ even for the same object, where a
+    # NaN is not equal to itself; PyObject_RichCompareBool would say it is.
+    d, nan = Decimal, Decimal("NaN")
+    cases = [
+        ((d("0.1"), nan), {d("0.1"): d(1), nan: d(1)}, nan, d(-1), 0),  # dict, last
+        ((nan, d("0.1")), {d("0.1"): d(1), nan: d(1)}, nan, d(-1), 0),  # dict, bisected
+        ((nan,), (d(1),), nan, d(1), 0),  # tuples: the level found
+        ((nan,), (d(1),), nan, d(-1), 0),
+    ]
+    for traps in (True, False):
+        with localcontext() as context:
+            context.traps[__import__("decimal").InvalidOperation] = traps
+            for prices, sizes, price, delta, edits in cases:
+                python, c = _changed_both(prices, sizes, price, delta, edits)
+                assert c == python, (prices, sizes, price, delta, traps)
