@@ -1313,9 +1313,9 @@ changed_side(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     }
     PyObject *zero = args[0], *one = args[1], *add = args[2], *bad_price = args[3];
     PyObject *prices = args[5], *sizes = args[6], *price = args[7], *delta = args[8];
-    Py_ssize_t before_dict = PyLong_AsSsize_t(args[4]);
-    Py_ssize_t edits = PyLong_AsSsize_t(args[9]);
-    if ((before_dict == -1 || edits == -1) && PyErr_Occurred()) {
+    /* edits >= edits_before_dict, compared first as Python compares it (any int). */
+    int many_edits = PyObject_RichCompareBool(args[9], args[4], Py_GE);
+    if (many_edits < 0) {
         return NULL;
     }
     if (!PyTuple_CheckExact(prices) || !(PyTuple_CheckExact(sizes) || PyDict_CheckExact(sizes))) {
@@ -1324,7 +1324,7 @@ changed_side(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     }
     Py_ssize_t count = PyTuple_GET_SIZE(prices);
     PyObject *owned = NULL; /* a dict made here from the tuples */
-    if (edits >= before_dict && PyTuple_CheckExact(sizes)) {
+    if (many_edits && PyTuple_CheckExact(sizes)) {
         owned = PyDict_New();
         if (owned == NULL) {
             return NULL;

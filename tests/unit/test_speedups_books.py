@@ -538,3 +538,12 @@ def test_a_price_not_equal_to_itself_compares_as_python_compares_it() -> None:
             for prices, sizes, price, delta, edits in cases:
                 python, c = _changed_both(prices, sizes, price, delta, edits)
                 assert c == python, (prices, sizes, price, delta, traps)
+
+
+def test_any_count_of_edits_is_compared_as_python_compares_it() -> None:
+    # `edits >= _EDITS_BEFORE_DICT`: any int (past 64 bits too), or whatever compares.
+    d = Decimal
+    for edits in (2**63, 2**70, -(2**70), 20.0, 3.5, True, None, "0"):
+        for sizes in ((d(1),), {d("0.1"): d(1)}):
+            python, c = _changed_both((d("0.1"),), sizes, d("0.1"), d(1), edits)  # type: ignore[arg-type]
+            assert c == python, edits
