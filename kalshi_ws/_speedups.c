@@ -1082,7 +1082,8 @@ ladder(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
                 Py_DECREF(levels);
                 return NULL;
             }
-            if (price != NULL && size != NULL) {
+            /* None, as the Python loop's .get() gives it, is not cached. */
+            if (price != NULL && price != Py_None && size != NULL && size != Py_None) {
                 item = PyTuple_Pack(2, price, size);
                 if (item == NULL) {
                     Py_DECREF(price);
@@ -1342,10 +1343,10 @@ changed_side(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     PyObject *result = NULL;
     if (PyDict_CheckExact(sizes)) {
         PyObject *size = PyDict_GetItemWithError(sizes, price);
-        if (size == NULL) {
-            if (PyErr_Occurred()) {
-                goto done;
-            }
+        if (size == NULL && PyErr_Occurred()) {
+            goto done;
+        }
+        if (size == NULL || size == Py_None) { /* as .get() gives it */
             int positive = PyObject_RichCompareBool(delta, zero, Py_GT);
             if (positive < 0) {
                 goto done;

@@ -547,3 +547,15 @@ def test_any_count_of_edits_is_compared_as_python_compares_it() -> None:
         for sizes in ((d(1),), {d("0.1"): d(1)}):
             python, c = _changed_both((d("0.1"),), sizes, d("0.1"), d(1), edits)  # type: ignore[arg-type]
             assert c == python, edits
+
+
+def test_a_none_value_reads_as_absent_as_get_reads_it(saved_cache: None) -> None:
+    # The Python code looks values up with .get() and takes None for "not there".
+    d = Decimal
+    python, c = _changed_both((d("0.1"),), {d("0.1"): None}, d("0.1"), d(1), 0)
+    assert c == python
+    python, c = _changed_both((d("0.1"),), {d("0.1"): None}, d("0.1"), d(-1), 0)
+    assert c == python
+    cache: dict[str, Any] = {"0.5000": None, "5.00": d("5.00")}
+    python, c = _wire_ladder_both([["0.5000", "5.00"], ["5.00", "0.5000"]], cache)
+    assert c == python
