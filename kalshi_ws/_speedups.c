@@ -1062,37 +1062,37 @@ ladder(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         PyObject *item = NULL;
         Py_INCREF(pair);
         if (PyList_CheckExact(pair) && PyList_GET_SIZE(pair) == 2) {
-            PyObject *price_text = PyList_GET_ITEM(pair, 0);
-            PyObject *size_text = PyList_GET_ITEM(pair, 1);
-            PyObject *price = NULL, *size = NULL;
             /* A lookup runs no Python code while the cache holds only str keys; a
-             * key of another type may run its __eq__, which may drop the price
-             * found first: it is held, as the Python loop's local holds it. Both are
-             * looked up, as the Python loop looks them up, before level is asked. */
+             * key of another type may run its __eq__, which may empty the pair or
+             * drop the price found first: the strings and the values are held, as
+             * the Python loop's locals hold them. Both strings are looked up, as the
+             * Python loop looks them up, before level is asked. */
+            PyObject *price_text = Py_NewRef(PyList_GET_ITEM(pair, 0));
+            PyObject *size_text = Py_NewRef(PyList_GET_ITEM(pair, 1));
+            PyObject *price = NULL, *size = NULL;
             if (PyUnicode_CheckExact(price_text)) {
-                price = PyDict_GetItemWithError(cache, price_text);
-                Py_XINCREF(price);
+                price = Py_XNewRef(PyDict_GetItemWithError(cache, price_text));
             }
             if ((price != NULL || !PyErr_Occurred()) && PyUnicode_CheckExact(size_text)) {
-                size = PyDict_GetItemWithError(cache, size_text);
+                /* held too: making the tuple may collect garbage, and a finalizer may
+                 * empty the cache */
+                size = Py_XNewRef(PyDict_GetItemWithError(cache, size_text));
             }
+            /* None, as the Python loop's .get() gives it, is not cached. */
+            if (!PyErr_Occurred() && price != NULL && price != Py_None && size != NULL
+                    && size != Py_None) {
+                item = PyTuple_Pack(2, price, size);
+            }
+            Py_XDECREF(price); /* then the strings: the last reference may run __del__ */
+            Py_XDECREF(size);
+            Py_DECREF(price_text);
+            Py_DECREF(size_text);
             if (PyErr_Occurred()) {
-                Py_XDECREF(price);
+                Py_XDECREF(item);
                 Py_DECREF(pair);
                 Py_DECREF(levels);
                 return NULL;
             }
-            /* None, as the Python loop's .get() gives it, is not cached. */
-            if (price != NULL && price != Py_None && size != NULL && size != Py_None) {
-                item = PyTuple_Pack(2, price, size);
-                if (item == NULL) {
-                    Py_DECREF(price);
-                    Py_DECREF(pair);
-                    Py_DECREF(levels);
-                    return NULL;
-                }
-            }
-            Py_XDECREF(price);
         }
         if (item == NULL) {
             item = PyObject_CallOneArg(level, pair);

@@ -17,6 +17,7 @@ Each is compared with the Python code beside it on hostile input: the same resul
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -517,7 +518,11 @@ def test_the_size_is_looked_up_even_when_the_price_is_not_cached(saved_cache: No
 
         _wire._decimals.clear()
         _wire._decimals[Key()] = Decimal(1)  # type: ignore[index]
-        outcomes.append((_outcome(read, [["0.5000", "5.00"]]), compared))
+        gc.disable()
+        try:
+            outcomes.append((_outcome(read, [["0.5000", "5.00"]]), compared))
+        finally:
+            gc.enable()
     assert outcomes[1] == outcomes[0]
     assert outcomes[0][1] == ["5.00"] * 3  # the loop's lookup, then to_decimal's two
 
@@ -558,4 +563,65 @@ def test_a_none_value_reads_as_absent_as_get_reads_it(saved_cache: None) -> None
     assert c == python
     cache: dict[str, Any] = {"0.5000": None, "5.00": d("5.00")}
     python, c = _wire_ladder_both([["0.5000", "5.00"], ["5.00", "0.5000"]], cache)
+    assert c == python
+
+
+_HOSTILE_PAIR = """
+from decimal import Decimal
+from kalshi_ws import _compiled, _wire
+
+SIZE = "".join(["7", ".", "00"])  # made at run time: not a shared constant
+
+
+class Clearer:
+    # A key whose hash is that of the size string: looking the size up compares
+    # with it, and the comparison empties the pair (freeing the string looked up).
+    def __init__(self, pair):
+        self.pair = pair
+
+    def __hash__(self):
+        return hash(SIZE)
+
+    def __eq__(self, other):
+        if type(other) is str:  # not when the next key is put in
+            self.pair.clear()
+        return False
+
+
+class Watcher:
+    # The next key of that hash: the lookup compares the string with it too.
+    def __hash__(self):
+        return hash(SIZE)
+
+    def __eq__(self, other):
+        return False
+
+
+def read(ladder):
+    pair = ["0.5000", "".join(["7", ".", "00"])]  # the size: held by the pair alone
+    _wire._decimals.clear()
+    _wire._decimals["0.5000"] = Decimal("0.5000")
+    _wire._decimals[Clearer(pair)] = Decimal(1)
+    _wire._decimals[Watcher()] = Decimal(2)
+    try:
+        return repr(ladder([pair]))
+    except ValueError as exc:
+        return repr(exc)
+
+
+print(read(_wire._ladder_in_python))
+print(read(lambda v: _compiled.speedups.ladder(v, _wire._decimals, _wire._level)))
+"""
+
+
+def test_a_pairs_strings_are_held_while_they_are_looked_up() -> None:
+    # A lookup may run a key's __eq__, which may empty the pair: C must hold its
+    # strings as the Python loop's unpacking does (PYTHONMALLOC=debug: a freed
+    # object's use crashes, in a child process).
+    env = {**os.environ, "PYTHONMALLOC": "debug"}
+    done = subprocess.run([sys.executable, "-c", _HOSTILE_PAIR], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    python, c = done.stdout.splitlines()
+    assert python == "ValueError('expected a [price, size] pair, got []')"
     assert c == python
