@@ -624,3 +624,37 @@ def test_a_pairs_strings_are_held_while_they_are_looked_up() -> None:
     python, c = done.stdout.splitlines()
     assert python == "ValueError('expected a [price, size] pair, got []')"
     assert c == python
+
+
+def test_changed_side_does_not_leak() -> None:
+    # Every way out: each kind of change, and each error (a bad price, Inexact, a NaN
+    # compared, a short tuple, bad arguments).
+    d = Decimal
+    prices, sizes = (d("0.10"), d("0.30"), d("0.50")), (d(1), d(2), d(3))
+    args = (orderbook._ZERO, orderbook._ONE, orderbook._add, orderbook._bad_price,
+            orderbook._EDITS_BEFORE_DICT)
+    changes = [(p, dl) for p in (d("0.30"), d("0.50"), d("0.20"), d("0.90"), d("1.5"),
+                                 d("NaN"))
+               for dl in (d(1), d(-2), d(-9), d("1E+50"))]
+
+    def work() -> None:
+        for _ in range(400):
+            for price, delta in changes:
+                for edits in (0, 16):
+                    _outcome(speedups.changed_side, *args, prices, sizes, price, delta, edits)
+                    _outcome(speedups.changed_side, *args, prices,
+                             dict(zip(prices, sizes, strict=True)), price, delta, edits)
+            _outcome(speedups.changed_side, *args, prices, sizes[:1], d("0.50"), d(1), 0)
+            _outcome(speedups.changed_side, *args, [], (), d(1), d(1), 0)
+            _outcome(speedups.changed_side, *args, prices, sizes, d(1), d(1), None)
+
+    work()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        work()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    assert grown < 64 * 1024
