@@ -1063,28 +1063,36 @@ ladder(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         PyObject *item = NULL;
         Py_INCREF(pair);
         if (PyList_CheckExact(pair) && PyList_GET_SIZE(pair) == 2) {
-            PyObject *price_text = PyList_GET_ITEM(pair, 0);
-            PyObject *size_text = PyList_GET_ITEM(pair, 1);
+            /* A lookup runs no Python code while the cache holds only str keys; a
+             * key of another type may run its __eq__, which may empty the pair or
+             * drop the price found first: the strings and the values are held, as
+             * the Python loop's locals hold them. Both strings are looked up, as the
+             * Python loop looks them up, before level is asked. */
+            PyObject *price_text = Py_NewRef(PyList_GET_ITEM(pair, 0));
+            PyObject *size_text = Py_NewRef(PyList_GET_ITEM(pair, 1));
             PyObject *price = NULL, *size = NULL;
-            /* Exact str keys in a dict of str keys: no Python code runs here. */
             if (PyUnicode_CheckExact(price_text)) {
-                price = PyDict_GetItemWithError(cache, price_text);
+                price = Py_XNewRef(PyDict_GetItemWithError(cache, price_text));
             }
-            if (price != NULL && PyUnicode_CheckExact(size_text)) {
-                size = PyDict_GetItemWithError(cache, size_text);
+            if ((price != NULL || !PyErr_Occurred()) && PyUnicode_CheckExact(size_text)) {
+                /* held too: making the tuple may collect garbage, and a finalizer may
+                 * empty the cache */
+                size = Py_XNewRef(PyDict_GetItemWithError(cache, size_text));
             }
+            /* None, as the Python loop's .get() gives it, is not cached. */
+            if (!PyErr_Occurred() && price != NULL && price != Py_None && size != NULL
+                    && size != Py_None) {
+                item = PyTuple_Pack(2, price, size);
+            }
+            Py_XDECREF(price); /* then the strings: the last reference may run __del__ */
+            Py_XDECREF(size);
+            Py_DECREF(price_text);
+            Py_DECREF(size_text);
             if (PyErr_Occurred()) {
+                Py_XDECREF(item);
                 Py_DECREF(pair);
                 Py_DECREF(levels);
                 return NULL;
-            }
-            if (price != NULL && size != NULL) {
-                item = PyTuple_Pack(2, price, size);
-                if (item == NULL) {
-                    Py_DECREF(pair);
-                    Py_DECREF(levels);
-                    return NULL;
-                }
             }
         }
         if (item == NULL) {
@@ -1269,6 +1277,20 @@ inside(PyObject *zero, PyObject *price, PyObject *one)
     return PyObject_RichCompareBool(price, one, Py_LT);
 }
 
+/* Whether a == b as Python's `==` says it (-1 on error): __eq__ is asked even for the
+ * same object, as a NaN is not equal to itself (PyObject_RichCompareBool says it is). */
+static int
+equal(PyObject *a, PyObject *b)
+{
+    PyObject *result = PyObject_RichCompare(a, b, Py_EQ);
+    if (result == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    return truth;
+}
+
 /* Raise bad_price(price). */
 static PyObject *
 raise_bad_price(PyObject *bad_price, PyObject *price)
@@ -1293,9 +1315,9 @@ changed_side(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     }
     PyObject *zero = args[0], *one = args[1], *add = args[2], *bad_price = args[3];
     PyObject *prices = args[5], *sizes = args[6], *price = args[7], *delta = args[8];
-    Py_ssize_t before_dict = PyLong_AsSsize_t(args[4]);
-    Py_ssize_t edits = PyLong_AsSsize_t(args[9]);
-    if ((before_dict == -1 || edits == -1) && PyErr_Occurred()) {
+    /* edits >= edits_before_dict, compared first as Python compares it (any int). */
+    int many_edits = PyObject_RichCompareBool(args[9], args[4], Py_GE);
+    if (many_edits < 0) {
         return NULL;
     }
     if (!PyTuple_CheckExact(prices) || !(PyTuple_CheckExact(sizes) || PyDict_CheckExact(sizes))) {
@@ -1304,7 +1326,7 @@ changed_side(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     }
     Py_ssize_t count = PyTuple_GET_SIZE(prices);
     PyObject *owned = NULL; /* a dict made here from the tuples */
-    if (edits >= before_dict && PyTuple_CheckExact(sizes)) {
+    if (many_edits && PyTuple_CheckExact(sizes)) {
         owned = PyDict_New();
         if (owned == NULL) {
             return NULL;
@@ -1322,10 +1344,10 @@ changed_side(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     PyObject *result = NULL;
     if (PyDict_CheckExact(sizes)) {
         PyObject *size = PyDict_GetItemWithError(sizes, price);
-        if (size == NULL) {
-            if (PyErr_Occurred()) {
-                goto done;
-            }
+        if (size == NULL && PyErr_Occurred()) {
+            goto done;
+        }
+        if (size == NULL || size == Py_None) { /* as .get() gives it */
             int positive = PyObject_RichCompareBool(delta, zero, Py_GT);
             if (positive < 0) {
                 goto done;
@@ -1389,8 +1411,7 @@ changed_side(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
             PyErr_SetString(PyExc_IndexError, "tuple index out of range");
             goto done;
         }
-        int last = PyObject_RichCompareBool(PyTuple_GET_ITEM(prices, count - 1), price,
-                                            Py_EQ);
+        int last = equal(PyTuple_GET_ITEM(prices, count - 1), price);
         if (last < 0) {
             goto done;
         }
@@ -1411,7 +1432,7 @@ changed_side(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
         goto done;
     }
     if (index < count) {
-        int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(prices, index), price, Py_EQ);
+        int same = equal(PyTuple_GET_ITEM(prices, index), price);
         if (same < 0) {
             goto done;
         }

@@ -449,3 +449,212 @@ def test_a_top_is_the_top_its_class_makes() -> None:
     assert [repr(python(t.market_ticker, t.best_yes_bid, t.best_yes_bid_size,
                         t.best_yes_ask, t.best_yes_ask_size, t.last_seq))
             for t in expected] == [repr(t) for t in expected]
+
+
+# ---------------------------------------------------------------------- review s19: hostile input
+
+
+_HOSTILE_CACHE = """
+import sys
+from decimal import Decimal
+from kalshi_ws import _compiled, _wire
+
+
+class Replacer:
+    # A key whose hash is that of "s": looking "s" up compares with it, and the
+    # comparison replaces the cached value of "p" (freeing the Decimal it held).
+    def __init__(self, cache):
+        self.cache = cache
+
+    def __hash__(self):
+        return hash("s")
+
+    def __eq__(self, other):
+        self.cache["p"] = "replaced"
+        return True
+
+
+def read(ladder):
+    _wire._decimals.clear()
+    _wire._decimals["p"] = Decimal("0.123456789")  # held by the cache alone
+    _wire._decimals[Replacer(_wire._decimals)] = Decimal(7)
+    return repr(ladder([["p", "s"]]))
+
+
+print(read(_wire._ladder_in_python))
+print(read(lambda v: _compiled.speedups.ladder(v, _wire._decimals, _wire._level)))
+"""
+
+
+def test_a_cached_price_is_held_while_the_size_is_looked_up() -> None:
+    # Looking the size up may run a key's __eq__ (any key of the cache dict), which
+    # may drop the price found first: C must hold it as the Python local does.
+    # PYTHONMALLOC=debug makes a freed object's use crash, in a child process.
+    env = {**os.environ, "PYTHONMALLOC": "debug"}
+    done = subprocess.run([sys.executable, "-c", _HOSTILE_CACHE], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    python, c = done.stdout.splitlines()
+    assert python == "((Decimal('0.123456789'), Decimal('7')),)"
+    assert c == python
+
+
+def test_the_size_is_looked_up_even_when_the_price_is_not_cached(saved_cache: None) -> None:
+    # The Python loop looks both strings up before it asks _level; a lookup can be
+    # seen (a key's __eq__ runs, here raising), so C makes it too: the error comes
+    # before _level has cached the price.
+    class Refused(Exception):
+        pass
+
+    class Key:
+        def __hash__(self) -> int:
+            return hash("5.00")
+
+        def __eq__(self, other: object) -> bool:
+            if type(other) is str:
+                raise Refused(other)
+            return False
+
+    outcomes = []
+    for read in (_wire._ladder_in_python,
+                 lambda v: speedups.ladder(v, _wire._decimals, _wire._level)):
+        _wire._decimals.clear()
+        _wire._decimals[Key()] = Decimal(1)  # type: ignore[index]
+        outcome = _outcome(read, [["0.5000", "5.00"]])
+        outcomes.append((outcome, [k for k in _wire._decimals if type(k) is str]))
+    assert outcomes[1] == outcomes[0]
+    assert outcomes[0] == (("Refused", "5.00"), [])
+
+
+def test_a_price_not_equal_to_itself_compares_as_python_compares_it() -> None:
+    # `prices[i] == price` in Python calls __eq__ even for the same object, where a
+    # NaN is not equal to itself; PyObject_RichCompareBool would say it is.
+    d, nan = Decimal, Decimal("NaN")
+    cases = [
+        ((d("0.1"), nan), {d("0.1"): d(1), nan: d(1)}, nan, d(-1), 0),  # dict, last
+        ((nan, d("0.1")), {d("0.1"): d(1), nan: d(1)}, nan, d(-1), 0),  # dict, bisected
+        ((nan,), (d(1),), nan, d(1), 0),  # tuples: the level found
+        ((nan,), (d(1),), nan, d(-1), 0),
+    ]
+    for traps in (True, False):
+        with localcontext() as context:
+            context.traps[__import__("decimal").InvalidOperation] = traps
+            for prices, sizes, price, delta, edits in cases:
+                python, c = _changed_both(prices, sizes, price, delta, edits)
+                assert c == python, (prices, sizes, price, delta, traps)
+
+
+def test_any_count_of_edits_is_compared_as_python_compares_it() -> None:
+    # `edits >= _EDITS_BEFORE_DICT`: any int (past 64 bits too), or whatever compares.
+    d = Decimal
+    for edits in (2**63, 2**70, -(2**70), 20.0, 3.5, True, None, "0"):
+        for sizes in ((d(1),), {d("0.1"): d(1)}):
+            python, c = _changed_both((d("0.1"),), sizes, d("0.1"), d(1), edits)  # type: ignore[arg-type]
+            assert c == python, edits
+
+
+def test_a_none_value_reads_as_absent_as_get_reads_it(saved_cache: None) -> None:
+    # The Python code looks values up with .get() and takes None for "not there".
+    d = Decimal
+    python, c = _changed_both((d("0.1"),), {d("0.1"): None}, d("0.1"), d(1), 0)
+    assert c == python
+    python, c = _changed_both((d("0.1"),), {d("0.1"): None}, d("0.1"), d(-1), 0)
+    assert c == python
+    cache: dict[str, Any] = {"0.5000": None, "5.00": d("5.00")}
+    python, c = _wire_ladder_both([["0.5000", "5.00"], ["5.00", "0.5000"]], cache)
+    assert c == python
+
+
+_HOSTILE_PAIR = """
+from decimal import Decimal
+from kalshi_ws import _compiled, _wire
+
+SIZE = "".join(["7", ".", "00"])  # made at run time: not a shared constant
+
+
+class Clearer:
+    # A key whose hash is that of the size string: looking the size up compares
+    # with it, and the comparison empties the pair (freeing the string looked up).
+    def __init__(self, pair):
+        self.pair = pair
+
+    def __hash__(self):
+        return hash(SIZE)
+
+    def __eq__(self, other):
+        if type(other) is str:  # not when the next key is put in
+            self.pair.clear()
+        return False
+
+
+class Watcher:
+    # The next key of that hash: the lookup compares the string with it too.
+    def __hash__(self):
+        return hash(SIZE)
+
+    def __eq__(self, other):
+        return False
+
+
+def read(ladder):
+    pair = ["0.5000", "".join(["7", ".", "00"])]  # the size: held by the pair alone
+    _wire._decimals.clear()
+    _wire._decimals["0.5000"] = Decimal("0.5000")
+    _wire._decimals[Clearer(pair)] = Decimal(1)
+    _wire._decimals[Watcher()] = Decimal(2)
+    try:
+        return repr(ladder([pair]))
+    except ValueError as exc:
+        return repr(exc)
+
+
+print(read(_wire._ladder_in_python))
+print(read(lambda v: _compiled.speedups.ladder(v, _wire._decimals, _wire._level)))
+"""
+
+
+def test_a_pairs_strings_are_held_while_they_are_looked_up() -> None:
+    # A lookup may run a key's __eq__, which may empty the pair: C must hold its
+    # strings as the Python loop's unpacking does (PYTHONMALLOC=debug: a freed
+    # object's use crashes, in a child process).
+    env = {**os.environ, "PYTHONMALLOC": "debug"}
+    done = subprocess.run([sys.executable, "-c", _HOSTILE_PAIR], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    python, c = done.stdout.splitlines()
+    assert python == "ValueError('expected a [price, size] pair, got []')"
+    assert c == python
+
+
+def test_changed_side_does_not_leak() -> None:
+    # Every way out: each kind of change, and each error (a bad price, Inexact, a NaN
+    # compared, a short tuple, bad arguments).
+    d = Decimal
+    prices, sizes = (d("0.10"), d("0.30"), d("0.50")), (d(1), d(2), d(3))
+    args = (orderbook._ZERO, orderbook._ONE, orderbook._add, orderbook._bad_price,
+            orderbook._EDITS_BEFORE_DICT)
+    changes = [(p, dl) for p in (d("0.30"), d("0.50"), d("0.20"), d("0.90"), d("1.5"),
+                                 d("NaN"))
+               for dl in (d(1), d(-2), d(-9), d("1E+50"))]
+
+    def work() -> None:
+        for _ in range(400):
+            for price, delta in changes:
+                for edits in (0, 16):
+                    _outcome(speedups.changed_side, *args, prices, sizes, price, delta, edits)
+                    _outcome(speedups.changed_side, *args, prices,
+                             dict(zip(prices, sizes, strict=True)), price, delta, edits)
+            _outcome(speedups.changed_side, *args, prices, sizes[:1], d("0.50"), d(1), 0)
+            _outcome(speedups.changed_side, *args, [], (), d(1), d(1), 0)
+            _outcome(speedups.changed_side, *args, prices, sizes, d(1), d(1), None)
+
+    work()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        work()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    assert grown < 64 * 1024
