@@ -67,6 +67,9 @@ class Runner:
         fn: The runner.
         available: Returns None when the runner can run here, else why not.
         peer: Runs in the peer interpreter (``--peer-python``) instead of this one.
+        pure_python: Runs with ``KALSHI_WS_PURE_PYTHON=1``, set before anything imports
+            kalshi_ws (its order-book steps read the variable at import), to show the
+            optional C code's gain side by side. Each runner has its own process.
     """
 
     key: str
@@ -74,6 +77,7 @@ class Runner:
     fn: Callable[[Target], Result]
     available: Callable[[], str | None] = lambda: None
     peer: bool = False
+    pure_python: bool = False
 
 
 def _subscribe_command(target: Target) -> str:
@@ -685,22 +689,14 @@ def scale_books(target: Target) -> Result:
     return Result(state["deltas"], stopped - started, extra)
 
 
-def _pure_python(fn: Callable[[Target], Result]) -> Callable[[Target], Result]:
-    """``fn`` with the learned shapes read in Python (``KALSHI_WS_PURE_PYTHON=1``), to
-    show the optional C parser's gain side by side. Each runner has its own process."""
-    def run(target: Target) -> Result:
-        os.environ["KALSHI_WS_PURE_PYTHON"] = "1"
-        return fn(target)
-
-    run.__doc__ = fn.__doc__
-    return run
-
-
 def _compiled_parser() -> bool:
-    """Whether this process's clients use the C speed-ups."""
+    """Whether this process's clients use any of the C speed-ups: a client's own (chosen
+    when it is made) or the order books' (chosen when kalshi_ws was imported)."""
     import kalshi_ws
+    from kalshi_ws import orderbook
 
-    return bool(kalshi_ws.speedups())
+    return bool(kalshi_ws.speedups()) or \
+        orderbook._changed_side is not orderbook._changed_side_in_python
 
 
 # ---------------------------------------------------------------------- tables
@@ -715,10 +711,12 @@ THROUGHPUT: tuple[Runner, ...] = (
            _orderbooks_missing),
     Runner("f", "pykalshi 2.x Feed (threaded, peer)", run_pykalshi, _pykalshi_missing,
            peer=True),
-    Runner("c-py", "(c) without the C speed-ups (pure Python)", _pure_python(run_kalshi_callback)),
-    Runner("d-py", "(d) without the C speed-ups (pure Python)", _pure_python(run_kalshi_queue)),
-    Runner("e-py", "(e) without the C speed-ups (pure Python)",
-           _pure_python(run_kalshi_orderbooks), _orderbooks_missing),
+    Runner("c-py", "(c) without the C speed-ups (pure Python)", run_kalshi_callback,
+           pure_python=True),
+    Runner("d-py", "(d) without the C speed-ups (pure Python)", run_kalshi_queue,
+           pure_python=True),
+    Runner("e-py", "(e) without the C speed-ups (pure Python)", run_kalshi_orderbooks,
+           _orderbooks_missing, pure_python=True),
 )
 
 LATENCY: tuple[Runner, ...] = (
@@ -741,6 +739,8 @@ _ALL = {f"throughput.{r.key}": r for r in THROUGHPUT} | \
 def run_child(name: str, target: Target) -> dict[str, Any]:
     """Run one runner here and now; the dict that the child prints."""
     runner = _ALL[name]
+    if runner.pure_python:
+        os.environ["KALSHI_WS_PURE_PYTHON"] = "1"
     missing = runner.available()
     if missing is not None:
         return {"skipped": missing}

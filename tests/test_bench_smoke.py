@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from kalshi_ws import _compiled
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -24,6 +26,13 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert all(results["throughput"][row]["complete"] for row in "abcde")
     # The client process's CPU per message (all its threads), beside the rate.
     assert all(results["throughput"][row]["cpu_us_per_msg"] > 0 for row in "abcde")
+    # Side by side: (c) to (e) with the C code wherever it is built, and the -py rows
+    # with none of it, not even the order-book steps that kalshi_ws picks at import.
+    used = {row: results["throughput"][row]["extra"][0]["c_parser"]
+            for row in ("c", "d", "e", "c-py", "d-py", "e-py")}
+    built = _compiled.speedups is not None
+    assert used == {"c": built, "d": built, "e": built,
+                    "c-py": False, "d-py": False, "e-py": False}
     assert results["memory"]["messages"] == results["config"]["memory_messages"]
     slow = results["slow_consumer"]  # row (g): the whole blast read past a stuck callback
     assert slow["messages"] == results["config"]["frames"] and slow["extra"]["finished"]
