@@ -27,7 +27,8 @@ __all__ = ["API_VERSION", "PURE_PYTHON_VARIABLE", "enabled", "speedups"]
 logger = logging.getLogger(__name__)
 
 #: Set this environment variable (to anything but "" or "0") before creating a client
-#: to run it in Python alone even where the C module is built.
+#: to run its reader in Python alone even where the C module is built; before kalshi_ws
+#: is imported, to run everything in Python (the order-book steps read it then).
 PURE_PYTHON_VARIABLE = "KALSHI_WS_PURE_PYTHON"
 
 

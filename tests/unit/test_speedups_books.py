@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 import tracemalloc
-from decimal import Decimal, localcontext
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
 import pytest
@@ -230,7 +230,7 @@ def _split_both(levels: Any) -> tuple[Any, Any]:
 def test_any_side_splits_alike(levels: Any, traps_off: bool) -> None:
     with localcontext() as context:
         if traps_off:  # a NaN compares False instead of raising
-            context.traps[__import__("decimal").InvalidOperation] = False
+            context.traps[InvalidOperation] = False
         python, c = _split_both(levels)
     assert c == python
 
@@ -451,7 +451,7 @@ def test_a_top_is_the_top_its_class_makes() -> None:
             for t in expected] == [repr(t) for t in expected]
 
 
-# ---------------------------------------------------------------------- review s19: hostile input
+# ---------------------------------------------------------------------- hostile caches and values
 
 
 _HOSTILE_CACHE = """
@@ -538,7 +538,7 @@ def test_a_price_not_equal_to_itself_compares_as_python_compares_it() -> None:
     ]
     for traps in (True, False):
         with localcontext() as context:
-            context.traps[__import__("decimal").InvalidOperation] = traps
+            context.traps[InvalidOperation] = traps
             for prices, sizes, price, delta, edits in cases:
                 python, c = _changed_both(prices, sizes, price, delta, edits)
                 assert c == python, (prices, sizes, price, delta, traps)
