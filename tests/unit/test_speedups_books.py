@@ -72,12 +72,18 @@ def _wire_ladder_both(value: list[Any], cache: dict[str, Decimal]) -> list[Any]:
             _wire._decimals.clear()
             _wire._decimals.update(cache)
             outcome = _outcome(read, value)
-            results.append((outcome,
-                            sorted((k, repr(v)) for k, v in _wire._decimals.items())))
+            after = _wire._decimals  # its keys, and every value it does not share with cache
+            results.append((outcome, list(after), {
+                k: repr(v) for k, v in after.items() if cache.get(k) is not v}))
     finally:
         _wire._decimals.clear()
         _wire._decimals.update(saved)
     return results
+
+
+_FEW = {text: Decimal(text) for text in _CACHED}
+_NEARLY_FULL = {**_FEW, **{f"9.{i:04d}": Decimal(f"9.{i:04d}")
+                           for i in range(_wire.DECIMAL_CACHE_SIZE - len(_FEW) - 1)}}
 
 
 @pytest.fixture
@@ -92,11 +98,9 @@ def saved_cache() -> Any:
 @given(st.lists(_PAIRS, max_size=12), st.booleans())
 def test_a_side_reads_alike_and_leaves_the_same_cache(value: list[Any],
                                                       nearly_full: bool) -> None:
-    cache = {text: Decimal(text) for text in _CACHED}
-    if nearly_full:  # the next new string empties the cache: the order of conversions shows
-        cache.update({f"9.{i:04d}": Decimal(f"9.{i:04d}")
-                      for i in range(_wire.DECIMAL_CACHE_SIZE - len(cache) - 1)})
-    python, c = _wire_ladder_both(value, cache)
+    # Nearly full: the next new string empties the cache, so the order of conversions
+    # shows.
+    python, c = _wire_ladder_both(value, _NEARLY_FULL if nearly_full else _FEW)
     assert c == python
 
 
