@@ -251,6 +251,10 @@ def _scale_lines(scale: dict[str, Any], config: dict[str, Any]) -> list[str]:
         if command:
             size = f"{command / 1e6:,.2f} MB" if command >= 1e6 else f"{command / 1e3:,.1f} kB"
             notes.append(f"subscribe command {size}")
+        rates = extra.get("deltas_per_s_runs") or []
+        if len(rates) > 1:
+            notes.append(f"median of {len(rates)} runs: {min(rates) / 1e3:,.0f}k to "
+                         f"{max(rates) / 1e3:,.0f}k deltas/s")
         per_book = extra.get("rss_per_book_kib") if count >= 1000 else None
         synced = extra.get("synced_s")
         lines.append(
@@ -258,8 +262,9 @@ def _scale_lines(scale: dict[str, Any], config: dict[str, Any]) -> list[str]:
             f"{_num(extra.get('deltas_per_s')):>10} {_num(extra.get('vs_smallest'), 2):>9} "
             f"{_num(per_book, 1):>9}  {'; '.join(notes)}")
     lines.append("  (all synced: from the subscribe until wait_synced() returned; deltas/s: sent "
-                 "once synced, until the last was applied; KiB/book: RSS growth / M once "
-                 "synced, shown from 1,000 markets)")
+                 "once synced, until the last was applied; each row is the run with the "
+                 "median deltas/s; KiB/book: RSS growth / M once synced, shown from 1,000 "
+                 "markets)")
     return lines
 
 
