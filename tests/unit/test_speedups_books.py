@@ -490,15 +490,20 @@ print(read(lambda v: _compiled.speedups.ladder(v, _wire._decimals, _wire._level)
 """
 
 
+def _python_and_c_in_a_child(code: str) -> list[str]:
+    """Run ``code`` (it prints the Python reader's result, then C's) in a child process
+    under PYTHONMALLOC=debug, where using a freed object crashes; its two lines."""
+    env = {**os.environ, "PYTHONMALLOC": "debug"}
+    done = subprocess.run([sys.executable, "-c", code], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.splitlines()
+
+
 def test_a_cached_price_is_held_while_the_size_is_looked_up() -> None:
     # Looking the size up may run a key's __eq__ (any key of the cache dict), which
     # may drop the price found first: C must hold it as the Python local does.
-    # PYTHONMALLOC=debug makes a freed object's use crash, in a child process.
-    env = {**os.environ, "PYTHONMALLOC": "debug"}
-    done = subprocess.run([sys.executable, "-c", _HOSTILE_CACHE], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    python, c = done.stdout.splitlines()
+    python, c = _python_and_c_in_a_child(_HOSTILE_CACHE)
     assert python == "((Decimal('0.123456789'), Decimal('7')),)"
     assert c == python
 
@@ -619,13 +624,8 @@ print(read(lambda v: _compiled.speedups.ladder(v, _wire._decimals, _wire._level)
 
 def test_a_pairs_strings_are_held_while_they_are_looked_up() -> None:
     # A lookup may run a key's __eq__, which may empty the pair: C must hold its
-    # strings as the Python loop's unpacking does (PYTHONMALLOC=debug: a freed
-    # object's use crashes, in a child process).
-    env = {**os.environ, "PYTHONMALLOC": "debug"}
-    done = subprocess.run([sys.executable, "-c", _HOSTILE_PAIR], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    python, c = done.stdout.splitlines()
+    # strings as the Python loop's unpacking does.
+    python, c = _python_and_c_in_a_child(_HOSTILE_PAIR)
     assert python == "ValueError('expected a [price, size] pair, got []')"
     assert c == python
 
