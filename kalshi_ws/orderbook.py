@@ -37,7 +37,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import _compiled, _wire
 from .models import Level, OrderbookDelta, OrderbookSnapshot, _frozen
@@ -129,16 +129,19 @@ def _ladder_side_in_python(levels: object) -> _Side | None:
 _INFINITY = Decimal("Infinity")
 
 
-def _ladder_side_in_c() -> Callable[[object], _Side | None] | None:
-    """:func:`_ladder_side_in_python` by the C module (the same answers), where it is
-    used. Chosen once, when kalshi_ws is imported (see :mod:`kalshi_ws._compiled`): an
-    OrderBook belongs to no client."""
+def _in_c(name: str, *constants: object) -> Callable[..., Any] | None:
+    """The C module's function ``name`` with ``constants`` as its first arguments, or
+    None where the C module is not used. Chosen once, when kalshi_ws is imported (see
+    :mod:`kalshi_ws._compiled`): an OrderBook belongs to no client."""
     if not _compiled.enabled():
         return None
-    return partial(_compiled.speedups.split_ladder, _ZERO, _ONE, _INFINITY)
+    return partial(getattr(_compiled.speedups, name), *constants)
 
 
-_ladder_side = _ladder_side_in_c() or _ladder_side_in_python
+#: The prices and sizes of a side as Kalshi sends it, else None: see
+#: :func:`_ladder_side_in_python` (the C module's ``split_ladder`` gives the same).
+_ladder_side: Callable[[object], _Side | None] = \
+    _in_c("split_ladder", _ZERO, _ONE, _INFINITY) or _ladder_side_in_python
 
 
 def _is_ladder(levels: object) -> bool:
@@ -216,18 +219,11 @@ def _changed_side_in_python(prices: tuple[Decimal, ...],
     return (*prices[:index], price, *prices[index:]), (*sizes[:index], delta, *sizes[index:])
 
 
-def _changed_side_in_c() -> Callable[..., _ChangedSide | None] | None:
-    """:func:`_changed_side_in_python` by the C module (the same results), where it
-    is used; chosen once, at import, as :func:`_ladder_side_in_c` is."""
-    if not _compiled.enabled():
-        return None
-    return partial(_compiled.speedups.changed_side, _ZERO, _ONE, _add, _bad_price,
-                   _EDITS_BEFORE_DICT)
-
-
 #: One side after adding ``delta`` contracts at ``price``: see
-#: :func:`_changed_side_in_python`.
-_changed_side = _changed_side_in_c() or _changed_side_in_python
+#: :func:`_changed_side_in_python` (the C module's ``changed_side`` gives the same).
+_changed_side: Callable[..., _ChangedSide | None] = _in_c(
+    "changed_side", _ZERO, _ONE, _add, _bad_price, _EDITS_BEFORE_DICT) or \
+    _changed_side_in_python
 
 
 def _bids(prices: tuple[Decimal, ...], sizes: tuple[Decimal, ...] | dict[Decimal, Decimal],
