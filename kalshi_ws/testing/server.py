@@ -152,6 +152,7 @@ class FakeKalshiServer(FaultInjection, Publishing):
         self._changed = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._owner_pid = 0  # the process whose thread runs the server (see stop())
         self._server: Server | None = None
         self._ready = threading.Event()
         self._started_once = False  # for the repr: "stopped" rather than "not started"
@@ -215,6 +216,7 @@ class FakeKalshiServer(FaultInjection, Publishing):
         if self._thread is not None:
             return self
         self._started_once = True
+        self._owner_pid = os.getpid()
         self._thread = threading.Thread(target=self._run, name="fake-kalshi-server",
                                         daemon=True)
         self._thread.start()
@@ -230,10 +232,20 @@ class FakeKalshiServer(FaultInjection, Publishing):
 
         Any thread but the server's; blocks up to about 30 s (10 s each to drop the
         connections, shut the server down and join its thread). Stopping a stopped
-        server does nothing; a failed shutdown is logged, not raised.
+        server does nothing; a failed shutdown is logged, not raised. In a process
+        forked from the one that started it (a pre-forking web server's worker), the
+        server's thread does not exist: stop() only forgets the server there, at once,
+        and the parent's server goes on serving.
         """
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
+            return
+        if os.getpid() != self._owner_pid:
+            logger.debug("fake server of process %d forgotten in its forked child %d",
+                         self._owner_pid, os.getpid())
+            self._thread = None
+            self._loop = None
+            self._ready.clear()
             return
         if abrupt:
             self.drop_connections()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -214,3 +215,27 @@ def test_channels_without_a_market_filter_ignore_the_tickers(
         assert frame["type"] == wire_type and frame["msg"]["market_ticker"] == "SIM-OTHER"
     finally:
         ws.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_stopping_in_a_forked_child_leaves_the_parents_server_alone(
+        server: FakeKalshiServer, private_key: rsa.RSAPrivateKey) -> None:
+    """A forked child (a pre-forking web server's worker) inherits the server object
+    but not its thread: its stop() must not wait for that thread nor report a failed
+    shutdown, and the parent's server must keep serving."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            failures: list[logging.LogRecord] = []
+            handler = logging.Handler(logging.WARNING)
+            handler.emit = failures.append  # type: ignore[method-assign]
+            logging.getLogger("kalshi_ws.testing.server").addHandler(handler)
+            server.stop()
+            code = 3 if failures else 4 if "stopped" not in repr(server) else 0
+        except BaseException:  # noqa: BLE001
+            code = 5
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert status_of(server, signed(private_key), suppress_origin=True) == 101
