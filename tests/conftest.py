@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,18 @@ from kalshi_ws.testing import FakeKalshiServer
 from tests.timing import FACTOR, MS, WAIT
 
 DATA = Path(__file__).parent / "data"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the tests' child processes (the CLI, the examples) be stopped with Ctrl-C.
+
+    A shell starting a command in the background (``cmd &``) without job control sets
+    SIGINT to "ignored", and an ignored signal stays ignored across fork and exec: every
+    child would then ignore the SIGINT a test sends it. A handled signal is reset to its
+    default at exec, so handling it here gives each child Python's usual Ctrl-C.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
