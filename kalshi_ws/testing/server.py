@@ -228,7 +228,10 @@ class FakeKalshiServer(FaultInjection, Publishing):
         return self
 
     def stop(self, *, abrupt: bool = False) -> None:
-        """Stop the server and close every connection (abruptly: TCP reset, no close frame).
+        """Stop the server and end every connection.
+
+        Connections are closed with 1001 (going away), except silent ones
+        (:meth:`stop_answering`) and, with ``abrupt``, all of them: those are reset.
 
         Any thread but the server's; blocks up to about 30 s (10 s each to drop the
         connections, shut the server down and join its thread). Stopping a stopped
@@ -306,6 +309,11 @@ class FakeKalshiServer(FaultInjection, Publishing):
     async def _shutdown(self) -> None:
         if self._simulation is not None:
             self._simulation.cancel()
+        for session in self.sessions:
+            if session.frozen:
+                # Silent (stop_answering): it sends nothing, a close frame included, and
+                # could not read the answer to one. It ends like a hung process that dies.
+                abort(session.ws)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

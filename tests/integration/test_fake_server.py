@@ -8,16 +8,18 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import websocket
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from kalshi_ws import Closed, ConnectionLost, KalshiStreamClient
 from kalshi_ws.auth import Signer
 from kalshi_ws.testing import FakeKalshiServer
 from kalshi_ws.testing.rules import ERROR_TEXT
-from tests.conftest import Signal
+from tests.conftest import Collector, Signal
 from tests.timing import MS, WAIT
 
 
@@ -239,3 +241,29 @@ def test_stopping_in_a_forked_child_leaves_the_parents_server_alone(
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert status_of(server, signed(private_key), suppress_origin=True) == 101
+
+
+def test_a_silent_server_stopped_sends_no_close_frame(
+        server: FakeKalshiServer, connect: Callable[..., KalshiStreamClient],
+        collector: Collector) -> None:
+    """stop_answering() means "send nothing": stopping the server then ends its
+    connections like a hung process that dies (no close frame), where a server that
+    answers closes them with 1001 (going away)."""
+    client = connect(reconnect=False)
+    client.add_callback(collector)
+    server.stop_answering()
+    server.stop()
+    final = collector.wait_for(
+        lambda items: items[-1] if items and getattr(items[-1], "final", False) else None)
+    assert isinstance(final, ConnectionLost), final
+
+
+def test_an_answering_server_stopped_closes_with_going_away(
+        server: FakeKalshiServer, connect: Callable[..., KalshiStreamClient],
+        collector: Collector) -> None:
+    client = connect(reconnect=False)
+    client.add_callback(collector)
+    server.stop()
+    final = collector.wait_for(
+        lambda items: items[-1] if items and getattr(items[-1], "final", False) else None)
+    assert isinstance(final, Closed) and final.code == 1001, final
