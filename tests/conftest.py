@@ -160,6 +160,12 @@ class Collector:
                                          f"{len(self.items)} items: {self.items[-5:]!r}")
                 self._changed.wait(remaining)
 
+    def final(self, timeout: float = WAIT) -> Any:
+        """Wait for the client's final item (Closed, or a final ConnectionLost)."""
+        return self.wait_for(
+            lambda items: items[-1] if items and getattr(items[-1], "final", False) else None,
+            timeout)
+
     def of_type(self, cls: type) -> list[Any]:
         with self._changed:
             return [i for i in self.items if isinstance(i, cls)]

@@ -253,8 +253,7 @@ def test_a_silent_server_stopped_sends_no_close_frame(
     client.add_callback(collector)
     server.stop_answering()
     server.stop()
-    final = collector.wait_for(
-        lambda items: items[-1] if items and getattr(items[-1], "final", False) else None)
+    final = collector.final()
     assert isinstance(final, ConnectionLost), final
 
 
@@ -264,6 +263,5 @@ def test_an_answering_server_stopped_closes_with_going_away(
     client = connect(reconnect=False)
     client.add_callback(collector)
     server.stop()
-    final = collector.wait_for(
-        lambda items: items[-1] if items and getattr(items[-1], "final", False) else None)
+    final = collector.final()
     assert isinstance(final, Closed) and final.code == 1001, final

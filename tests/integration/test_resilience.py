@@ -63,8 +63,7 @@ def trade(number: int, market: str = "SIM-ALPHA") -> dict[str, Any]:
 
 
 def final_item(collector: Collector) -> Any:
-    return collector.wait_for(
-        lambda items: items[-1] if items and getattr(items[-1], "final", False) else None)
+    return collector.final()
 
 
 def reconnected(collector: Collector, count: int = 1) -> list[Reconnected]:
