@@ -95,6 +95,8 @@ class FaultInjection(ServerCore):
         """Go silent on every connection: read nothing, send nothing, no pings or pongs.
 
         The TCP connections stay open: to the client this is a half-open connection.
+        Stopping the server then resets them, with no close frame, like a hung process
+        that dies.
 
         Raises:
             RuntimeError: the server is not running.
