@@ -150,13 +150,15 @@ class KalshiRules:
 
     def error(self, command_id: Any, code: int, sub: ServerSubscription | None = None,
               message: str = "") -> dict[str, Any]:
-        """Kalshi's ``error`` frame; scoped to ``sub`` (taking a seq) when given."""
+        """Kalshi's ``error`` frame; scoped to ``sub`` when given (taking a seq if the
+        channel is sequenced: Kalshi numbers no error of ticker, fill, ...)."""
         frame: dict[str, Any] = {"type": "error"}
         if command_id is not None:
             frame["id"] = command_id
         if sub is not None:
             frame["sid"] = sub.sid
-            frame["seq"] = sub.next_seq()
+            if sub.sequenced:
+                frame["seq"] = sub.next_seq()
         frame["msg"] = {"code": code, "msg": message or ERROR_TEXT.get(code, "Error")}
         return frame
 
