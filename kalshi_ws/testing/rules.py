@@ -69,6 +69,9 @@ class ServerSubscription:
         self.skip = 0
         self.lose = 0  # frames to number but not send (a real loss)
         self.last_frame: str | None = None
+        #: The command that last added markets asked for their tickers at once
+        #: (``send_initial_snapshot``: of the subscribe, or of the add_markets).
+        self.initial_snapshot = params.get("send_initial_snapshot") is True
 
     @property
     def sequenced(self) -> bool:
@@ -250,6 +253,7 @@ class KalshiRules:
             channel_markets = None if channel in UNFILTERED else markets
             existing = self.find(channel)
             if existing:
+                existing[0].initial_snapshot = params.get("send_initial_snapshot") is True
                 out += self._merge(existing[0], command_id, channel_markets)
                 continue
             sub = ServerSubscription(self.next_sid, channel,
@@ -341,6 +345,8 @@ class KalshiRules:
         out: list[Outgoing] = [({"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
                                  "type": "ok", "msg": msg}, sub)]
         if action == "add_markets":
+            # Kalshi's update_subscription takes its own send_initial_snapshot (ticker).
+            sub.initial_snapshot = params.get("send_initial_snapshot") is True
             out += self._initial_data(self, sub, added, None)
         return out
 
