@@ -49,9 +49,11 @@ ERROR_TEXT = {
     8: "Unknown channel name", 9: "Authentication required", 10: "Channel error",
     11: "Invalid parameter", 12: "Exactly one subscription ID is required",
     13: "Unsupported action", 14: "Market Ticker required", 15: "Action required",
+    18: "Command timeout",
     19: "shard_factor must be > 0", 20: "shard_factor is required when shard_key is set",
     21: "shard_key must be >= 0 and < shard_factor", 22: "shard_factor must be <= 100",
-    24: "Index IDs required", 25: "Subscription buffer overflow",
+    23: "Match IDs required", 24: "Index IDs required", 25: "Subscription buffer overflow",
+    26: "Subscription market limit exceeded", 27: "Too many requests",
     28: "Underlying tickers required",
 }
 

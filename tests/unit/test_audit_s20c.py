@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from kalshi_ws import MalformedMessage, SequenceGap, StreamUpdate, Ticker
+from kalshi_ws import ErrorCode, MalformedMessage, SequenceGap, StreamUpdate, Ticker
 from kalshi_ws.protocol import KalshiProtocol
-from kalshi_ws.testing.rules import KalshiRules
+from kalshi_ws.testing.rules import ERROR_TEXT, KalshiRules
+from tests.conftest import DATA
 
 
 def feed(protocol: KalshiProtocol, *frames: dict[str, Any]) -> None:
@@ -141,3 +142,25 @@ def test_the_fake_server_still_numbers_errors_of_a_sequenced_subscription() -> N
                                       "market_tickers": ["A"]}})
     assert out[0] == {"id": 2, "type": "error", "sid": 1, "seq": 1,
                       "msg": {"code": 13, "msg": "Unsupported action"}}
+
+
+def spec_error_codes() -> dict[int, str]:
+    """Kalshi's error codes and texts (tests/data/SOURCES.md)."""
+    with open(DATA / "asyncapi-error-codes.json", encoding="utf-8") as handle:
+        return {int(code): text for code, text in json.load(handle).items()}
+
+
+def test_every_error_code_kalshi_lists_is_named() -> None:
+    assert set(spec_error_codes()) <= {code.value for code in ErrorCode}
+
+
+@pytest.mark.parametrize("code, text", sorted(spec_error_codes().items()))
+def test_the_fake_server_gives_each_error_kalshis_text(code: int, text: str) -> None:
+    """Kalshi's ``msg.msg`` is the error's name (AsyncAPI x-error-codes; reference 4).
+    The fake server answered "Error" for codes 18, 23, 26 and 27."""
+    rules = KalshiRules()
+    rules.handle({"id": 1, "cmd": "subscribe", "params": {"channels": ["trade"]}})
+    (sub,) = rules.find("trade")
+    frame, _ = rules.end_subscription(sub, code)
+    assert frame["msg"] == {"code": code, "msg": text}
+    assert ERROR_TEXT[code] == text
