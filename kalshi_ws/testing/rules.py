@@ -146,7 +146,7 @@ class KalshiRules:
               command_id: int | None = None) -> dict[str, Any]:
         """A data frame of ``sub``, taking its next seq if the channel is sequenced."""
         frame: dict[str, Any] = {"type": wire_type, "sid": sub.sid}
-        if command_id is not None:
+        if command_id:
             frame["id"] = command_id
         if sub.sequenced:
             frame["seq"] = sub.next_seq()
@@ -158,7 +158,7 @@ class KalshiRules:
         """Kalshi's ``error`` frame; scoped to ``sub`` when given (taking a seq if the
         channel is sequenced: Kalshi numbers no error of ticker, fill, ...)."""
         frame: dict[str, Any] = {"type": "error"}
-        if command_id is not None:
+        if command_id:  # Kalshi treats id 0 as no id
             frame["id"] = command_id
         if sub is not None:
             frame["sid"] = sub.sid
@@ -225,8 +225,8 @@ class KalshiRules:
         cmd = command.get("cmd")
         params = command.get("params")
         if cmd == "list_subscriptions":
-            return [({"id": command_id, "type": "ok", "msg": [
-                {"channel": s.channel, "sid": s.sid} for s in self.subscriptions.values()]},
+            return [(_reply(command_id, {"type": "ok", "msg": [
+                {"channel": s.channel, "sid": s.sid} for s in self.subscriptions.values()]}),
                 None)]
         if cmd not in ("subscribe", "unsubscribe", "update_subscription"):
             return [(self.error(command_id, 5), None)]
@@ -263,8 +263,8 @@ class KalshiRules:
                                      dict(options))
             self.next_sid += 1
             self.subscriptions[sub.sid] = sub
-            out.append(({"id": command_id, "type": "subscribed",
-                         "msg": {"channel": channel, "sid": sub.sid}}, None))
+            out.append((_reply(command_id, {"type": "subscribed",
+                         "msg": {"channel": channel, "sid": sub.sid}}), None))
             out += self._initial_data(self, sub, list(channel_markets or []), None)
         return out
 
@@ -283,8 +283,8 @@ class KalshiRules:
         new = [m for m in markets or () if sub.markets is not None and m not in sub.markets]
         if sub.markets is not None and markets:
             sub.markets.update(markets)
-        frame = {"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
-                 "type": "ok", "msg": {"market_tickers": sorted(sub.markets or ())}}
+        frame = _reply(command_id, {"sid": sub.sid, "seq": sub.next_seq(), "type": "ok",
+                                    "msg": {"market_tickers": sorted(sub.markets or ())}})
         return [(frame, sub), *self._initial_data(self, sub, new, None)]
 
     def unsubscribe(self, command_id: Any, params: dict[str, Any]) -> list[Outgoing]:
@@ -298,8 +298,8 @@ class KalshiRules:
             if sub is None:
                 out.append((self.error(command_id, 7), None))
                 continue
-            out.append(({"id": command_id, "sid": sid, "seq": sub.next_seq(),
-                         "type": "unsubscribed"}, None))
+            out.append((_reply(command_id, {"sid": sid, "seq": sub.next_seq(),
+                         "type": "unsubscribed"}), None))
         return out
 
     def update(self, command_id: Any, params: dict[str, Any]) -> list[Outgoing]:
@@ -344,8 +344,8 @@ class KalshiRules:
             current.difference_update(markets)
         sub.markets = current
         msg = {} if sub.params.get("skip_ticker_ack") else {"market_tickers": sorted(current)}
-        out: list[Outgoing] = [({"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
-                                 "type": "ok", "msg": msg}, sub)]
+        out: list[Outgoing] = [(_reply(command_id, {"sid": sub.sid, "seq": sub.next_seq(),
+                                 "type": "ok", "msg": msg}), sub)]
         if action == "add_markets":
             # Kalshi's update_subscription takes its own send_initial_snapshot (ticker).
             sub.initial_snapshot = params.get("send_initial_snapshot") is True
@@ -361,8 +361,8 @@ class KalshiRules:
             return [self._fail(sub, command_id, 14)]
         out = self._initial_data(self, sub, markets, command_id)
         if self.get_snapshot_ok:
-            out.append(({"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
-                         "type": "ok", "msg": {"market_tickers": markets}}, sub))
+            out.append((_reply(command_id, {"sid": sub.sid, "seq": sub.next_seq(),
+                         "type": "ok", "msg": {"market_tickers": markets}}), sub))
         return out
 
     def _change_list(self, sub: ServerSubscription, command_id: Any, action: str,
@@ -379,8 +379,8 @@ class KalshiRules:
         else:
             current = [v for v in current if v not in values]
         sub.params[key] = current
-        return [({"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
-                  "type": "ok", "msg": {key: current}}, sub)]
+        return [(_reply(command_id, {"sid": sub.sid, "seq": sub.next_seq(),
+                  "type": "ok", "msg": {key: current}}), sub)]
 
     def _send_list(self, sub: ServerSubscription, command_id: Any,
                    action: str) -> list[Outgoing]:
@@ -402,6 +402,12 @@ class KalshiRules:
 
     def __repr__(self) -> str:
         return f"<KalshiRules {len(self.subscriptions)} subscription(s)>"
+
+
+def _reply(command_id: Any, frame: dict[str, Any]) -> dict[str, Any]:
+    """A reply to a command: its ``id`` echoed first, unless it had none (Kalshi treats
+    id 0 as no id)."""
+    return {"id": command_id, **frame} if command_id else frame
 
 
 def _markets(params: Mapping[str, Any]) -> list[str]:

@@ -164,3 +164,31 @@ def test_the_fake_server_gives_each_error_kalshis_text(code: int, text: str) -> 
     frame, _ = rules.end_subscription(sub, code)
     assert frame["msg"] == {"code": code, "msg": text}
     assert ERROR_TEXT[code] == text
+
+
+@pytest.mark.parametrize("command_id", [None, 0], ids=["no id", "id 0"])
+def test_the_fake_server_echoes_no_id_when_the_command_had_none(command_id: Any) -> None:
+    """Reference 3.1: ``id = 0`` is treated as "no id"; an ``id`` in a reply is an integer
+    (AsyncAPI commandId). The fake server answered ``"id": null`` (or ``0``)."""
+    rules = KalshiRules()
+    sent = [
+        {"cmd": "subscribe", "params": {"channels": ["trade", "nope"]}},
+        {"cmd": "subscribe", "params": {"channels": ["cfbenchmarks_value"]}},
+        {"cmd": "subscribe", "params": {"channels": ["trade"], "market_tickers": ["A"]}},
+        {"cmd": "update_subscription",
+         "params": {"sid": 1, "action": "add_markets", "market_tickers": ["B"]}},
+        {"cmd": "update_subscription",
+         "params": {"sid": 2, "action": "subscribe_indices", "index_ids": ["BRTI"]}},
+        {"cmd": "update_subscription", "params": {"sid": 2, "action": "indexlist"}},
+        {"cmd": "list_subscriptions"},
+        {"cmd": "unsubscribe", "params": {"sids": [1, 9]}},
+    ]
+    replies = []
+    for command in sent:
+        if command_id is not None:
+            command = {"id": command_id, **command}
+        replies += [frame for frame, _ in rules.handle(command)]
+    assert [r["type"] for r in replies] == [
+        "subscribed", "error", "subscribed", "ok", "ok", "ok",
+        "cfbenchmarks_value_indexlist", "ok", "unsubscribed", "error"]
+    assert [r for r in replies if "id" in r] == []
