@@ -16,11 +16,12 @@ from __future__ import annotations
 from typing import Any
 
 from . import _wire
-from ._protocol_sequencing import Sequencer, millis
+from ._protocol_sequencing import MAX_SEQ_DIGITS, Sequencer, millis
 from ._protocol_subscribe import SubscribeCommands, UnsubscribeCommands
-from ._protocol_tables import TERMINAL_ERRORS, Pending, Tables, logger
+from ._protocol_tables import TERMINAL_ERRORS, Pending, Sub, Tables, logger
 from ._protocol_update import UpdateCommands
 from .exceptions import CommandError
+from .models import Channel
 
 
 class ReplyRouter:
@@ -40,8 +41,8 @@ class ReplyRouter:
         command_id, sid, seq, payload = (frame.get("id"), frame.get("sid"), frame.get("seq"),
                                          frame.get("msg"))
         sub = self._subs.get(sid) if type(sid) is int else None
-        if sub is not None and type(seq) is int and seq > sub.last_seq:
-            self._sequencer.reply_seq(sub, seq)  # replies consume sequence numbers too
+        if sub is not None and seq is not None:
+            self._count_reply(sub, seq)
         pending = self._tables.pending.get(command_id) if type(command_id) is int else None
         if wire_type == "subscribed":
             self._subscribes.on_subscribed(pending, payload, frame.get("sending_ts_ms"))
@@ -56,6 +57,22 @@ class ReplyRouter:
                 pending.family.on_ok(pending, frame, sid, payload)
         else:
             self._on_error(pending, frame, sid, payload)
+
+    def _count_reply(self, sub: Sub, seq: Any) -> None:
+        """A sid-scoped reply's ``seq``: it consumes that number of the sid's sequence.
+
+        Read as data frames' seqs are (a digit string is the number). On a sid whose
+        data carry no seq (ticker, fill, market_position, user_order) the replies'
+        numbers are ignored, so that unnumbered data never look out of order.
+        """
+        if type(seq) is str and seq.isascii() and seq.isdigit() and \
+                len(seq) <= MAX_SEQ_DIGITS:
+            seq = int(seq)
+        if type(seq) is not int or seq <= sub.last_seq:
+            return
+        if not sub.last_seq and isinstance(sub.channel, Channel) and not sub.channel.sequenced:
+            return
+        self._sequencer.reply_seq(sub, seq)  # replies consume sequence numbers too
 
     def _on_error(self, pending: Pending | None, frame: dict[str, Any], sid: Any,
                   payload: Any) -> None:

@@ -189,7 +189,7 @@ class Publishing(ServerCore):
             return []
         if sub.channel == "orderbook_delta":
             return [self._snapshot(session, sub, market, command_id) for market in markets]
-        if sub.channel == "ticker" and sub.params.get("send_initial_snapshot"):
+        if sub.channel == "ticker" and sub.initial_snapshot:
             return [(session.frame(sub, "ticker", self.simulator.ticker_msg(market)), sub)
                     for market in markets if market in self.simulator.books]
         return []

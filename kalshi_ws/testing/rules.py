@@ -49,9 +49,11 @@ ERROR_TEXT = {
     8: "Unknown channel name", 9: "Authentication required", 10: "Channel error",
     11: "Invalid parameter", 12: "Exactly one subscription ID is required",
     13: "Unsupported action", 14: "Market Ticker required", 15: "Action required",
+    18: "Command timeout",
     19: "shard_factor must be > 0", 20: "shard_factor is required when shard_key is set",
     21: "shard_key must be >= 0 and < shard_factor", 22: "shard_factor must be <= 100",
-    24: "Index IDs required", 25: "Subscription buffer overflow",
+    23: "Match IDs required", 24: "Index IDs required", 25: "Subscription buffer overflow",
+    26: "Subscription market limit exceeded", 27: "Too many requests",
     28: "Underlying tickers required",
 }
 
@@ -69,6 +71,9 @@ class ServerSubscription:
         self.skip = 0
         self.lose = 0  # frames to number but not send (a real loss)
         self.last_frame: str | None = None
+        #: The command that last added markets asked for their tickers at once
+        #: (``send_initial_snapshot``: of the subscribe, or of the add_markets).
+        self.initial_snapshot = params.get("send_initial_snapshot") is True
 
     @property
     def sequenced(self) -> bool:
@@ -141,7 +146,7 @@ class KalshiRules:
               command_id: int | None = None) -> dict[str, Any]:
         """A data frame of ``sub``, taking its next seq if the channel is sequenced."""
         frame: dict[str, Any] = {"type": wire_type, "sid": sub.sid}
-        if command_id is not None:
+        if command_id:
             frame["id"] = command_id
         if sub.sequenced:
             frame["seq"] = sub.next_seq()
@@ -150,13 +155,15 @@ class KalshiRules:
 
     def error(self, command_id: Any, code: int, sub: ServerSubscription | None = None,
               message: str = "") -> dict[str, Any]:
-        """Kalshi's ``error`` frame; scoped to ``sub`` (taking a seq) when given."""
+        """Kalshi's ``error`` frame; scoped to ``sub`` when given (taking a seq if the
+        channel is sequenced: Kalshi numbers no error of ticker, fill, ...)."""
         frame: dict[str, Any] = {"type": "error"}
-        if command_id is not None:
+        if command_id:  # Kalshi treats id 0 as no id
             frame["id"] = command_id
         if sub is not None:
             frame["sid"] = sub.sid
-            frame["seq"] = sub.next_seq()
+            if sub.sequenced:
+                frame["seq"] = sub.next_seq()
         frame["msg"] = {"code": code, "msg": message or ERROR_TEXT.get(code, "Error")}
         return frame
 
@@ -218,8 +225,8 @@ class KalshiRules:
         cmd = command.get("cmd")
         params = command.get("params")
         if cmd == "list_subscriptions":
-            return [({"id": command_id, "type": "ok", "msg": [
-                {"channel": s.channel, "sid": s.sid} for s in self.subscriptions.values()]},
+            return [(_reply(command_id, {"type": "ok", "msg": [
+                {"channel": s.channel, "sid": s.sid} for s in self.subscriptions.values()]}),
                 None)]
         if cmd not in ("subscribe", "unsubscribe", "update_subscription"):
             return [(self.error(command_id, 5), None)]
@@ -248,6 +255,7 @@ class KalshiRules:
             channel_markets = None if channel in UNFILTERED else markets
             existing = self.find(channel)
             if existing:
+                existing[0].initial_snapshot = params.get("send_initial_snapshot") is True
                 out += self._merge(existing[0], command_id, channel_markets)
                 continue
             sub = ServerSubscription(self.next_sid, channel,
@@ -255,8 +263,8 @@ class KalshiRules:
                                      dict(options))
             self.next_sid += 1
             self.subscriptions[sub.sid] = sub
-            out.append(({"id": command_id, "type": "subscribed",
-                         "msg": {"channel": channel, "sid": sub.sid}}, None))
+            out.append((_reply(command_id, {"type": "subscribed",
+                         "msg": {"channel": channel, "sid": sub.sid}}), None))
             out += self._initial_data(self, sub, list(channel_markets or []), None)
         return out
 
@@ -275,8 +283,8 @@ class KalshiRules:
         new = [m for m in markets or () if sub.markets is not None and m not in sub.markets]
         if sub.markets is not None and markets:
             sub.markets.update(markets)
-        frame = {"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
-                 "type": "ok", "msg": {"market_tickers": sorted(sub.markets or ())}}
+        frame = _reply(command_id, {"sid": sub.sid, "seq": sub.next_seq(), "type": "ok",
+                                    "msg": {"market_tickers": sorted(sub.markets or ())}})
         return [(frame, sub), *self._initial_data(self, sub, new, None)]
 
     def unsubscribe(self, command_id: Any, params: dict[str, Any]) -> list[Outgoing]:
@@ -290,8 +298,8 @@ class KalshiRules:
             if sub is None:
                 out.append((self.error(command_id, 7), None))
                 continue
-            out.append(({"id": command_id, "sid": sid, "seq": sub.next_seq(),
-                         "type": "unsubscribed"}, None))
+            out.append((_reply(command_id, {"sid": sid, "seq": sub.next_seq(),
+                         "type": "unsubscribed"}), None))
         return out
 
     def update(self, command_id: Any, params: dict[str, Any]) -> list[Outgoing]:
@@ -336,9 +344,11 @@ class KalshiRules:
             current.difference_update(markets)
         sub.markets = current
         msg = {} if sub.params.get("skip_ticker_ack") else {"market_tickers": sorted(current)}
-        out: list[Outgoing] = [({"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
-                                 "type": "ok", "msg": msg}, sub)]
+        out: list[Outgoing] = [(_reply(command_id, {"sid": sub.sid, "seq": sub.next_seq(),
+                                 "type": "ok", "msg": msg}), sub)]
         if action == "add_markets":
+            # Kalshi's update_subscription takes its own send_initial_snapshot (ticker).
+            sub.initial_snapshot = params.get("send_initial_snapshot") is True
             out += self._initial_data(self, sub, added, None)
         return out
 
@@ -351,8 +361,8 @@ class KalshiRules:
             return [self._fail(sub, command_id, 14)]
         out = self._initial_data(self, sub, markets, command_id)
         if self.get_snapshot_ok:
-            out.append(({"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
-                         "type": "ok", "msg": {"market_tickers": markets}}, sub))
+            out.append((_reply(command_id, {"sid": sub.sid, "seq": sub.next_seq(),
+                         "type": "ok", "msg": {"market_tickers": markets}}), sub))
         return out
 
     def _change_list(self, sub: ServerSubscription, command_id: Any, action: str,
@@ -369,8 +379,8 @@ class KalshiRules:
         else:
             current = [v for v in current if v not in values]
         sub.params[key] = current
-        return [({"id": command_id, "sid": sub.sid, "seq": sub.next_seq(),
-                  "type": "ok", "msg": {key: current}}, sub)]
+        return [(_reply(command_id, {"sid": sub.sid, "seq": sub.next_seq(),
+                  "type": "ok", "msg": {key: current}}), sub)]
 
     def _send_list(self, sub: ServerSubscription, command_id: Any,
                    action: str) -> list[Outgoing]:
@@ -392,6 +402,12 @@ class KalshiRules:
 
     def __repr__(self) -> str:
         return f"<KalshiRules {len(self.subscriptions)} subscription(s)>"
+
+
+def _reply(command_id: Any, frame: dict[str, Any]) -> dict[str, Any]:
+    """A reply to a command: its ``id`` echoed first, unless it had none (Kalshi treats
+    id 0 as no id)."""
+    return {"id": command_id, **frame} if command_id else frame
 
 
 def _markets(params: Mapping[str, Any]) -> list[str]:
