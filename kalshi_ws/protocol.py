@@ -477,9 +477,10 @@ class KalshiProtocol:
         seq = get("seq")
         if seq.__class__ is int and seq == sub.last_seq + 1:
             sub.last_seq = seq
-        elif seq is not None or sub.last_seq or sub.is_book:
-            # Out of order, or not a number, or missing on a sid that has numbered its
-            # frames (order books always do): never taken on trust.
+        elif seq is not None or sub.is_book:
+            # Out of order, or not a number, or missing on an order-book sid (a book
+            # cannot place an unnumbered frame): never taken on trust. Elsewhere a
+            # missing seq is Kalshi's "optional": the frame is delivered, unchecked.
             seq = self._out_of_order(sub, counters, seq)  # type: ignore[arg-type]
             if seq is None:
                 return  # a duplicate (counted)
@@ -514,8 +515,8 @@ class KalshiProtocol:
         """Take a data frame already read into its message (by a learned shape).
 
         Only the plain case, the one :meth:`receive` handles without leaving its hot
-        path: a known sid, the next seq (or none on a sid that never numbered its
-        frames), and, on an order-book sid, a complete delta of a snapshotted market.
+        path: a known sid, the next seq (or none, except on an order-book sid), and,
+        on an order-book sid, a complete delta of a snapshotted market.
 
         Args:
             wire_type: The frame's ``type`` (a data type, never a reply).
@@ -534,7 +535,7 @@ class KalshiProtocol:
         if seq is not None:
             if seq != sub.last_seq + 1:
                 return False
-        elif sub.last_seq or sub.is_book:
+        elif sub.is_book:
             return False
         if sub.is_book and (wire_type != "orderbook_delta"
                             or msg.market_ticker not in sub.snapshotted

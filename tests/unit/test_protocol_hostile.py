@@ -92,7 +92,8 @@ def test_a_good_snapshot_after_a_bad_one_lets_a_later_bad_one_be_asked_again() -
         assert peer.p.book_synced(sid, "A")
 
 
-def test_a_frame_without_seq_on_a_numbered_sid_is_malformed() -> None:
+def test_a_book_frame_without_seq_is_malformed() -> None:
+    """A book cannot place an unnumbered delta: it is malformed and the book resyncs."""
     peer = Peer()
     sid = peer.book(["A"])
     frame = delta(sid, 2, "A")
@@ -100,11 +101,21 @@ def test_a_frame_without_seq_on_a_numbered_sid_is_malformed() -> None:
     peer.feed(frame, {**delta(sid, 3, "A"), "seq": None})
     assert all(isinstance(u.msg, MalformedMessage) for u in peer.deliveries())
     assert not peer.p.book_synced(sid, "A")
+
+
+def test_a_frame_without_seq_on_a_numbered_sid_is_delivered_unchecked() -> None:
+    """Kalshi's rule: seq is optional, and only frames that carry one are gap-checked
+    (communications frames once came without it). Outside order books an unnumbered
+    frame is delivered with ``seq=None`` and leaves the sid's sequence as it was."""
+    peer = Peer()
     command_id, _ = peer.subscribe(["trade"])
     peer.subscribed(command_id, ("trade", 2))
-    peer.feed(trade(2, 1), {**trade(2, 2), "seq": None})
-    first, bad = peer.deliveries()
-    assert first.seq == 1 and isinstance(bad.msg, MalformedMessage)
+    unnumbered = trade(2, 2)
+    del unnumbered["seq"]
+    peer.feed(trade(2, 1), unnumbered, {**trade(2, 2), "seq": None}, trade(2, 2))
+    items = peer.deliveries()
+    assert [(type(u.msg).__name__, u.seq) for u in items] == \
+        [("Trade", 1), ("Trade", None), ("Trade", None), ("Trade", 2)]
 
 
 def test_a_stray_small_jump_does_not_swallow_the_frames_after_it() -> None:
