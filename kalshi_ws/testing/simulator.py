@@ -121,7 +121,7 @@ class MarketSimulator:
         now_ms = int(time.time() * 1000)
         return {"market_ticker": change.market, "market_id": self.ids[change.market],
                 "price_dollars": _dollars(price), "delta_fp": _count(change.delta),
-                "side": change.side, "ts_ms": now_ms}
+                "side": change.side, "ts": _rfc3339(now_ms), "ts_ms": now_ms}
 
     def ticker_msg(self, market: str) -> dict[str, Any]:
         """The ``msg`` of a ``ticker`` message for ``market``."""
@@ -139,7 +139,7 @@ class MarketSimulator:
             "last_trade_size_fp": "0.00", "volume_fp": _count(self.volume[market]),
             "open_interest_fp": _count(self.volume[market] / 2),
             "dollar_volume": int(self.volume[market] / 2), "dollar_open_interest": 0,
-            "ts": now_ms // 1000, "ts_ms": now_ms,
+            "ts": now_ms // 1000, "ts_ms": now_ms, "time": _rfc3339(now_ms),
         }
 
     def trade_msg(self, trade: TradePrint) -> dict[str, Any]:
@@ -202,6 +202,12 @@ class MarketSimulator:
         self.last_price[market] = price
         self.volume[market] += count
         return TradePrint(market=market, yes_price=price, count=count, taker_side=taker)
+
+
+def _rfc3339(ms: int) -> str:
+    """Unix milliseconds as Kalshi's RFC3339 ``time`` (UTC, milliseconds, ``Z``)."""
+    seconds, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 def _dollars(value: Decimal) -> str:
