@@ -1,0 +1,104 @@
+"""Acceptance audit (session 20): README promises of Commands and Threads that failed.
+
+Each test runs the real client against a real server on 127.0.0.1 (the hostile one,
+which can end a connection every way a server can, or the fake Kalshi server).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kalshi_ws import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    KalshiConfig,
+    KalshiStreamClient,
+)
+from tests.hostile_server import Conn, HostileServer
+from tests.timing import WAIT
+
+
+def _wait_in_thread(client: KalshiStreamClient) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            client.list_subscriptions(timeout=WAIT)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            errors.append(exc)
+
+    waiting = threading.Thread(target=run)
+    waiting.start()
+    return waiting, errors
+
+
+def _hang_up(conn: Conn, client: KalshiStreamClient) -> None:
+    conn.sock.shutdown(socket.SHUT_WR)  # end of file: no close frame, no reset, no OS error
+
+
+@pytest.mark.parametrize("end, expected", [
+    (lambda conn, client: conn.finish(1011, "internal error"), ConnectionClosedError),
+    (_hang_up, ConnectionClosedError),
+    (lambda conn, client: conn.finish(1000, "bye"), ConnectionClosedOK),
+    (lambda conn, client: conn.finish(1001, "going away"), ConnectionClosedOK),
+    (lambda conn, client: conn.finish(4000, "end of stream"), ConnectionClosedOK),
+    (lambda conn, client: client.close(), ConnectionClosedOK),
+], ids=["server-1011", "server-eof", "server-1000", "server-1001", "end-of-replay",
+        "user-close"])
+def test_a_waiting_command_wakes_chained_to_the_cause(
+        private_key: rsa.RSAPrivateKey, end: Callable[[Conn, KalshiStreamClient], Any],
+        expected: type[ConnectionClosed]) -> None:
+    """README, Commands: "When the connection dies, every waiting command wakes at once
+    with a ConnectionClosed chained to the cause: ConnectionClosedOK when the server
+    closed cleanly (1000 or 1001, or 4000 end of stream at the end of a replay) or you
+    called close(), ConnectionClosedError (ConnectionLost) otherwise". The cause was
+    missing whenever no OS error lay behind the end (a close frame, an end of file,
+    close()); the README did not mention 4000."""
+    with HostileServer(hold={"list_subscriptions"}) as hostile:
+        config = KalshiConfig("test-key-id", private_key, ws_url=hostile.url)
+        with KalshiStreamClient.connect(config) as client:
+            conn = hostile.connection()
+            waiting, errors = _wait_in_thread(client)
+            conn.wait_cmd("list_subscriptions")
+            end(conn, client)
+            waiting.join(WAIT)
+    assert len(errors) == 1 and type(errors[0]) is not ConnectionClosed
+    assert isinstance(errors[0], expected)
+    assert isinstance(errors[0].__cause__, BaseException)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@pytest.mark.parametrize("use", [
+    lambda client, handle: client.remove_callback(handle),
+    lambda client, handle: client.book_state("SIM-ALPHA"),
+    lambda client, handle: client.resync_books(["SIM-ALPHA"]),
+    lambda client, handle: client.subscription_options(1),
+    lambda client, handle: client.stop_recording(),
+], ids=["remove_callback", "book_state", "resync_books", "subscription_options",
+        "stop_recording"])
+def test_every_method_of_a_client_used_after_fork_raises(
+        client: KalshiStreamClient, use: Callable[[KalshiStreamClient, Any], Any]) -> None:
+    """README, Threads: "A client used in a process other than the one that created it
+    (after fork()) raises ConcurrencyError" (the ones that take the session's lock would
+    otherwise hang on a lock copied while held)."""
+    handle = client.add_callback(lambda item: None)
+    pid = os.fork()
+    if pid == 0:  # child: the client's threads did not survive the fork
+        try:
+            use(client, handle)
+        except ConcurrencyError:
+            os._exit(0)
+        except BaseException:  # noqa: BLE001
+            os._exit(2)
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
