@@ -20,9 +20,11 @@ from kalshi_ws import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
+    InvalidCommand,
     KalshiConfig,
     KalshiStreamClient,
 )
+from kalshi_ws.testing import FakeKalshiServer
 from tests.hostile_server import Conn, HostileServer
 from tests.timing import WAIT
 
@@ -102,3 +104,20 @@ def test_every_method_of_a_client_used_after_fork_raises(
         os._exit(1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize("channel, option", [
+    ("ticker", "market_ids"),
+    ("cfbenchmarks_value", "index_ids"),
+    ("pyth_value", "underlying_tickers"),
+])
+def test_subscribe_refuses_an_empty_list_option_before_sending(
+        client: KalshiStreamClient, server: FakeKalshiServer, channel: str,
+        option: str) -> None:
+    """README, Commands: subscribe's options are "checked before sending (InvalidCommand)".
+    An empty market_tickers is refused; an empty market_ids (or index_ids,
+    underlying_tickers) was sent as is, a filter that filters nothing."""
+    with pytest.raises(InvalidCommand, match=f"{option} is empty"):
+        client.subscribe([channel], **{option: []})
+    assert client.list_subscriptions() == []
+    assert [c["cmd"] for c in server.commands] == ["list_subscriptions"]  # nothing else sent
