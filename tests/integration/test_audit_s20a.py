@@ -20,13 +20,14 @@ from kalshi_ws import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
+    HandshakeError,
     InvalidCommand,
     KalshiConfig,
     KalshiStreamClient,
 )
 from kalshi_ws.testing import FakeKalshiServer
 from tests.hostile_server import Conn, HostileServer
-from tests.timing import WAIT
+from tests.timing import MS, WAIT
 
 
 def _wait_in_thread(client: KalshiStreamClient) -> tuple[threading.Thread, list[BaseException]]:
@@ -121,3 +122,60 @@ def test_subscribe_refuses_an_empty_list_option_before_sending(
         client.subscribe([channel], **{option: []})
     assert client.list_subscriptions() == []
     assert [c["cmd"] for c in server.commands] == ["list_subscriptions"]  # nothing else sent
+
+
+class _TricklingUpgrade:
+    """A server that answers the upgrade request with a 101 status line, then one more
+    header line every 20 ms, never ending the headers: every read finds a byte quickly,
+    so only a deadline on the whole attempt can end it."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"ws://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="trickling-upgrade")
+        self._thread.start()
+
+    def _serve(self) -> None:
+        sock, _ = self._listener.accept()
+        with sock:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += sock.recv(4096)
+            try:
+                sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\n")
+                while not self._stop.wait(20 * MS):
+                    sock.sendall(b"X-Slow: header\r\n")
+            except OSError:
+                return  # the client gave up and closed the socket
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(WAIT)
+        self._listener.close()
+
+
+@pytest.mark.timeout(30)
+def test_the_connect_timeout_bounds_a_handshake_that_never_ends(
+        private_key: rsa.RSAPrivateKey) -> None:
+    """README, Configuration: ``timeout`` is "seconds for each connection attempt (10)".
+    A server trickling endless upgrade headers kept connect() waiting forever."""
+    server = _TricklingUpgrade()
+    errors: list[BaseException] = []
+
+    def connect() -> None:
+        try:
+            KalshiStreamClient.connect(
+                KalshiConfig("test-key-id", private_key, ws_url=server.url), timeout=0.3)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            errors.append(exc)
+
+    connecting = threading.Thread(target=connect)
+    connecting.start()
+    connecting.join(WAIT)
+    hung = connecting.is_alive()
+    server.close()  # ends a hung attempt too (then the test fails on ``hung``)
+    connecting.join(WAIT)
+    assert not hung, "connect() ignored its timeout"
+    assert len(errors) == 1 and isinstance(errors[0], HandshakeError)
+    assert "timed out" in str(errors[0])
