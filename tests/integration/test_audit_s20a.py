@@ -16,6 +16,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kalshi_ws import (
+    Channel,
+    Closed,
     ConcurrencyError,
     ConnectionClosed,
     ConnectionClosedError,
@@ -24,8 +26,10 @@ from kalshi_ws import (
     InvalidCommand,
     KalshiConfig,
     KalshiStreamClient,
+    Unsubscribed,
 )
 from kalshi_ws.testing import FakeKalshiServer
+from tests.conftest import Collector
 from tests.hostile_server import Conn, HostileServer
 from tests.timing import MS, WAIT
 
@@ -179,3 +183,18 @@ def test_the_connect_timeout_bounds_a_handshake_that_never_ends(
     assert not hung, "connect() ignored its timeout"
     assert len(errors) == 1 and isinstance(errors[0], HandshakeError)
     assert "timed out" in str(errors[0])
+
+
+def test_a_callback_for_one_channel_gets_no_system_message_of_another(
+        client: KalshiStreamClient) -> None:
+    """README, Receiving updates (corrected): a callback for some channels gets their
+    system messages and the connection's, not another channel's. The README said
+    "one channel (and system messages)", which reads as every system message."""
+    trade_only = Collector()
+    everything = Collector()
+    client.add_callback(trade_only, channels=[Channel.TRADE])
+    client.add_callback(everything)
+    client.unsubscribe(client.subscribe([Channel.TICKER]).sids)
+    client.close()
+    assert [type(i) for i in everything.items] == [Unsubscribed, Closed]
+    assert [type(i) for i in trade_only.items] == [Closed]
