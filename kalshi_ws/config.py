@@ -73,6 +73,10 @@ class KalshiConfig:
     ) -> None:
         if not isinstance(api_key_id, str) or not api_key_id.strip():
             raise ConfigurationError("api_key_id must be a non-empty string")
+        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in api_key_id.strip()):
+            # It is sent as a handshake header: a line break would start another header.
+            raise ConfigurationError("api_key_id must not contain control characters "
+                                     "(line breaks, tabs)")
         if not isinstance(allow_insecure, bool):
             raise ConfigurationError(f"allow_insecure must be True or False, not "
                                      f"{allow_insecure!r}")

@@ -54,3 +54,12 @@ def test_allow_insecure_must_be_a_bool(private_key: rsa.RSAPrivateKey, value: An
 def test_resync_must_be_a_bool(value: Any) -> None:
     with pytest.raises(ConfigurationError, match="resync must be True or False"):
         ClientOptions.build(resync=value)
+
+
+@pytest.mark.parametrize("key_id", ["id\r\nX-Injected: 1", "id\nother", "id\x00", "a\tb"])
+def test_an_api_key_id_with_control_characters_is_refused(
+        private_key: rsa.RSAPrivateKey, key_id: str) -> None:
+    """The key id goes into a handshake header as is: a line break in it would end the
+    header and start another. README: a bad key raises ConfigurationError."""
+    with pytest.raises(ConfigurationError, match="api_key_id"):
+        KalshiConfig(key_id, private_key)
