@@ -114,6 +114,7 @@ class DeliveryMethods:
 
     def remove_callback(self, handle: CallbackHandle) -> bool:
         """Unregister a callback. Returns False if it was not registered."""
+        self._session.check_process()
         return self._session.dispatcher.remove_callback(handle)
 
     @overload

@@ -142,6 +142,8 @@ class SubscribeCommands(CommandFamily):
                     f"unknown subscribe option {name!r}; known: {', '.join(SUBSCRIBE_OPTIONS)}")
             if expected is list:
                 checked[name] = string_list(name, value)
+                if not checked[name]:  # as for market_tickers: a filter of nothing
+                    raise InvalidCommand(f"{name} is empty; leave it out (None) instead")
                 continue
             if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
                 raise InvalidCommand(f"{name} must be an int, not {value!r}")

@@ -375,9 +375,11 @@ def fresh_error(error: BaseException) -> BaseException:
     """A new exception for this caller, with the cause of a possibly shared one.
 
     Raising one shared instance from several threads would keep growing its traceback.
+    A connection error is chained to its cause (an OS error, say), or else to the shared
+    error itself (a close frame, an end of file, close()): never to nothing.
     """
     if isinstance(error, ConnectionClosed):
         fresh = type(error)(error.reason, code=error.code)
-        fresh.__cause__ = error.__cause__
+        fresh.__cause__ = error.__cause__ if error.__cause__ is not None else error
         return fresh
     return error

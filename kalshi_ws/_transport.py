@@ -155,12 +155,27 @@ class Transport:
             options["sslopt"] = sslopt
         ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True,
                                  sslopt=sslopt)
+        watchdog: threading.Timer | None = None
         try:
             if attempt is not None and not _proxy_configured():
                 deadline = time.monotonic() + timeout
                 options["socket"] = attempt.open_socket(url, context, deadline)
                 options["timeout"] = max(0.01, deadline - time.monotonic())
-            ws.connect(url, **options)  # type: ignore[no-untyped-call]
+                # websocket-client's timeout bounds each read of the upgrade, not the
+                # whole of it: a server trickling endless headers would hold it forever.
+                watchdog = threading.Timer(options["timeout"], attempt.expire)
+                watchdog.name = "kalshi-ws-connect-deadline"
+                watchdog.daemon = True
+                watchdog.start()
+            try:
+                ws.connect(url, **options)  # type: ignore[no-untyped-call]
+            finally:
+                if watchdog is not None:
+                    watchdog.cancel()
+                    watchdog.join()
+            if attempt is not None and attempt.expired:  # opened just as time ran out
+                ws.shutdown()  # type: ignore[no-untyped-call]
+                raise TimeoutError("timed out")
         except websocket.WebSocketBadStatusException as exc:
             raise _status_error(exc) from exc
         except ssl.SSLCertVerificationError as exc:
@@ -169,6 +184,10 @@ class Transport:
                 "pass ssl_context= with the right CA to trust this server"
             ) from exc
         except (OSError, websocket.WebSocketException) as exc:
+            if attempt is not None and attempt.expired:
+                raise HandshakeError(f"could not connect to {url}: timed out after "
+                                     f"{timeout:g} s (the handshake did not complete)"
+                                     ) from exc
             if attempt is not None and attempt.aborted:
                 raise HandshakeError(f"connection attempt to {url} aborted") from exc
             raise HandshakeError(f"could not connect to {url}: {exc}") from exc
@@ -425,20 +444,32 @@ class ConnectAttempt:
 
     The TCP connect polls the abort flag every tenth of a second; the TLS handshake
     runs in slices as well; during the HTTP upgrade :meth:`abort` shuts the socket
-    down, which wakes the waiting read. Used for reconnects, so that ``close()`` never
-    waits for an attempt against a black-holed server.
+    down, which wakes the waiting read (and :meth:`expire`, from a timer, does the same
+    at the attempt's deadline). Used for reconnects, so that ``close()`` never waits
+    for an attempt against a black-holed server.
     """
 
     _SLICE = 0.1
 
     def __init__(self) -> None:
         self._aborted = threading.Event()
+        self._expired = False
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
 
     @property
     def aborted(self) -> bool:
         return self._aborted.is_set()
+
+    @property
+    def expired(self) -> bool:
+        """Whether the attempt was aborted because its deadline passed (:meth:`expire`)."""
+        return self._expired
+
+    def expire(self) -> None:
+        """The attempt's deadline passed (called by a timer): abort it as timed out."""
+        self._expired = True
+        self.abort()
 
     def abort(self) -> None:
         """Stop the attempt; thread-safe, idempotent."""

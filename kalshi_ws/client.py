@@ -224,6 +224,7 @@ class KalshiStreamClient(CommandMethods, DeliveryMethods):
         the very ``snapshot`` object returned here, and to which ``synced`` is True, is
         up to date (OrderBookSet's is_synced() is exactly this).
         """
+        self._session.check_process()
         with self._session.lock:
             synced, snapshot = self._session.protocol.market_book_state(market)
         return BookState(synced=synced, snapshot=snapshot)
@@ -238,6 +239,7 @@ class KalshiStreamClient(CommandMethods, DeliveryMethods):
         Returns:
             The markets some order-book subscription covers (the others are ignored).
         """
+        self._session.check_process()
         if isinstance(markets, str):
             markets = [markets]
         with self._session.lock:
@@ -246,6 +248,7 @@ class KalshiStreamClient(CommandMethods, DeliveryMethods):
     def subscription_options(self, sid: int) -> dict[str, Any]:
         """The options a live subscription was made with (``use_yes_price``, ...), as
         this client tracks them; empty for an unknown sid. Any thread."""
+        self._session.check_process()
         with self._session.lock:
             return self._session.protocol.subscription_options(sid)
 
@@ -416,4 +419,5 @@ class KalshiStreamClient(CommandMethods, DeliveryMethods):
 
     def stop_recording(self) -> int:
         """Stop recording and flush the file; returns how many frames were recorded."""
+        self._session.check_process()
         return self._session.stop_recording()

@@ -55,8 +55,8 @@ class KalshiConfig:
 
     Raises:
         ConfigurationError: a missing key id, an unusable key, an unknown environment,
-            a URL that is not ws:// or wss://, or ws:// to a host that is not loopback
-            without ``allow_insecure=True``.
+            a URL that is not ws:// or wss://, ws:// to a host that is not loopback
+            without ``allow_insecure=True``, or an ``allow_insecure`` that is not a bool.
     """
 
     __slots__ = ("_api_key_id", "_environment", "_private_key", "_url")
@@ -73,6 +73,13 @@ class KalshiConfig:
     ) -> None:
         if not isinstance(api_key_id, str) or not api_key_id.strip():
             raise ConfigurationError("api_key_id must be a non-empty string")
+        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in api_key_id.strip()):
+            # It is sent as a handshake header: a line break would start another header.
+            raise ConfigurationError("api_key_id must not contain control characters "
+                                     "(line breaks, tabs)")
+        if not isinstance(allow_insecure, bool):
+            raise ConfigurationError(f"allow_insecure must be True or False, not "
+                                     f"{allow_insecure!r}")
         env = str(environment).strip().lower()
         if env not in _ENVIRONMENTS:
             raise ConfigurationError(
@@ -247,12 +254,18 @@ def check_timeout(timeout: object) -> None:
                              f"not {timeout!r}")
 
 
-def _positive(name: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
+def _positive(name: str, *, optional: bool = True,
+              ) -> Callable[[object, attrs.Attribute[Any], object], None]:
     def check(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is not None and not is_seconds(value):
+        if (value is not None or not optional) and not is_seconds(value):
             raise ConfigurationError(f"{name} must be a positive number of seconds, not {value!r}")
 
     return check
+
+
+def _is_backoff(_instance: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Backoff):
+        raise ConfigurationError(f"backoff must be a Backoff, not {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -273,7 +286,8 @@ class HealthConfig:
     """
 
     ping_interval: float | None = attrs.field(default=10.0, validator=_positive("ping_interval"))
-    pong_timeout: float = attrs.field(default=10.0, validator=_positive("pong_timeout"))
+    pong_timeout: float = attrs.field(default=10.0,
+                                      validator=_positive("pong_timeout", optional=False))
     idle_timeout: float | None = attrs.field(default=30.0, validator=_positive("idle_timeout"))
 
 
@@ -308,7 +322,7 @@ class ConnectStrategy:
     """
 
     retries: bool = False
-    backoff: Backoff = Backoff()
+    backoff: Backoff = attrs.field(default=Backoff(), validator=_is_backoff)
 
     SIMPLE: ClassVar[ConnectStrategy]
     RETRY: ClassVar[ConnectStrategy]
@@ -342,6 +356,6 @@ class ReconnectPolicy:
             storm of quick reconnects.
     """
 
-    backoff: Backoff = Backoff()
+    backoff: Backoff = attrs.field(default=Backoff(), validator=_is_backoff)
     restore_timeout: float = attrs.field(default=10.0, validator=_positive("restore_timeout"))
     healthy_after: float = attrs.field(default=30.0, validator=_positive("healthy_after"))

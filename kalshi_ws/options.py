@@ -89,6 +89,8 @@ class ClientOptions:
             raise ConfigurationError("health must be a HealthConfig")
         if not any(values.get("queue") is allowed for allowed in (True, False, None)):
             raise ConfigurationError("queue must be True, False or None")
+        if not isinstance(values.get("resync", True), bool):
+            raise ConfigurationError(f"resync must be True or False, not {values['resync']!r}")
         stale_after_table(values.get("stale_after"))  # raises ConfigurationError
         _check_ssl_context(values.get("ssl_context"))
         table, default = _overflow_table(overflow)
