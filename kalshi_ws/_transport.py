@@ -172,7 +172,7 @@ class Transport:
             finally:
                 if watchdog is not None:
                     watchdog.cancel()
-                    watchdog.join()
+                    watchdog.join(5.0)  # at most an expire() under way: a shutdown()
             if attempt is not None and attempt.expired:  # opened just as time ran out
                 ws.shutdown()  # type: ignore[no-untyped-call]
                 raise TimeoutError("timed out")
