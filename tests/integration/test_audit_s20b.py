@@ -4,11 +4,19 @@ would check, run against the real client, the fake server and the command."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from kalshi_ws import HealthConfig, KalshiConfig, KalshiStreamClient, UnknownMessage
+from tests.conftest import Collector, SentCommands
+from tests.hostile_server import HostileServer
 from tests.integration.test_cli import kalshi_ws
+from tests.timing import WAIT
+
+QUIET = HealthConfig(ping_interval=None, idle_timeout=None)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -41,3 +49,33 @@ def test_stream_prints_a_count_the_decoder_reads_however_large(tmp_path: Path) -
     trades = [line for line in result.stdout.splitlines() if " trade " in line]
     assert [line.split()[3] for line in trades] == [
         "5.00", "1000000000000000000000000000000.00", "0.125", "7.00"]
+
+
+def test_odd_but_readable_book_levels_keep_the_book_synced(
+        private_key: rsa.RSAPrivateKey, sent_commands: SentCommands) -> None:
+    """README, Order books, the third rule for odd but readable books: a snapshot level of
+    size zero or below is left out, a negative delta at a price without a level changes
+    nothing, and neither unsyncs the book (no fresh snapshot is asked for)."""
+    with HostileServer() as server:
+        config = KalshiConfig("k", private_key, ws_url=server.url)
+        with KalshiStreamClient.connect(config, health=QUIET) as client:
+            stream = Collector()
+            client.add_callback(stream)
+            books = client.orderbooks(["A", "B"])
+            assert books.wait_synced(timeout=WAIT)
+            conn = server.connection(0)
+            (sid,) = conn.subs
+            conn.send(conn.data(sid, "orderbook_delta", {
+                "market_ticker": "A", "side": "yes", "price_dollars": "0.5500",
+                "delta_fp": "-3.00"}))
+            conn.send(conn.data(sid, "orderbook_snapshot", {
+                "market_ticker": "B", "yes_dollars_fp": [
+                    ["0.3000", "0.00"], ["0.3100", "-2.00"], ["0.3200", "1.00"]]}))
+            conn.send({"type": "audit_marker", "msg": {}})  # delivered after both
+            stream.wait_for(lambda items: [u for u in stream.updates("audit_marker")
+                                           if isinstance(u.msg, UnknownMessage)])
+            assert books.get("A").yes_bids == ((Decimal("0.4000"), Decimal("10.00")),)
+            assert books.get("B").yes_bids == ((Decimal("0.3200"), Decimal("1.00")),)
+            assert books.is_synced("A") and books.is_synced("B")
+            assert not [c for c in sent_commands.commands
+                        if c["cmd"] == "update_subscription"]
