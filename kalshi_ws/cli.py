@@ -23,6 +23,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import os
 import queue
 import sys
@@ -603,7 +604,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, float):
-        return round(value, 3)
+        # A frame's NaN or Infinity (Python's JSON reads them) as "nan", "inf": JSON has
+        # no such numbers, and a line that is not JSON stops `| jq`.
+        return round(value, 3) if math.isfinite(value) else str(value)
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -79,3 +80,28 @@ def test_odd_but_readable_book_levels_keep_the_book_synced(
             assert books.is_synced("A") and books.is_synced("B")
             assert not [c for c in sent_commands.commands
                         if c["cmd"] == "update_subscription"]
+
+
+def _strict_json(line: str) -> Any:
+    def refuse(constant: str) -> NoReturn:
+        raise ValueError(f"not JSON: {constant}")
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_json_lines_stay_json_whatever_number_a_frame_holds(tmp_path: Path) -> None:
+    """README: ``--json`` prints JSON lines (``| jq .msg``), and fields Kalshi adds are
+    kept (in ``extra``). A frame's ``NaN`` or ``Infinity`` (Python's JSON reader takes
+    them) came out as such, which is not JSON: ``jq`` stops at that line."""
+    frames = [{"id": 1, "type": "subscribed", "msg": {"channel": "trade", "sid": 1}}]
+    recording = tmp_path / "floats.jsonl"
+    trade = ('{"type":"trade","sid":1,"seq":1,"msg":{"market_ticker":"SIM-ALPHA",'
+             '"trade_id":"t1","count_fp":"1.00","yes_price_dollars":"0.5000","ts":1,'
+             '"score":0.125,"huge":Infinity,"nothing":NaN}}')
+    recording.write_text(json.dumps({"t": 1.0, "frame": json.dumps(frames[0])}) + "\n"
+                         + json.dumps({"t": 2.0, "frame": trade}) + "\n", encoding="utf-8")
+    result = kalshi_ws("replay", str(recording), "--json")
+    assert result.returncode == 0, result.stderr
+    records = [_strict_json(line) for line in result.stdout.splitlines()]
+    (update,) = [r for r in records if r.get("type") == "trade"]
+    assert update["msg"]["extra"] == {"score": "0.125", "huge": "inf", "nothing": "nan"}
+    assert records[-1] == {"system": "Closed", "code": 4000, "reason": "end of stream"}
