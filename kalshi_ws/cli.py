@@ -23,6 +23,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import os
 import queue
 import sys
@@ -145,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  "its end. Runs offline on the built-in fake server.")
     replay.add_argument("file", metavar="FILE", help="the recording to play")
     # Checked by type=, not choices=: argparse checks an empty "*" list against choices.
-    replay.add_argument("channels", nargs="*", metavar="CHANNEL", type=_channel,
+    # A default, or argparse lists the optional CHANNEL as required when FILE is missing.
+    replay.add_argument("channels", nargs="*", metavar="CHANNEL", type=_channel, default=[],
                         help="only these channels (default: every channel in FILE)")
     replay.add_argument("--speed", type=_positive_float, metavar="X",
                         help="pace: 1 plays at the recorded pace, 2 twice as fast "
@@ -602,7 +604,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, float):
-        return round(value, 3)
+        # A frame's NaN or Infinity (Python's JSON reads them) as "nan", "inf": JSON has
+        # no such numbers, and a line that is not JSON stops `| jq`.
+        return round(value, 3) if math.isfinite(value) else str(value)
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
@@ -701,16 +705,14 @@ def _readable(value: Any) -> str:
     return str(value)
 
 
-_CENT = Decimal("0.01")
-
-
 def _size(value: Decimal | None) -> str:
     """A contract count at Kalshi's precision: two decimals (more only if it has more)."""
     if value is None:
         return "-"
-    if value == value.quantize(_CENT):
-        return f"{value:.2f}"
-    return f"{value.normalize():f}"
+    text = f"{value:.2f}"  # formatting and comparing are exact: no decimal context limit
+    if Decimal(text) == value:
+        return text
+    return f"{value:f}".rstrip("0")
 
 
 def _price(value: Decimal | None) -> str:
