@@ -117,6 +117,12 @@ _live_sets: weakref.WeakKeyDictionary[Any, weakref.WeakSet[OrderBookSet]] = \
 _live_sets_lock = threading.Lock()
 
 
+def _book_markets(client: BookSource) -> set[str]:
+    """The markets ``client``'s order-book subscriptions cover now (any thread)."""
+    return {m for s in client.subscriptions() if s.channel == Channel.ORDERBOOK_DELTA
+            for m in s.market_tickers}
+
+
 def _sets_of(client: BookSource) -> list[OrderBookSet]:
     """The live sets of ``client`` (a copy; any thread)."""
     with _live_sets_lock:
@@ -180,8 +186,10 @@ class OrderBookSet:
         self._closed = False
         self._handle: CallbackHandle = client.add_listener(
             self._on_item, [Channel.ORDERBOOK_DELTA, Channel.TICKER])
-        covered = {m for s in client.subscriptions() if s.channel == Channel.ORDERBOOK_DELTA
-                   for m in s.market_tickers}
+        covered = _book_markets(client)
+        # Markets your own order-book subscription held before this set asked for them:
+        # this set never gives them back (Kalshi merges everything into one subscription).
+        self._held_before = self._users_own(covered, self._markets)
         try:
             result = client.subscribe([Channel.ORDERBOOK_DELTA], list(self._markets),
                                       use_yes_price=use_yes_price, timeout=timeout)
@@ -336,29 +344,55 @@ class OrderBookSet:
     # ------------------------------------------------------------------ changing
 
     def add_markets(self, markets: Iterable[str], *, timeout: float | None = None) -> None:
-        """Add markets (update_subscription add_markets); their books sync on snapshot."""
+        """Add markets (update_subscription add_markets); their books sync on snapshot.
+
+        Markets the order-book subscription already covers (another set's, or your own)
+        get a fresh snapshot (get_snapshot). Any thread.
+
+        Raises:
+            InvalidCommand: ``markets`` is not a list of tickers.
+            CommandError, TimeoutError, ConnectionClosed: as the client's commands.
+        """
         new = list(dict.fromkeys(m for m in string_list("markets", markets)
                                  if m not in self._markets))
         if not new:
             return
+        covered = _book_markets(self._client)
+        held_before = self._users_own(covered, new)
         with self._lock:
             self._markets.update(dict.fromkeys(new))
             self._unsynced.update(new)
         try:
-            self._client.add_markets(self._current_sid(), new, timeout=timeout)
+            sid = self._current_sid()
+            self._client.add_markets(sid, new, timeout=timeout)
+            # Markets the subscription already covered get no new snapshot unless asked.
+            already = [m for m in new if m in covered]
+            if already:
+                self._client.get_snapshot(sid, already, timeout=timeout)
         except BaseException:
             with self._lock:  # not added after all
                 for market in new:
                     self._markets.pop(market, None)
                     self._unsynced.discard(market)
             raise
+        with self._lock:
+            self._held_before |= held_before
 
     def remove_markets(self, markets: Iterable[str], *, timeout: float | None = None) -> None:
-        """Remove markets (update_subscription delete_markets) and forget their books."""
+        """Forget markets' books and unsubscribe them (update_subscription
+        delete_markets), except those another live set uses or your own subscription
+        held before this set asked for them, which stay subscribed. Any thread.
+
+        Raises:
+            InvalidCommand: ``markets`` is not a list of tickers.
+            CommandError, TimeoutError, ConnectionClosed: as the client's commands.
+        """
         gone = [m for m in string_list("markets", markets) if m in self._markets]
         if not gone:
             return
-        self._client.remove_markets(self._current_sid(), gone, timeout=timeout)
+        released = self._releasable(gone)
+        if released:
+            self._client.remove_markets(self._current_sid(), released, timeout=timeout)
         with self._lock:
             for market in gone:
                 self._markets.pop(market, None)
@@ -369,7 +403,8 @@ class OrderBookSet:
             self._changed.notify_all()  # a waiter may wait for these no longer
 
     def close(self, *, timeout: float | None = None) -> None:
-        """Stop maintaining the books and unsubscribe their markets. Idempotent."""
+        """Stop maintaining the books and unsubscribe their markets (as
+        :meth:`remove_markets`, the markets others use stay). Idempotent; any thread."""
         if self._closed:
             return
         self._closed = True
@@ -380,10 +415,7 @@ class OrderBookSet:
                 live.discard(self)
         if self._client.closed:
             return
-        # Kalshi keeps one order-book subscription per connection: leave the markets
-        # another live set (or the user's own subscription) still uses.
-        shared = {m for other in _sets_of(self._client) for m in other.markets}
-        mine = [m for m in self.markets if m not in shared]
+        mine = self._releasable(self.markets)
         mine_set = set(mine)
         sid = self._current_sid()
         current = [s for s in self._client.subscriptions() if s.sid == sid]
@@ -407,6 +439,22 @@ class OrderBookSet:
             if subscription.channel == Channel.ORDERBOOK_DELTA:
                 return subscription.sid
         return self._sid
+
+    def _releasable(self, markets: Iterable[str]) -> list[str]:
+        """Of ``markets`` (this set's), those this set may unsubscribe: Kalshi keeps one
+        order-book subscription per connection, so not those another live set uses, nor
+        those your own subscription held before this set asked for them."""
+        with self._lock:
+            kept = set(self._held_before)
+        kept.update(*(other.markets for other in _sets_of(self._client) if other is not self))
+        return [m for m in markets if m not in kept]
+
+    def _users_own(self, covered: set[str], markets: Iterable[str]) -> set[str]:
+        """Of ``markets``, those the order-book subscription ``covered`` for no live set:
+        your own subscription's."""
+        in_sets = {m for other in _sets_of(self._client) if other is not self
+                   for m in other.markets}
+        return {m for m in markets if m in covered and m not in in_sets}
 
     def _new_book(self, market: str) -> OrderBook:
         return OrderBook(market, use_yes_price=self._use_yes_price)

@@ -589,3 +589,48 @@ def test_a_closed_client_whose_book_set_was_never_closed_is_freed(
     del client, books
     gc.collect()
     assert freed() is None
+
+
+def _book_markets(client: KalshiStreamClient) -> list[str]:
+    return sorted(m for s in client.subscriptions() if s.channel == "orderbook_delta"
+                  for m in s.market_tickers)
+
+
+@pytest.mark.timeout(120)
+def test_closing_a_set_leaves_the_markets_of_your_own_book_subscription(
+        book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
+    """Markets your own ``subscribe`` held before a set was made stay subscribed when
+    the set closes (Kalshi merged them into the one order-book subscription)."""
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        client.subscribe(["orderbook_delta"], MARKETS[:1])
+        books = client.orderbooks(MARKETS[:2])
+        assert books.wait_synced(timeout=WAIT)
+        books.close()
+        assert _book_markets(client) == MARKETS[:1]
+
+
+@pytest.mark.timeout(120)
+def test_a_set_removing_a_market_leaves_it_to_another_set_that_uses_it(
+        book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        first = client.orderbooks(MARKETS[:2])
+        second = client.orderbooks(MARKETS[:1])
+        assert first.wait_synced(timeout=WAIT) and second.wait_synced(timeout=WAIT)
+        first.remove_markets(MARKETS[:1])
+        assert first.markets == MARKETS[1:2]
+        assert _book_markets(client) == MARKETS[:2]  # the second set still uses BOOK-A
+        assert second.is_synced(MARKETS[0])
+
+
+@pytest.mark.timeout(120)
+def test_a_set_adding_a_market_another_set_has_gets_its_book(
+        book_server: FakeKalshiServer, book_config: KalshiConfig) -> None:
+    with KalshiStreamClient.connect(book_config, queue=False, health=QUIET) as client:
+        first = client.orderbooks(MARKETS[:1])
+        second = client.orderbooks(MARKETS[1:2])
+        assert first.wait_synced(timeout=WAIT) and second.wait_synced(timeout=WAIT)
+        second.add_markets(MARKETS[:1])
+        assert second.wait_synced(timeout=WAIT)
+        assert fingerprint(second.get(MARKETS[0])) == truth(book_server, MARKETS[0])
+        second.close()
+        assert _book_markets(client) == MARKETS[:1]
