@@ -77,8 +77,8 @@ class ReplyRouter:
     def _on_error(self, pending: Pending | None, frame: dict[str, Any], sid: Any,
                   payload: Any) -> None:
         code = _error_code(payload.get("code") if type(payload) is dict else None)
-        text = payload.get("msg") if type(payload) is dict else None
-        text = text if isinstance(text, str) else "(no message)"
+        text = payload.get("msg") if type(payload) is dict else payload
+        text = _error_text(text)
         command_id = frame.get("id") if type(frame.get("id")) is int else None
         error = CommandError(code, text, command_id=command_id,
                              sid=sid if type(sid) is int else None,
@@ -95,6 +95,18 @@ class ReplyRouter:
         elif pending is None:
             logger.warning("Kalshi error %d (%s) for command %r matches nothing pending",
                            code, text, command_id)
+
+
+#: An error text longer than this is cut (a hostile reply cannot make every error huge).
+_MAX_ERROR_TEXT = 1000
+
+
+def _error_text(value: Any) -> str:
+    """Kalshi's error text (``msg.msg``, or a plain string ``msg``), at most 1,000
+    characters; "(no message)" if there is none."""
+    if not isinstance(value, str) or not value:
+        return "(no message)"
+    return value if len(value) <= _MAX_ERROR_TEXT else value[:_MAX_ERROR_TEXT] + "..."
 
 
 def _error_code(value: Any) -> int:

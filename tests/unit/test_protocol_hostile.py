@@ -334,3 +334,18 @@ def test_a_subscribed_reply_naming_an_update_is_a_subscription_nobody_asked_for(
     assert peer.p.pending_count == 1 and peer.p.subscription(9) is None
     peer.feed({"id": update_id, "sid": sid, "type": "ok", "msg": {"market_tickers": ["A", "B"]}})
     assert peer.completions() == {update_id: (["A", "B"], None)}
+
+
+@pytest.mark.parametrize("payload, text", [
+    ("Something went wrong", "Something went wrong"),
+    ({"code": 2, "msg": "x" * 5000}, "x" * 1000 + "..."),
+    ({"code": 2}, "(no message)"),
+])
+def test_an_error_replys_text_is_kept_whatever_its_shape(payload: Any, text: str) -> None:
+    """A plain string as the error's msg is its text (not "(no message)"); a text is
+    cut at 1,000 characters, so a hostile reply cannot make every error huge."""
+    peer = Peer()
+    command_id, _ = peer.subscribe(["ticker"])
+    peer.feed({"id": command_id, "type": "error", "msg": payload})
+    result, _ = peer.completions()[command_id]
+    assert [f.message for f in result.failed] == [text]
