@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._dispatch import Dispatcher
+from ._locklog import SessionLock, defer_library_logs
 from ._transport import ConnectAttempt, Transport
 from .exceptions import (
     CommandTimeout,
@@ -95,7 +96,9 @@ class Session:
         self.signer = config.signer()
         self.number = next(_client_numbers)
         self.pid = os.getpid()
-        self.lock = threading.Lock()
+        # Log records made under the lock reach their handlers (user code) after it.
+        defer_library_logs()
+        self.lock = SessionLock()
         self.send_lock = threading.Lock()
         self.state = CONNECTING
         self.protocol = KalshiProtocol(resync=options.resync, lock=self.lock)

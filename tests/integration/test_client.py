@@ -34,6 +34,7 @@ from kalshi_ws import (
     KalshiConfig,
     KalshiStreamClient,
     MalformedMessage,
+    SequenceGap,
     StreamUpdate,
     SubscriptionInfo,
     Ticker,
@@ -667,3 +668,42 @@ def test_a_subscribe_acknowledged_after_its_timeout_is_undone(
     assert "answered after its caller gave up" in caplog.text
     assert client.subscribe(["trade"]).successful  # a retry gets a clean subscription
     assert len(client.subscriptions()) == 1
+
+
+class _HandlerThatAsksTheClient(logging.Handler):
+    """A user's logging handler that reads the client's stats at each warning (a
+    dashboard, say): it takes the client's lock, so it must never run under it."""
+
+    def __init__(self, client: KalshiStreamClient) -> None:
+        super().__init__(logging.WARNING)
+        self.client = client
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.client.stats()
+        self.seen.append(record.getMessage())
+
+
+@pytest.mark.timeout(60)
+def test_a_logging_handler_that_calls_the_client_runs_outside_its_lock(
+        server: FakeKalshiServer, client: KalshiStreamClient, collector: Collector) -> None:
+    """Log records made under the client's lock (a sequence gap's warning, made by the
+    reader) reach handlers only once the lock is released: a handler calling the client
+    does not deadlock the reader."""
+    handler = _HandlerThatAsksTheClient(client)
+    package = logging.getLogger("kalshi_ws")
+    package.addHandler(handler)
+    try:
+        client.add_callback(collector)
+        client.subscribe(["trade"])
+        server.publish("trade", "trade", {"trade_id": "1", "market_ticker": "SIM-ALPHA",
+                                          "count_fp": "1.00"})
+        server.skip_seq("trade")
+        server.publish("trade", "trade", {"trade_id": "2", "market_ticker": "SIM-ALPHA",
+                                          "count_fp": "1.00"})
+        collector.wait_for(lambda items: len(collector.updates()) == 2)
+        assert collector.of_type(SequenceGap)
+        assert any("gap" in text for text in handler.seen), handler.seen
+        assert client.list_subscriptions(timeout=WAIT)  # the reader is alive
+    finally:
+        package.removeHandler(handler)

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "kalshi_ws"
 LAYERS = ["exceptions", "_speedups", "_compiled", "models", "_wire", "_shapes", "_protocol_params", "_protocol_tables",
           "_protocol_sequencing", "_protocol_update", "_protocol_subscribe", "_protocol_restore",
           "_protocol_replies", "protocol", "freshness", "auth", "config", "backoff", "orderbook",
-          "_transport", "_dispatch", "options", "recording", "_session", "_reader", "reconnect",
+          "_transport", "_dispatch", "_locklog", "options", "recording", "_session", "_reader", "reconnect",
           "_client_commands", "_client_delivery", "bookset", "bookview", "client", "per_process"]
 PURE = ["exceptions", "_speedups", "_compiled", "models", "_wire", "_shapes", "_protocol_params", "_protocol_tables",
         "_protocol_sequencing", "_protocol_update", "_protocol_subscribe", "_protocol_restore",
