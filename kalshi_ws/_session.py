@@ -99,7 +99,7 @@ class Session:
         # Log records made under the lock reach their handlers (user code) after it.
         defer_library_logs()
         self.lock = SessionLock()
-        self.send_lock = threading.Lock()
+        self.send_lock = SessionLock()  # its holder logs the frames it sends
         self.state = CONNECTING
         self.protocol = KalshiProtocol(resync=options.resync, lock=self.lock)
         self.protocol.tick(time.monotonic())  # its clock is right before any command
