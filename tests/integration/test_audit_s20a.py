@@ -85,12 +85,13 @@ def test_a_waiting_command_wakes_chained_to_the_cause(
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 @pytest.mark.parametrize("use", [
+    lambda client, handle: client.subscribe(["ticker"], timeout=1),
     lambda client, handle: client.remove_callback(handle),
     lambda client, handle: client.book_state("SIM-ALPHA"),
     lambda client, handle: client.resync_books(["SIM-ALPHA"]),
     lambda client, handle: client.subscription_options(1),
     lambda client, handle: client.stop_recording(),
-], ids=["remove_callback", "book_state", "resync_books", "subscription_options",
+], ids=["subscribe", "remove_callback", "book_state", "resync_books", "subscription_options",
         "stop_recording"])
 def test_every_method_of_a_client_used_after_fork_raises(
         client: KalshiStreamClient, use: Callable[[KalshiStreamClient, Any], Any]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -569,20 +568,6 @@ def test_server_close_codes(server: FakeKalshiServer, client: KalshiStreamClient
     else:
         assert isinstance(final, ConnectionLost) and final.code == code
     assert client.closed
-
-
-def test_a_client_used_after_fork_raises(client: KalshiStreamClient) -> None:
-    pid = os.fork()
-    if pid == 0:  # child: the reader thread did not survive the fork
-        try:
-            client.subscribe(["ticker"], timeout=1)
-        except ConcurrencyError:
-            os._exit(0)
-        except BaseException:  # noqa: BLE001
-            os._exit(2)
-        os._exit(1)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_keys_and_signatures_never_reach_the_logs(
