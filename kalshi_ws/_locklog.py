@@ -87,9 +87,17 @@ class SessionLock:
 
 
 def _flush(held: _Held) -> None:
+    """Hand the records over; one whose handling raises (a user's handler filter, say)
+    loses no other: the first such error is raised once all have been handed over."""
     records, held.records = held.records, []
+    error: Exception | None = None
     for logger, record in records:
-        logger.handle(record)  # the filter lets it through: no session lock is held
+        try:
+            logger.handle(record)  # the filter lets it through: no session lock is held
+        except Exception as exc:  # noqa: BLE001 - raised below, after the others
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 class _HoldUnderSessionLock(logging.Filter):

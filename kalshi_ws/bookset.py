@@ -413,9 +413,12 @@ class OrderBookSet:
             live = _live_sets.get(self._client)
             if live is not None:
                 live.discard(self)
+            # The sets still live as this one leaves: of two sets closing at once, one
+            # sees the other and keeps what they share, so only one releases it.
+            others = list(live or ())
         if self._client.closed:
             return
-        mine = self._releasable(self.markets)
+        mine = self._releasable(self.markets, others)
         mine_set = set(mine)
         sid = self._current_sid()
         current = [s for s in self._client.subscriptions() if s.sid == sid]
@@ -440,13 +443,17 @@ class OrderBookSet:
                 return subscription.sid
         return self._sid
 
-    def _releasable(self, markets: Iterable[str]) -> list[str]:
+    def _releasable(self, markets: Iterable[str],
+                    others: list[OrderBookSet] | None = None) -> list[str]:
         """Of ``markets`` (this set's), those this set may unsubscribe: Kalshi keeps one
-        order-book subscription per connection, so not those another live set uses, nor
-        those your own subscription held before this set asked for them."""
+        order-book subscription per connection, so not those another live set (of
+        ``others``, else of the sets live now) uses, nor those your own subscription held
+        before this set asked for them."""
         with self._lock:
             kept = set(self._held_before)
-        kept.update(*(other.markets for other in _sets_of(self._client) if other is not self))
+        if others is None:
+            others = _sets_of(self._client)
+        kept.update(*(other.markets for other in others if other is not self))
         return [m for m in markets if m not in kept]
 
     def _users_own(self, covered: set[str], markets: Iterable[str]) -> set[str]:
