@@ -71,6 +71,7 @@ def _process_simulation() -> Simulation:
         simulation = simulated().start()
         _shared = (os.getpid(), simulation)
         atexit.register(simulation.stop)
-        logger.info("KALSHI_SIMULATE is set: using the simulated exchange at %s",
-                    simulation.server.url)
-        return simulation
+    # Logged outside the lock: a handler (user code) may call config_from_env() too.
+    logger.info("KALSHI_SIMULATE is set: using the simulated exchange at %s",
+                simulation.server.url)
+    return simulation
