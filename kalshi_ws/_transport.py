@@ -50,7 +50,7 @@ __all__ = [
     "parse_close",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("kalshi_ws.client")  # README "Logging": connections log as the client
 
 OP_CONT = 0x0
 OP_TEXT = 0x1
@@ -416,7 +416,7 @@ class Transport:
         try:
             self._ws.send_close(code, reason.encode("utf-8")[:120])
         except (OSError, websocket.WebSocketException) as exc:
-            logger.debug("x could not send close frame: %s", exc)
+            logger.debug("could not send close frame: %s", exc)
 
     @property
     def close_sent(self) -> bool:
