@@ -6,6 +6,7 @@ Each test pins one place where the code did not do what README.rst promises.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import socket
 import sys
@@ -15,8 +16,9 @@ from types import ModuleType
 import pytest
 import websocket
 
-from kalshi_ws import _compiled
+from kalshi_ws import MalformedMessage, StreamUpdate, UnknownMessage, _compiled
 from kalshi_ws._transport import Transport
+from kalshi_ws.protocol import KalshiProtocol
 
 speedups = _compiled.speedups
 needs_c = pytest.mark.skipif(speedups is None, reason="kalshi_ws._speedups is not built")
@@ -61,3 +63,33 @@ def test_a_close_frame_that_cannot_be_sent_is_logged_as_the_client(
     assert records and all(r.name == "kalshi_ws.client" for r in records), \
         [(r.name, r.getMessage()) for r in caplog.records]
     assert transport.close_sent
+
+
+@pytest.mark.parametrize("channel, frame, cls, named", [
+    ("trade", {"type": "brand_new_type", "sid": 1, "seq": 1, "msg": {}},
+     UnknownMessage, "brand_new_type"),
+    ("trade", {"type": "trade", "sid": 1, "seq": 1, "msg": {"market_ticker": 5}},
+     MalformedMessage, "market_ticker"),
+    ("ticker", {"type": "ticker", "sid": 1, "msg": {"price_dollars": "0.41"}},
+     MalformedMessage, "market_ticker"),
+], ids=["unknown type", "malformed trade", "malformed ticker"])
+def test_unknown_and_malformed_messages_of_a_subscription_log_a_warning(
+        caplog: pytest.LogCaptureFixture, channel: str, frame: dict[str, object],
+        cls: type, named: str) -> None:
+    # README "Logging": "the protocol's sequence gaps, Kalshi's errors and malformed
+    # messages [log] as kalshi_ws.protocol ... WARNING for gaps, unknown or malformed
+    # messages". On a subscribed sid they were delivered without a word.
+    protocol = KalshiProtocol()
+    command_id, _ = protocol.subscribe([channel], None)
+    protocol.receive({"id": command_id, "type": "subscribed",
+                      "msg": {"channel": channel, "sid": 1}})
+    protocol.take_completions()
+    protocol.take_deliveries()
+    with caplog.at_level(logging.DEBUG, logger="kalshi_ws"):
+        protocol.receive(json.loads(json.dumps(frame)))
+    updates = [i for i in protocol.take_deliveries() if isinstance(i, StreamUpdate)]
+    assert len(updates) == 1 and isinstance(updates[0].msg, cls), updates
+    warnings = [r for r in caplog.records
+                if r.name == "kalshi_ws.protocol" and r.levelno == logging.WARNING]
+    assert any(named in r.getMessage() for r in warnings), \
+        [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
