@@ -17,9 +17,11 @@ Any thread may read this module's names.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 __all__ = ["API_VERSION", "PURE_PYTHON_VARIABLE", "enabled", "speedups"]
@@ -37,6 +39,19 @@ PURE_PYTHON_VARIABLE = "KALSHI_WS_PURE_PYTHON"
 #: release of kalshi_ws (an editable install updated without a rebuild) is not used.
 API_VERSION = 2
 
+#: The C source installed beside this module. The C module carries the SHA-256 of the
+#: source it was built from (``_speedups.SOURCE_DIGEST``, set by setup.py): one built
+#: from other C code, even with the same interface, is not used either.
+_SOURCE = Path(__file__).with_name("_speedups.c")
+
+
+def _source_digest() -> str | None:
+    """The SHA-256 (hex) of the C source beside this module, or None where it is absent."""
+    try:
+        return hashlib.sha256(_SOURCE.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
 
 def _import() -> Any:
     try:
@@ -48,6 +63,12 @@ def _import() -> Any:
                        "(interface %s, this one needs %s): kalshi_ws runs in Python alone; "
                        "reinstall it (pip install) to rebuild the C speed-ups",
                        getattr(module, "API_VERSION", "unknown"), API_VERSION)
+        return None
+    digest = _source_digest()
+    if digest is not None and getattr(module, "SOURCE_DIGEST", None) != digest:
+        logger.warning("kalshi_ws._speedups was built from other C code than %s: kalshi_ws "
+                       "runs in Python alone; reinstall it (pip install) to rebuild the C "
+                       "speed-ups", _SOURCE)
         return None
     return module
 

@@ -116,7 +116,8 @@ class ConnectionReader:
         self.session = session
         self.ticks = 0  # housekeeping ticks so far
         self.liveness: Liveness | None = None  # of the connection read last
-        self.shapes = ShapeDecoder()  # learned frame shapes, kept across connections
+        # Learned frame shapes, kept across connections; in C as the client chose.
+        self.shapes = ShapeDecoder(compiled=session.compiled)
 
     @property
     def last_frame(self) -> float:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from . import _compiled
 from ._dispatch import Dispatcher
 from ._locklog import SessionLock, defer_library_logs
 from ._transport import ConnectAttempt, Transport
@@ -101,6 +102,9 @@ class Session:
         self.lock = SessionLock()
         self.send_lock = SessionLock()  # its holder logs the frames it sends
         self.state = CONNECTING
+        # The C code or not, chosen once for the client (README: KALSHI_WS_PURE_PYTHON
+        # "when a client is created"): its protocol, shapes and every connection's framing.
+        self.compiled = _compiled.enabled()
         self.protocol = KalshiProtocol(resync=options.resync, lock=self.lock)
         self.protocol.tick(time.monotonic())  # its clock is right before any command
         self.slots: dict[int, Slot] = {}
@@ -152,7 +156,7 @@ class Session:
             return Transport.connect(
                 self.config.url, self.signer.headers(), timeout=self.options.timeout,
                 tick=TICK, ssl_context=self.options.ssl_context, attempt=attempt,
-                max_message_size=self.options.max_message_size)
+                max_message_size=self.options.max_message_size, compiled=self.compiled)
         finally:
             self.attempt = None
 

@@ -33,6 +33,9 @@
 #include <string.h>
 
 #define API_VERSION 2 /* see _compiled.API_VERSION */
+#ifndef SOURCE_DIGEST
+#define SOURCE_DIGEST "" /* setup.py defines it: the SHA-256 of this file, in hex */
+#endif
 #define MAX_STEPS 256
 #define MAX_DIGITS 18
 
@@ -1567,7 +1570,9 @@ PyInit__speedups(void)
         PyModule_AddIntConstant(module, "CONV_NONE", CONV_NONE) < 0 ||
         PyModule_AddIntConstant(module, "CONV_DECIMAL", CONV_DECIMAL) < 0 ||
         PyModule_AddIntConstant(module, "CONV_CALL", CONV_CALL) < 0 ||
-        PyModule_AddIntConstant(module, "MAX_STEPS", MAX_STEPS) < 0) {
+        PyModule_AddIntConstant(module, "MAX_STEPS", MAX_STEPS) < 0 ||
+        /* Which C code this module was built from: _compiled.py uses no other. */
+        PyModule_AddStringConstant(module, "SOURCE_DIGEST", SOURCE_DIGEST) < 0) {
         Py_DECREF(module);
         return NULL;
     }

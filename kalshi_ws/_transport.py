@@ -50,7 +50,7 @@ __all__ = [
     "parse_close",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("kalshi_ws.client")  # README "Logging": connections log as the client
 
 OP_CONT = 0x0
 OP_TEXT = 0x1
@@ -88,7 +88,8 @@ class Transport:
     """
 
     def __init__(self, ws: websocket.WebSocket, tick: float,
-                 max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+                 max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+                 compiled: bool | None = None) -> None:
         self._ws = ws
         sock = ws.sock
         if sock is None:  # pragma: no cover - websocket-client sets it once connected
@@ -108,8 +109,10 @@ class Transport:
         self._fragments: list[bytes] = []
         self._fragment_opcode = 0
         self._close_sent = False
-        # The C loop for the common frames (see _split), where built and not turned off.
-        self._split_data = _compiled.speedups.split_data if _compiled.enabled() else None
+        # The C loop for the common frames (see _split), where built and not turned off
+        # (``compiled``: the client's choice, made once; None: the process's).
+        in_c = _compiled.enabled() if compiled is None else compiled
+        self._split_data = _compiled.speedups.split_data if in_c else None
 
     # ------------------------------------------------------------------ opening
 
@@ -124,6 +127,7 @@ class Transport:
         ssl_context: ssl.SSLContext | None = None,
         attempt: ConnectAttempt | None = None,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        compiled: bool | None = None,
     ) -> Transport:
         """Open a connection and perform the handshake.
 
@@ -137,6 +141,8 @@ class Transport:
                 :class:`ConnectAttempt`). Without a proxy the TCP connect and TLS are
                 done here for that; with one, websocket-client does them (not abortable).
             max_message_size: Largest message accepted, in bytes (None: no limit).
+            compiled: Cut frames with the optional C module (None: where it is used,
+                see :mod:`kalshi_ws._compiled`).
 
         Raises:
             AuthenticationError: the server answered 401 or 403.
@@ -193,7 +199,7 @@ class Transport:
             raise HandshakeError(f"could not connect to {url}: {exc}") from exc
         if ws.frame_buffer.recv_buffer:  # pragma: no cover - websocket-client never over-reads
             raise ProtocolError("handshake left unread bytes in websocket-client's buffer")
-        return cls(ws, tick, max_message_size)
+        return cls(ws, tick, max_message_size, compiled)
 
     # ------------------------------------------------------------------ receiving
 
@@ -416,7 +422,7 @@ class Transport:
         try:
             self._ws.send_close(code, reason.encode("utf-8")[:120])
         except (OSError, websocket.WebSocketException) as exc:
-            logger.debug("x could not send close frame: %s", exc)
+            logger.debug("could not send close frame: %s", exc)
 
     @property
     def close_sent(self) -> bool:

@@ -75,6 +75,7 @@ from .models import (
     OrderbookSnapshot,
     StreamUpdate,
     Subscription,
+    UnknownMessage,
 )
 
 __all__ = ["DUPLICATE_WINDOW", "INTERNAL_COMMAND_TIMEOUT", "SUBSCRIBE_OPTIONS", "UPDATE_ACTIONS",
@@ -489,6 +490,9 @@ class KalshiProtocol:
                 return
         payload = get("msg")
         msg = _build_message(wire_type, payload, frame)
+        if msg.__class__ is UnknownMessage or (
+                msg.__class__ is MalformedMessage and not sub.is_book):  # books: below
+            self._warn_unreadable(sub, msg)
         if sub.is_book:
             market = payload.get("market_ticker") if payload.__class__ is dict else None
             if wire_type != "orderbook_delta" or msg.__class__ is MalformedMessage or \
@@ -571,6 +575,20 @@ class KalshiProtocol:
         as a MalformedMessage whose error starts with ``what``."""
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
         self._deliver_malformed("", {"text": text[:2000]}, f"{what}: {error}")
+
+    def _warn_unreadable(self, sub: Sub, msg: MalformedMessage | UnknownMessage) -> None:
+        """Log (WARNING once per sid's channel, type and kind, DEBUG after) a message of
+        a subscription that is delivered as an UnknownMessage or a MalformedMessage."""
+        tables = self._tables
+        if isinstance(msg, UnknownMessage):
+            tables.warn_once(tables.bounded_key(("unknown", sub.channel, msg.type), "unknown"),
+                             "unknown message type %r on sid %d (%s): delivered as an "
+                             "UnknownMessage", msg.type, sub.sid, sub.channel)
+        else:
+            error = msg.error
+            tables.warn_once(tables.bounded_key(
+                ("malformed", sub.channel, msg.type, error.split(":", 1)[0][:40]), "malformed"),
+                "malformed %s message on sid %d (%s): %s", msg.type, sub.sid, sub.channel, error)
 
     def _deliver_malformed(self, wire_type: str, frame: Any, error: str) -> None:
         tables = self._tables
