@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kalshi_ws import HealthConfig, KalshiConfig, KalshiStreamClient
 from kalshi_ws.bookset import _live_sets, _live_sets_lock
 from kalshi_ws.testing import FakeKalshiServer, MarketSimulator
+from tests.conftest import poll_public_state
 from tests.timing import WAIT
 
 MARKETS = ["BOOK-A", "BOOK-B"]
@@ -23,16 +23,6 @@ def book_server(private_key: rsa.RSAPrivateKey) -> Iterator[FakeKalshiServer]:
     simulator = MarketSimulator(MARKETS, seed=404, levels=3)
     with FakeKalshiServer(public_key=private_key.public_key(), simulator=simulator) as server:
         yield server
-
-
-def _wait_for(condition: object, timeout: float) -> bool:
-    """Poll a condition of another thread's progress (no fixed sleep decides anything)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.005)
-    return False
 
 
 @pytest.mark.timeout(120)
@@ -64,7 +54,7 @@ def test_two_sets_of_the_same_markets_closing_at_once_both_close_cleanly(
             threads = [threading.Thread(target=close, args=(b,)) for b in (first, second)]
             for thread in threads:
                 thread.start()
-            assert _wait_for(lambda: live() == 0, WAIT)
+            poll_public_state(lambda: live() == 0, what="both sets out of the live list")
         for thread in threads:
             thread.join(WAIT)
         assert errors == []
