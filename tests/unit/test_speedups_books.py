@@ -62,6 +62,21 @@ _PAIRS = st.one_of(
 )
 
 
+def _grows_less_than(limit: int, work: Any) -> None:
+    """Run ``work`` once to warm up, then again under tracemalloc: what it leaves
+    allocated must stay under ``limit`` bytes (a leak per call grows with the calls)."""
+    work()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        work()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    assert grown < limit
+
+
 def _wire_ladder_both(value: list[Any], cache: dict[str, Decimal]) -> list[Any]:
     """[(Python outcome, Python cache), (C outcome, C cache)] from the same cache."""
     results = []
@@ -295,16 +310,7 @@ def test_the_ladder_readers_do_not_leak(saved_cache: None) -> None:
             speedups.split_ladder(orderbook._ZERO, orderbook._ONE, orderbook._INFINITY, levels)
             speedups.split_ladder(orderbook._ZERO, orderbook._ONE, orderbook._INFINITY, bad)
 
-    work()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.take_snapshot()
-        work()
-        after = tracemalloc.take_snapshot()
-    finally:
-        tracemalloc.stop()
-    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
-    assert grown < 64 * 1024
+    _grows_less_than(64 * 1024, work)
 
 
 # ---------------------------------------------------------------------- changed_side (books)
@@ -652,13 +658,4 @@ def test_changed_side_does_not_leak() -> None:
             _outcome(speedups.changed_side, *args, [], (), d(1), d(1), 0)
             _outcome(speedups.changed_side, *args, prices, sizes, d(1), d(1), None)
 
-    work()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.take_snapshot()
-        work()
-        after = tracemalloc.take_snapshot()
-    finally:
-        tracemalloc.stop()
-    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
-    assert grown < 64 * 1024
+    _grows_less_than(64 * 1024, work)
