@@ -1306,6 +1306,29 @@ raise_bad_price(PyObject *bad_price, PyObject *price)
     return NULL;
 }
 
+/* A change at a price with no level: 1 when it makes a level (a positive delta at a
+ * price strictly between 0 and 1), 0 when it is ignored (a delta of zero or below), -1
+ * with an exception set (bad_price's error for a price outside, or a comparison that
+ * failed). The same checks, in the same order, as orderbook._changed_side. */
+static int
+new_level(PyObject *zero, PyObject *one, PyObject *bad_price, PyObject *price,
+          PyObject *delta)
+{
+    int positive = PyObject_RichCompareBool(delta, zero, Py_GT);
+    if (positive <= 0) {
+        return positive;
+    }
+    int ok = inside(zero, price, one);
+    if (ok < 0) {
+        return -1;
+    }
+    if (!ok) {
+        raise_bad_price(bad_price, price);
+        return -1;
+    }
+    return 1;
+}
+
 /* changed_side(zero, one, add, bad_price, edits_before_dict,
  *              prices, sizes, price, delta, edits):
  * orderbook._changed_side, with the same results, comparisons and errors. */
@@ -1351,20 +1374,12 @@ changed_side(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
             goto done;
         }
         if (size == NULL || size == Py_None) { /* as .get() gives it */
-            int positive = PyObject_RichCompareBool(delta, zero, Py_GT);
-            if (positive < 0) {
+            int made = new_level(zero, one, bad_price, price, delta);
+            if (made < 0) {
                 goto done;
             }
-            if (!positive) {
+            if (!made) {
                 result = Py_NewRef(Py_None);
-                goto done;
-            }
-            int ok = inside(zero, price, one);
-            if (ok < 0) {
-                goto done;
-            }
-            if (!ok) {
-                raise_bad_price(bad_price, price);
                 goto done;
             }
             if (PyDict_SetItem(sizes, price, delta) < 0) {
@@ -1465,20 +1480,12 @@ changed_side(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
             goto done;
         }
     }
-    int positive = PyObject_RichCompareBool(delta, zero, Py_GT);
-    if (positive < 0) {
+    int made = new_level(zero, one, bad_price, price, delta);
+    if (made < 0) {
         goto done;
     }
-    if (!positive) {
+    if (!made) {
         result = Py_NewRef(Py_None);
-        goto done;
-    }
-    int ok = inside(zero, price, one);
-    if (ok < 0) {
-        goto done;
-    }
-    if (!ok) {
-        raise_bad_price(bad_price, price);
         goto done;
     }
     result = side_pair(tuple_changed(prices, index, price, 0),
