@@ -7,14 +7,11 @@ Each test pins one promise of README.rst that a tester could check and the code 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kalshi_ws import (
-    KalshiConfig,
     KalshiStreamClient,
     MalformedMessage,
     Reconnected,
@@ -26,28 +23,6 @@ from kalshi_ws.testing import FakeKalshiServer
 from tests.conftest import Collector
 from tests.hostile_server import OP_BINARY, OP_CONT, HostileServer, frame
 from tests.timing import MS
-
-
-@pytest.fixture
-def hostile() -> Iterator[HostileServer]:
-    with HostileServer() as server:
-        yield server
-
-
-@pytest.fixture
-def open_client(hostile: HostileServer, private_key: rsa.RSAPrivateKey,
-                ) -> Iterator[Callable[..., KalshiStreamClient]]:
-    config = KalshiConfig("test-key-id", private_key, ws_url=hostile.url)
-    clients: list[KalshiStreamClient] = []
-
-    def factory(**options: Any) -> KalshiStreamClient:
-        client = KalshiStreamClient.connect(config, **options)
-        clients.append(client)
-        return client
-
-    yield factory
-    for client in clients:
-        client.close()
 
 
 @pytest.mark.parametrize("pure_python", [False, True], ids=["c", "python"])

@@ -29,7 +29,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kalshi_ws import (
     Backoff,
@@ -76,33 +75,6 @@ MiB = 2 ** 20
 
 
 # ---------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def hostile() -> Iterator[HostileServer]:
-    with HostileServer() as server:
-        yield server
-
-
-@pytest.fixture
-def hostile_config(hostile: HostileServer, private_key: rsa.RSAPrivateKey) -> KalshiConfig:
-    return KalshiConfig("test-key-id", private_key, ws_url=hostile.url)
-
-
-@pytest.fixture
-def open_client(hostile_config: KalshiConfig) -> Iterator[Callable[..., KalshiStreamClient]]:
-    """Connect clients to the hostile server; each is closed (and must end CLOSED)."""
-    clients: list[KalshiStreamClient] = []
-
-    def factory(**options: Any) -> KalshiStreamClient:
-        client = KalshiStreamClient.connect(hostile_config, **options)
-        clients.append(client)
-        return client
-
-    yield factory
-    for client in clients:
-        client.close(timeout=3_000 * MS)
-        assert client.state == "CLOSED"
 
 
 @pytest.fixture(autouse=True)
