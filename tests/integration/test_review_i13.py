@@ -20,9 +20,6 @@ from kalshi_ws.protocol import KalshiProtocol
 from tests.hostile_server import HostileServer, frame
 from tests.integration.test_hostile import (  # noqa: F401 - fixtures
     _ticker_client,
-    hostile,
-    hostile_config,
-    open_client,
     reader_never_raises,
     ticker_msg,
 )
@@ -76,8 +73,8 @@ def _spellings(sid: int) -> list[str]:
 
 
 def test_every_spelling_of_a_frame_is_delivered_as_the_general_path_reads_it(
-        hostile: HostileServer,  # noqa: F811 - the fixture
-        open_client: Callable[..., KalshiStreamClient]) -> None:  # noqa: F811
+        hostile: HostileServer,
+        open_client: Callable[..., KalshiStreamClient]) -> None:
     client, seen, sid, conn = _ticker_client(hostile, open_client)
     texts = _spellings(sid)
     reference = KalshiProtocol()
